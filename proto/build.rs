@@ -1,0 +1,9 @@
+//! Compiles `proto/quern.proto` with protox (pure Rust), so no system `protoc` is needed.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let descriptors = protox::compile(["proto/quern.proto"], ["proto"])?;
+    tonic_prost_build::configure()
+        .bytes(".quern.v1.FetchChunk.data")
+        .compile_fds(descriptors)?;
+    Ok(())
+}

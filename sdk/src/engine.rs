@@ -1,0 +1,47 @@
+//! The byte-level interface between a job and the engine. The worker drives a job only through
+//! [`JobEngine`]; keys and values cross it as encoded bytes, so the engine never needs the job's
+//! types. [`crate::JobDef`] erases a typed job to this interface.
+
+use crate::JobError;
+
+/// Lines of one split: `(byte offset of the line in its object, line without its terminator)`.
+pub trait LineSource {
+    fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError>;
+}
+
+/// Where a map task's records go: the partition, sort and spill machinery.
+pub trait MapSink {
+    fn emit(&mut self, key: &[u8], value: &[u8]) -> Result<(), JobError>;
+}
+
+/// The encoded values of one key group, in no particular order.
+pub trait ValueStream {
+    fn next_value(&mut self) -> Result<Option<&[u8]>, JobError>;
+}
+
+/// Reduce output lines are appended to a plain buffer the engine flushes between key groups.
+pub type TextSink = Vec<u8>;
+
+/// A job as the engine sees it.
+pub trait JobEngine: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    /// Runs the mapper over every line of a split.
+    fn map(&self, lines: &mut dyn LineSource, sink: &mut dyn MapSink) -> Result<(), JobError>;
+    /// Which of `partitions` reduce partitions an encoded key belongs to.
+    fn partition(&self, key: &[u8], partitions: u32) -> u32;
+    fn has_combiner(&self) -> bool;
+    /// Combines one key group into a single encoded value appended to `out`.
+    fn combine(
+        &self,
+        key: &[u8],
+        values: &mut dyn ValueStream,
+        out: &mut Vec<u8>,
+    ) -> Result<(), JobError>;
+    /// Reduces one key group, appending text lines to `out`; returns how many records it wrote.
+    fn reduce(
+        &self,
+        key: &[u8],
+        values: &mut dyn ValueStream,
+        out: &mut TextSink,
+    ) -> Result<u64, JobError>;
+}

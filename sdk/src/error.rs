@@ -1,0 +1,30 @@
+//! The error that user code, codecs and the engine interface return.
+
+/// A failure inside a job's own code or data: it fails the task attempt, never the process.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("cannot decode a key: {reason}")]
+    KeyDecode { reason: String },
+    #[error("cannot decode a value")]
+    ValueDecode(#[source] bincode::error::DecodeError),
+    #[error("cannot encode a value")]
+    ValueEncode(#[source] bincode::error::EncodeError),
+    #[error("{0}")]
+    User(String),
+    /// The engine's own I/O under a job's call (a spill file, a fetched segment).
+    #[error("I/O error in the task's local data")]
+    Io(#[source] std::io::Error),
+}
+
+impl JobError {
+    /// An error raised by a job's own logic, with a message for the task history.
+    pub fn user(message: impl Into<String>) -> Self {
+        JobError::User(message.into())
+    }
+}
+
+impl From<std::io::Error> for JobError {
+    fn from(e: std::io::Error) -> Self {
+        JobError::Io(e)
+    }
+}

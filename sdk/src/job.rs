@@ -1,0 +1,229 @@
+//! The typed job API: [`Mapper`], [`Combiner`], [`Reducer`], [`Partitioner`], and [`JobDef`], which
+//! binds them under a name and erases them to the engine's byte-level [`JobEngine`].
+
+use crate::engine::{JobEngine, LineSource, MapSink, TextSink, ValueStream};
+use crate::key::{Key, KeyEncode};
+use crate::text::{TextFormat, write_line};
+use crate::value::{Value, decode_value, encode_value};
+use crate::JobError;
+use std::borrow::Borrow;
+use std::marker::PhantomData;
+
+/// Turns one input line into zero or more key/value pairs.
+pub trait Mapper: Send + Sync + 'static {
+    type Key: Key;
+    type Value: Value;
+    /// `offset` is the byte offset of the line in its input object; `line` has no terminator.
+    fn map(
+        &self,
+        offset: u64,
+        line: &[u8],
+        out: &mut Emitter<'_, Self::Key, Self::Value>,
+    ) -> Result<(), JobError>;
+}
+
+/// Folds the values of one key into one, map-side, before the shuffle. It must give the same
+/// reduce result whether it runs zero, one or many times (sum, min, max, …).
+pub trait Combiner: Send + Sync + 'static {
+    type Key: Key;
+    type Value: Value;
+    fn combine(&self, key: &Self::Key, values: &mut dyn Iterator<Item = Self::Value>)
+    -> Self::Value;
+}
+
+/// Turns one key and all its values into output records.
+pub trait Reducer: Send + Sync + 'static {
+    type Key: Key;
+    type Value: Value;
+    type OutKey: TextFormat + ?Sized;
+    type OutValue: TextFormat + ?Sized;
+    fn reduce(
+        &self,
+        key: Self::Key,
+        values: &mut dyn Iterator<Item = Self::Value>,
+        out: &mut Output<'_, Self::OutKey, Self::OutValue>,
+    ) -> Result<(), JobError>;
+}
+
+/// Chooses the reduce partition of an encoded key.
+pub trait Partitioner: Send + Sync + 'static {
+    fn partition(&self, key: &[u8], partitions: u32) -> u32;
+}
+
+/// The default partitioner: a stable hash (xxh3) of the key bytes, the same in every process.
+pub struct HashPartitioner;
+
+impl Partitioner for HashPartitioner {
+    fn partition(&self, key: &[u8], partitions: u32) -> u32 {
+        (xxhash_rust::xxh3::xxh3_64(key) % u64::from(partitions.max(1))) as u32
+    }
+}
+
+/// What a mapper writes its pairs to. Keeps scratch buffers, so emitting does not allocate.
+pub struct Emitter<'a, K, V> {
+    sink: &'a mut dyn MapSink,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    types: PhantomData<fn(K, V)>,
+}
+
+impl<K: Key, V: Value> Emitter<'_, K, V> {
+    /// Emits one pair. The key may be a borrowed form of `K` (`&[u8]` for `Vec<u8>`, `&str` for
+    /// `String`).
+    pub fn emit<Q>(&mut self, key: &Q, value: &V) -> Result<(), JobError>
+    where
+        Q: KeyEncode + ?Sized,
+        K: Borrow<Q>,
+    {
+        self.key.clear();
+        key.encode_key(&mut self.key);
+        self.value.clear();
+        encode_value(value, &mut self.value)?;
+        self.sink.emit(&self.key, &self.value)
+    }
+}
+
+/// What a reducer writes its output records to.
+pub struct Output<'a, K: ?Sized, V: ?Sized> {
+    out: &'a mut TextSink,
+    records: u64,
+    types: PhantomData<fn(&K, &V)>,
+}
+
+impl<K: TextFormat + ?Sized, V: TextFormat + ?Sized> Output<'_, K, V> {
+    pub fn write(&mut self, key: &K, value: &V) {
+        write_line(key, value, self.out);
+        self.records += 1;
+    }
+}
+
+/// Decodes a [`ValueStream`] into typed values; the first error ends the iteration and is kept.
+struct DecodedValues<'a, V> {
+    stream: &'a mut dyn ValueStream,
+    error: Option<JobError>,
+    types: PhantomData<fn() -> V>,
+}
+
+impl<'a, V: Value> DecodedValues<'a, V> {
+    fn new(stream: &'a mut dyn ValueStream) -> Self {
+        DecodedValues { stream, error: None, types: PhantomData }
+    }
+
+    fn finish(self) -> Result<(), JobError> {
+        self.error.map_or(Ok(()), Err)
+    }
+}
+
+impl<V: Value> Iterator for DecodedValues<'_, V> {
+    type Item = V;
+    fn next(&mut self) -> Option<V> {
+        if self.error.is_some() {
+            return None;
+        }
+        let decoded = match self.stream.next_value() {
+            Ok(Some(bytes)) => decode_value(bytes),
+            Ok(None) => return None,
+            Err(e) => Err(e),
+        };
+        decoded.map_err(|e| self.error = Some(e)).ok()
+    }
+}
+
+type BoxedCombiner<K, V> = Box<dyn Combiner<Key = K, Value = V>>;
+
+/// A named job: a mapper, a reducer, and optionally a combiner and a partitioner.
+pub struct JobDef<M: Mapper, R> {
+    name: String,
+    mapper: M,
+    reducer: R,
+    combiner: Option<BoxedCombiner<M::Key, M::Value>>,
+    partitioner: Box<dyn Partitioner>,
+}
+
+impl<M, R> JobDef<M, R>
+where
+    M: Mapper,
+    R: Reducer<Key = M::Key, Value = M::Value>,
+{
+    pub fn new(name: impl Into<String>, mapper: M, reducer: R) -> Self {
+        JobDef {
+            name: name.into(),
+            mapper,
+            reducer,
+            combiner: None,
+            partitioner: Box::new(HashPartitioner),
+        }
+    }
+
+    pub fn combiner(mut self, combiner: impl Combiner<Key = M::Key, Value = M::Value>) -> Self {
+        self.combiner = Some(Box::new(combiner));
+        self
+    }
+
+    pub fn partitioner(mut self, partitioner: impl Partitioner) -> Self {
+        self.partitioner = Box::new(partitioner);
+        self
+    }
+}
+
+impl<M, R> JobEngine for JobDef<M, R>
+where
+    M: Mapper,
+    R: Reducer<Key = M::Key, Value = M::Value>,
+{
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn map(&self, lines: &mut dyn LineSource, sink: &mut dyn MapSink) -> Result<(), JobError> {
+        let mut emitter = Emitter {
+            sink,
+            key: Vec::new(),
+            value: Vec::new(),
+            types: PhantomData,
+        };
+        while let Some((offset, line)) = lines.next_line()? {
+            self.mapper.map(offset, line, &mut emitter)?;
+        }
+        Ok(())
+    }
+
+    fn partition(&self, key: &[u8], partitions: u32) -> u32 {
+        self.partitioner.partition(key, partitions)
+    }
+
+    fn has_combiner(&self) -> bool {
+        self.combiner.is_some()
+    }
+
+    fn combine(
+        &self,
+        key: &[u8],
+        values: &mut dyn ValueStream,
+        out: &mut Vec<u8>,
+    ) -> Result<(), JobError> {
+        let combiner = self
+            .combiner
+            .as_ref()
+            .ok_or_else(|| JobError::user(format!("job {} has no combiner", self.name)))?;
+        let key = M::Key::decode_key(key)?;
+        let mut decoded = DecodedValues::new(values);
+        let combined = combiner.combine(&key, &mut decoded);
+        decoded.finish()?;
+        encode_value(&combined, out)
+    }
+
+    fn reduce(
+        &self,
+        key: &[u8],
+        values: &mut dyn ValueStream,
+        out: &mut TextSink,
+    ) -> Result<u64, JobError> {
+        let key = M::Key::decode_key(key)?;
+        let mut decoded = DecodedValues::new(values);
+        let mut output = Output { out, records: 0, types: PhantomData };
+        self.reducer.reduce(key, &mut decoded, &mut output)?;
+        decoded.finish()?;
+        Ok(output.records)
+    }
+}

@@ -1,0 +1,28 @@
+//! The Quern SDK: everything a job author touches.
+//!
+//! - [`key`]: order-preserving key encoding, so the engine sorts keys by comparing bytes.
+//! - [`value`]: the value codec (serde + bincode 2), behind one module so it can be swapped.
+//! - [`text`]: how keys and values are written as `key<TAB>value` output lines.
+//! - [`job`]: the `Mapper`, `Combiner`, `Reducer` and `Partitioner` traits and [`job::JobDef`],
+//!   which binds them into a job.
+//! - [`engine`]: the byte-level interface the worker drives; a typed job is erased to it.
+//! - [`registry`]: the named jobs a binary carries.
+//! - [`local`]: an in-process runner for unit-testing a job without a cluster.
+//! - [`error`]: the error type user code and codecs return.
+
+pub mod engine;
+pub mod error;
+pub mod job;
+pub mod key;
+pub mod local;
+pub mod registry;
+pub mod text;
+pub mod value;
+
+pub use engine::{JobEngine, MapSink, TextSink, ValueStream};
+pub use error::JobError;
+pub use job::{Combiner, Emitter, HashPartitioner, JobDef, Mapper, Output, Partitioner, Reducer};
+pub use key::{Key, KeyEncode};
+pub use registry::JobRegistry;
+pub use text::TextFormat;
+pub use value::Value;

@@ -1,0 +1,73 @@
+//! How reduce output is written: Hadoop's text format, one `key<TAB>value` line per record.
+
+/// Writes itself as one field of a text output line.
+pub trait TextFormat {
+    fn write_text(&self, out: &mut Vec<u8>);
+}
+
+impl TextFormat for [u8] {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+}
+
+impl TextFormat for Vec<u8> {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+}
+
+impl TextFormat for str {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+}
+
+impl TextFormat for String {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+}
+
+macro_rules! integer_text {
+    ($($t:ty),*) => {$(
+        impl TextFormat for $t {
+            fn write_text(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(itoa::Buffer::new().format(*self).as_bytes());
+            }
+        }
+    )*};
+}
+
+integer_text!(u8, u16, u32, u64, i32, i64, usize);
+
+impl TextFormat for f64 {
+    fn write_text(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.to_string().as_bytes());
+    }
+}
+
+/// Appends `key<TAB>value\n` to `out`.
+pub fn write_line<K: TextFormat + ?Sized, V: TextFormat + ?Sized>(
+    key: &K,
+    value: &V,
+    out: &mut Vec<u8>,
+) {
+    key.write_text(out);
+    out.push(b'\t');
+    value.write_text(out);
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_key_tab_value_newline() {
+        let mut out = Vec::new();
+        write_line(b"caf\xc3\xa9".as_slice(), &1234u64, &mut out);
+        write_line("neg", &-5i64, &mut out);
+        assert_eq!(out, b"caf\xc3\xa9\t1234\nneg\t-5\n");
+    }
+}

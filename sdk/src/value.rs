@@ -1,0 +1,47 @@
+//! The value codec: serde + bincode 2 with its standard (varint) configuration. Every value that
+//! crosses a stage boundary goes through [`encode_value`] and [`decode_value`], so the codec can
+//! be swapped here alone.
+
+use crate::JobError;
+use serde::{Serialize, de::DeserializeOwned};
+
+/// A value type: anything serde can carry.
+pub trait Value: Serialize + DeserializeOwned + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Send + 'static> Value for T {}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Appends the encoding of `value` to `out`.
+pub fn encode_value<V: Serialize + ?Sized>(value: &V, out: &mut Vec<u8>) -> Result<(), JobError> {
+    bincode::serde::encode_into_std_write(value, out, config()).map_err(JobError::ValueEncode)?;
+    Ok(())
+}
+
+/// Decodes one value that fills `bytes`.
+pub fn decode_value<V: DeserializeOwned>(bytes: &[u8]) -> Result<V, JobError> {
+    let (value, _read) =
+        bincode::serde::decode_from_slice(bytes, config()).map_err(JobError::ValueDecode)?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip() {
+        let mut out = Vec::new();
+        encode_value(&(42u64, "x".to_string()), &mut out).unwrap();
+        let back: (u64, String) = decode_value(&out).unwrap();
+        assert_eq!(back, (42, "x".to_string()));
+    }
+
+    #[test]
+    fn truncated_value_is_an_error() {
+        let mut out = Vec::new();
+        encode_value(&"hello".to_string(), &mut out).unwrap();
+        assert!(decode_value::<String>(&out[..3]).is_err());
+    }
+}
