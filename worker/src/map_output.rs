@@ -1,0 +1,168 @@
+//! Collects a map task's records into its map output: partition each record, buffer it, spill
+//! sorted runs when the buffer fills, and at the end merge the spills (combining again) into one
+//! run file on local disk, which the shuffle service serves partition by partition.
+
+use crate::merge::{Groups, Merge};
+use crate::sort_buffer::SortBuffer;
+use crate::spill::{Run, RunWriter, write_group};
+use quern_sdk::{JobEngine, JobError, MapSink};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The map output of a task, and what it took to make it.
+#[derive(Debug)]
+pub struct MapOutput {
+    pub run: Run,
+    /// Records the mapper emitted.
+    pub emitted: u64,
+    /// Records in the final output (after combining).
+    pub records: u64,
+    pub spills: u64,
+}
+
+/// The [`MapSink`] a map task writes to.
+pub struct MapOutputWriter {
+    job: Arc<dyn JobEngine>,
+    partitions: u32,
+    buffer: SortBuffer,
+    dir: PathBuf,
+    spills: Vec<Run>,
+    emitted: u64,
+}
+
+impl MapOutputWriter {
+    /// A writer whose spills and output go to `dir`, holding about `buffer_bytes` in memory.
+    pub fn new(job: Arc<dyn JobEngine>, partitions: u32, buffer_bytes: usize, dir: PathBuf) -> Self {
+        MapOutputWriter {
+            job,
+            partitions: partitions.max(1),
+            buffer: SortBuffer::new(buffer_bytes),
+            dir,
+            spills: Vec::new(),
+            emitted: 0,
+        }
+    }
+
+    fn spill(&mut self) -> Result<(), JobError> {
+        let path = self.dir.join(format!("spill-{}", self.spills.len()));
+        let mut out = RunWriter::create(&path, self.partitions)?;
+        self.buffer.write_sorted(self.job.as_ref(), &mut out)?;
+        self.spills.push(out.finish()?);
+        Ok(())
+    }
+
+    /// Writes the final map output to `dir/output`.
+    pub fn finish(mut self) -> Result<MapOutput, JobError> {
+        let path = self.dir.join("output");
+        let mut out = RunWriter::create(&path, self.partitions)?;
+        if self.spills.is_empty() {
+            self.buffer.write_sorted(self.job.as_ref(), &mut out)?;
+        } else {
+            if !self.buffer.is_empty() {
+                self.spill()?;
+            }
+            self.merge_spills(&mut out)?;
+        }
+        let records = out.records();
+        let run = out.finish()?;
+        for spill in &self.spills {
+            std::fs::remove_file(&spill.path)?;
+        }
+        Ok(MapOutput { run, emitted: self.emitted, records, spills: self.spills.len() as u64 })
+    }
+
+    fn merge_spills(&self, out: &mut RunWriter) -> Result<(), JobError> {
+        let mut key = Vec::new();
+        for partition in 0..self.partitions {
+            let segments = self
+                .spills
+                .iter()
+                .map(|spill| spill.open_partition(partition))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut groups = Groups::new(Merge::new(segments)?);
+            out.start_partition(partition)?;
+            while groups.next_group(&mut key)? {
+                write_group(self.job.as_ref(), &key, &mut groups, out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MapSink for MapOutputWriter {
+    fn emit(&mut self, key: &[u8], value: &[u8]) -> Result<(), JobError> {
+        if !self.buffer.fits(key, value) {
+            self.spill()?;
+        }
+        let partition = self.job.partition(key, self.partitions);
+        self.buffer.push(partition, key, value);
+        self.emitted += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quern_sdk::engine::LineSource;
+    use std::collections::BTreeMap;
+
+    struct Text<'a>(std::vec::IntoIter<&'a [u8]>);
+    impl LineSource for Text<'_> {
+        fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+            Ok(self.0.next().map(|line| (0, line)))
+        }
+    }
+
+    /// Word counts per partition, read back from a run: the merged, combined map output.
+    fn read_counts(run: &Run, partitions: u32) -> Vec<BTreeMap<Vec<u8>, u64>> {
+        (0..partitions)
+            .map(|p| {
+                let mut segment = run.open_partition(p).unwrap();
+                let mut counts = BTreeMap::new();
+                let mut last: Option<Vec<u8>> = None;
+                while segment.advance().unwrap() {
+                    let key = segment.key().to_vec();
+                    assert!(last.as_ref() < Some(&key), "keys sorted and unique after combining");
+                    let (count, _) =
+                        bincode::decode_from_slice::<u64, _>(segment.value(), bincode::config::standard())
+                            .unwrap();
+                    counts.insert(key.clone(), count);
+                    last = Some(key);
+                }
+                counts
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tiny_buffer_spills_and_merges_to_the_same_counts() {
+        let words = ["the", "cat", "sat", "on", "the", "mat", "and", "the", "cat", "ran"];
+        let text: Vec<String> = (0..200).map(|i| words[i % words.len()..].join(" ")).collect();
+        let mut expected: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        for line in &text {
+            for word in line.split(' ') {
+                *expected.entry(word.as_bytes().to_vec()).or_default() += 1;
+            }
+        }
+        let job: Arc<dyn JobEngine> = Arc::new(quern_examples::wordcount::job());
+        for buffer in [64, 1 << 20] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut writer = MapOutputWriter::new(job.clone(), 3, buffer, dir.path().to_path_buf());
+            let lines: Vec<&[u8]> = text.iter().map(|l| l.as_bytes()).collect();
+            job.map(&mut Text(lines.into_iter()), &mut writer).unwrap();
+            let output = writer.finish().unwrap();
+            assert_eq!(output.spills > 0, buffer == 64, "buffer {buffer}");
+            let parts = read_counts(&output.run, 3);
+            for (p, counts) in parts.iter().enumerate() {
+                for key in counts.keys() {
+                    assert_eq!(job.partition(key, 3), p as u32);
+                }
+            }
+            let merged: BTreeMap<Vec<u8>, u64> = parts.into_iter().flatten().collect();
+            assert_eq!(merged, expected, "buffer {buffer}");
+            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(left, ["output"]);
+        }
+    }
+}

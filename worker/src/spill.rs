@@ -1,0 +1,117 @@
+//! Sorted runs on the worker's local disk. A run holds every reduce partition of one map task in
+//! partition order, each partition's records sorted by key; `offsets[p]..offsets[p + 1]` is
+//! partition `p`. Spills, and the final map output the shuffle serves, are runs.
+
+use crate::merge::Segment;
+use crate::record::{RecordReader, write_record};
+use quern_sdk::{JobEngine, JobError, ValueStream};
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+const WRITE_BUFFER: usize = 256 << 10;
+const READ_BUFFER: usize = 64 << 10;
+
+/// A finished run file.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub path: PathBuf,
+    /// `partitions + 1` offsets: partition `p` is bytes `offsets[p]..offsets[p + 1]`.
+    pub offsets: Vec<u64>,
+}
+
+impl Run {
+    pub fn partition_len(&self, partition: u32) -> u64 {
+        let p = partition as usize;
+        self.offsets[p + 1] - self.offsets[p]
+    }
+
+    /// Bytes of each partition.
+    pub fn partition_lens(&self) -> Vec<u64> {
+        self.offsets.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    /// Opens one partition of the run for reading.
+    pub fn open_partition(&self, partition: u32) -> io::Result<Segment> {
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(self.offsets[partition as usize]))?;
+        let reader = BufReader::with_capacity(READ_BUFFER, file.take(self.partition_len(partition)));
+        Ok(RecordReader::new(Box::new(reader)))
+    }
+}
+
+/// Writes a run: call [`RunWriter::start_partition`] with non-decreasing partitions.
+pub struct RunWriter {
+    out: BufWriter<File>,
+    path: PathBuf,
+    partitions: u32,
+    written: u64,
+    offsets: Vec<u64>,
+    records: u64,
+    /// Reused for combined values.
+    scratch: Vec<u8>,
+}
+
+impl RunWriter {
+    pub fn create(path: &Path, partitions: u32) -> io::Result<Self> {
+        let file = File::create(path)?;
+        Ok(RunWriter {
+            out: BufWriter::with_capacity(WRITE_BUFFER, file),
+            path: path.to_path_buf(),
+            partitions,
+            written: 0,
+            offsets: vec![0],
+            records: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Marks the start of `partition`; partitions skipped over are empty.
+    pub fn start_partition(&mut self, partition: u32) -> io::Result<()> {
+        debug_assert!(partition < self.partitions, "partition out of range");
+        while self.offsets.len() <= partition as usize {
+            self.offsets.push(self.written);
+        }
+        Ok(())
+    }
+
+    pub fn write(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
+        self.written += write_record(&mut self.out, key, value)?;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Records written so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    pub fn finish(mut self) -> io::Result<Run> {
+        while self.offsets.len() <= self.partitions as usize {
+            self.offsets.push(self.written);
+        }
+        self.out.flush()?;
+        Ok(Run { path: self.path, offsets: self.offsets })
+    }
+}
+
+/// Writes one key group: combined into one record where the job has a combiner, else as is.
+pub fn write_group(
+    job: &dyn JobEngine,
+    key: &[u8],
+    values: &mut dyn ValueStream,
+    out: &mut RunWriter,
+) -> Result<(), JobError> {
+    if job.has_combiner() {
+        let mut combined = std::mem::take(&mut out.scratch);
+        combined.clear();
+        job.combine(key, values, &mut combined)?;
+        out.write(key, &combined)?;
+        out.scratch = combined;
+    } else {
+        while let Some(value) = values.next_value()? {
+            out.write(key, value)?;
+        }
+    }
+    Ok(())
+}

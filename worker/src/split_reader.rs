@@ -1,0 +1,216 @@
+//! Reads the text lines of one split from a stream of byte chunks.
+//!
+//! The boundary rule: a line belongs to the split where its first byte lies. A split `[start, end)`
+//! with `start > 0` is read from `start - 1` and skips through the first newline (if the byte
+//! before `start` is a newline, the first line starts exactly at `start`); it then yields every
+//! line that starts before `end`, reading past `end` to finish the last one. So every line is read
+//! exactly once, whatever the split size. Lines end at `\n`; a `\r` before it is dropped, as
+//! Hadoop's `LineRecordReader` does.
+
+use quern_sdk::JobError;
+use quern_sdk::engine::LineSource;
+
+/// Where a split's reader starts in its object.
+pub fn read_start(start: u64) -> u64 {
+    start.saturating_sub(1)
+}
+
+/// Lines of one split. `C` yields the object's bytes in order from [`read_start`].
+pub struct SplitLines<C> {
+    chunks: C,
+    buf: Vec<u8>,
+    /// Object offset of `buf[0]`.
+    buf_offset: u64,
+    /// Next unread byte in `buf`.
+    cursor: usize,
+    end: u64,
+    /// Still before the first line (a split that does not start at 0).
+    skipping: bool,
+    exhausted: bool,
+    done: bool,
+    bytes_read: u64,
+}
+
+impl<C, E> SplitLines<C>
+where
+    C: Iterator<Item = Result<bytes::Bytes, E>>,
+    E: Into<JobError>,
+{
+    pub fn new(chunks: C, start: u64, end: u64) -> Self {
+        SplitLines {
+            chunks,
+            buf: Vec::new(),
+            buf_offset: read_start(start),
+            cursor: 0,
+            end,
+            skipping: start > 0,
+            exhausted: false,
+            done: start >= end,
+            bytes_read: 0,
+        }
+    }
+
+    /// Bytes of the object this reader consumed, including the look-behind and look-ahead.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Moves consumed bytes out and appends the next chunk; false at the end of the object.
+    fn refill(&mut self) -> Result<bool, JobError> {
+        if self.exhausted {
+            return Ok(false);
+        }
+        match self.chunks.next() {
+            Some(chunk) => {
+                let chunk = chunk.map_err(Into::into)?;
+                self.buf.drain(..self.cursor);
+                self.buf_offset += self.cursor as u64;
+                self.cursor = 0;
+                self.bytes_read += chunk.len() as u64;
+                self.buf.extend_from_slice(&chunk);
+                Ok(true)
+            }
+            None => {
+                self.exhausted = true;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The next raw line as `(start in buf, length without the newline)`, or None at the end.
+    fn next_raw(&mut self) -> Result<Option<(usize, usize)>, JobError> {
+        // Bytes after the cursor already searched; refill keeps them, moved to the front.
+        let mut searched = 0;
+        loop {
+            let from = self.cursor + searched;
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[from..]) {
+                let start = self.cursor;
+                let len = searched + i;
+                self.cursor = start + len + 1;
+                return Ok(Some((start, len)));
+            }
+            searched = self.buf.len() - self.cursor;
+            if !self.refill()? {
+                break;
+            }
+        }
+        if self.cursor < self.buf.len() {
+            let start = self.cursor;
+            self.cursor = self.buf.len();
+            return Ok(Some((start, self.buf.len() - start)));
+        }
+        Ok(None)
+    }
+}
+
+impl<C, E> LineSource for SplitLines<C>
+where
+    C: Iterator<Item = Result<bytes::Bytes, E>>,
+    E: Into<JobError>,
+{
+    fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.skipping {
+            self.skipping = false;
+            if self.next_raw()?.is_none() {
+                self.done = true;
+                return Ok(None);
+            }
+        }
+        let offset = self.buf_offset + self.cursor as u64;
+        if offset >= self.end {
+            self.done = true;
+            return Ok(None);
+        }
+        let Some((start, len)) = self.next_raw()? else {
+            self.done = true;
+            return Ok(None);
+        };
+        let line = &self.buf[start..start + len];
+        Ok(Some((offset, line.strip_suffix(b"\r").unwrap_or(line))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    /// Reads split `[start, end)` of `text`, delivered in chunks of `chunk` bytes.
+    fn split_lines(text: &[u8], start: u64, end: u64, chunk: usize) -> Vec<(u64, Vec<u8>)> {
+        let from = read_start(start) as usize;
+        let chunks: Vec<Result<Bytes, JobError>> = text[from..]
+            .chunks(chunk)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let mut lines = SplitLines::new(chunks.into_iter(), start, end);
+        let mut out = Vec::new();
+        while let Some((offset, line)) = lines.next_line().unwrap() {
+            out.push((offset, line.to_vec()));
+        }
+        out
+    }
+
+    /// Lines of `text` with offsets, computed directly: the expected answer for any split size.
+    fn all_lines(text: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        for piece in text.split_inclusive(|&b| b == b'\n') {
+            let line = piece.strip_suffix(b"\n").unwrap_or(piece);
+            out.push((offset as u64, line.strip_suffix(b"\r").unwrap_or(line).to_vec()));
+            offset += piece.len();
+        }
+        out
+    }
+
+    fn read_in_splits(text: &[u8], split: u64, chunk: usize) -> Vec<(u64, Vec<u8>)> {
+        let len = text.len() as u64;
+        (0..len.div_ceil(split))
+            .flat_map(|i| split_lines(text, i * split, ((i + 1) * split).min(len), chunk))
+            .collect()
+    }
+
+    #[test]
+    fn every_line_is_read_exactly_once_at_every_split_size() {
+        let texts: [&[u8]; 5] = [
+            b"alpha beta\ngamma\n\ndelta epsilon zeta\neta\n",
+            b"no trailing newline\nlast line",
+            b"crlf line\r\nsecond\r\n\r\nfourth\r\n",
+            b"\n\n\nx\n\n",
+            b"short\na line much longer than the split size, spanning many splits\nend\n",
+        ];
+        for text in texts {
+            for split in 1..=text.len() as u64 + 1 {
+                for chunk in [1, 3, 64] {
+                    assert_eq!(
+                        read_in_splits(text, split, chunk),
+                        all_lines(text),
+                        "split {split} chunk {chunk} of {:?}",
+                        String::from_utf8_lossy(text)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn crlf_is_stripped_but_a_lone_cr_is_kept() {
+        let lines = split_lines(b"a\r\nb\rc\n", 0, 7, 64);
+        assert_eq!(lines, vec![(0, b"a".to_vec()), (3, b"b\rc".to_vec())]);
+    }
+
+    #[test]
+    fn a_split_inside_one_long_line_is_empty() {
+        let text = b"0123456789abcdef\nx\n";
+        assert!(split_lines(text, 4, 8, 2).is_empty());
+        assert_eq!(split_lines(text, 0, 4, 2), vec![(0, b"0123456789abcdef".to_vec())]);
+        assert_eq!(split_lines(text, 8, 19, 2), vec![(17, b"x".to_vec())]);
+    }
+
+    #[test]
+    fn an_empty_object_has_no_lines() {
+        assert!(split_lines(b"", 0, 0, 4).is_empty());
+    }
+}
