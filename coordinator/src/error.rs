@@ -1,0 +1,42 @@
+//! What the coordinator refuses, and the one place where each becomes a gRPC status.
+
+pub use quern_proto::error_chain;
+use quern_storage::StorageError;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("invalid job: {0}")]
+    InvalidJob(String),
+    #[error("unknown job id '{0}'")]
+    UnknownJob(String),
+    #[error("unknown worker '{0}'; register first")]
+    UnknownWorker(String),
+    #[error("output {output} is in use by running job {job}")]
+    OutputBusy { output: String, job: String },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{what} timed out after {seconds} s")]
+    Timeout { what: String, seconds: u64 },
+    #[error("missing field '{0}'")]
+    MissingField(&'static str),
+}
+
+impl From<CoordinatorError> for Status {
+    fn from(e: CoordinatorError) -> Status {
+        let code = match &e {
+            CoordinatorError::InvalidJob(_) | CoordinatorError::MissingField(_) => Code::InvalidArgument,
+            CoordinatorError::UnknownJob(_) => Code::NotFound,
+            CoordinatorError::UnknownWorker(_) => Code::FailedPrecondition,
+            CoordinatorError::OutputBusy { .. } => Code::AlreadyExists,
+            CoordinatorError::Timeout { .. } => Code::DeadlineExceeded,
+            CoordinatorError::Storage(s) => match s {
+                StorageError::InvalidUrl { .. } => Code::InvalidArgument,
+                StorageError::NotFound { .. } | StorageError::NoMatch { .. } => Code::NotFound,
+                StorageError::OutputExists { .. } => Code::AlreadyExists,
+                StorageError::Store { .. } | StorageError::Local { .. } => Code::Unavailable,
+            },
+        };
+        Status::new(code, error_chain(&e))
+    }
+}

@@ -1,0 +1,79 @@
+//! Worker liveness. Heartbeats carry the attempts a worker runs; the coordinator answers with the
+//! attempts it no longer expects (to cancel) and puts back tasks the worker never got. A worker
+//! silent for the timeout is dead: its running tasks, and the finished map outputs only it held
+//! that a running job still needs, are scheduled again.
+
+use crate::job::{JobPhase, TaskRef, TaskState};
+use crate::state::State;
+use quern_proto::HeartbeatResponse;
+use quern_proto::TaskKind;
+use quern_proto::ids::{AttemptId, WorkerId};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+impl State {
+    /// Handles a heartbeat. `grace` is how long an assignment may take to reach the worker before
+    /// a heartbeat that does not list it means it was lost.
+    pub fn heartbeat(&mut self, id: WorkerId, running: &[u64], grace: Duration) -> HeartbeatResponse {
+        let now = Instant::now();
+        let Some(worker) = self.workers.get_mut(&id) else {
+            return HeartbeatResponse { reregister: true, cancel_attempts: Vec::new() };
+        };
+        worker.last_seen = now;
+        let reported: HashSet<AttemptId> = running.iter().copied().map(AttemptId).collect();
+        let cancel = reported.difference(&worker.running).map(|a| a.0).collect();
+        let unreported: Vec<AttemptId> = worker.running.difference(&reported).copied().collect();
+        let lost: Vec<AttemptId> = unreported
+            .into_iter()
+            .filter(|a| self.attempt_started(*a).is_some_and(|t| now.duration_since(t) > grace))
+            .collect();
+        for attempt in &lost {
+            tracing::warn!(worker = %id, %attempt, "worker does not know an attempt it was given");
+            self.kill_attempt(*attempt, "the worker never started it");
+        }
+        if !lost.is_empty() {
+            self.schedule();
+        }
+        HeartbeatResponse { reregister: false, cancel_attempts: cancel }
+    }
+
+    fn attempt_started(&self, attempt: AttemptId) -> Option<Instant> {
+        let running = self.attempts.get(&attempt)?;
+        Some(self.jobs.get(&running.job)?.history[running.record].started)
+    }
+
+    /// Declares workers silent for longer than `timeout` dead and reschedules their work.
+    pub fn reap(&mut self, timeout: Duration) {
+        let now = Instant::now();
+        let dead: Vec<WorkerId> = self
+            .workers
+            .values()
+            .filter(|w| now.duration_since(w.last_seen) > timeout)
+            .map(|w| w.id)
+            .collect();
+        for id in &dead {
+            self.worker_lost(*id);
+        }
+        if !dead.is_empty() {
+            self.schedule();
+        }
+    }
+
+    fn worker_lost(&mut self, id: WorkerId) {
+        let Some(worker) = self.remove_worker(id) else {
+            return;
+        };
+        tracing::warn!(worker = %id, address = %worker.address, "worker lost: missed heartbeats");
+        for attempt in worker.running {
+            self.kill_attempt(attempt, "worker lost");
+        }
+        for job in self.jobs.values_mut().filter(|j| j.phase == JobPhase::Running) {
+            let held: Vec<u32> = (0..job.maps.len() as u32)
+                .filter(|&i| matches!(job.maps[i as usize].state, TaskState::Done { worker, .. } if worker == id))
+                .collect();
+            for index in held {
+                job.requeue(TaskRef { kind: TaskKind::Map, index });
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! One job's state: its tasks, which are pending, running or done, the attempt history, and the
+//! counters of its successful attempts. Memory is O(maps + reduces + attempts).
+
+use crate::split::Split;
+use quern_proto::ids::{AttemptId, JobId, WorkerId};
+use quern_proto::{AttemptState, Counters, JobSpec, TaskKind};
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Instant;
+
+/// A task of a job: map `index` or reduce partition `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TaskRef {
+    pub kind: TaskKind,
+    pub index: u32,
+}
+
+impl fmt::Display for TaskRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let letter = if self.kind == TaskKind::Map { 'm' } else { 'r' };
+        write!(f, "{letter}-{:05}", self.index)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    Pending,
+    Running(AttemptId),
+    /// Done by `attempt`; for a map, its output lives on `worker`.
+    Done { attempt: AttemptId, worker: WorkerId },
+}
+
+#[derive(Debug)]
+pub struct Task {
+    pub state: TaskState,
+    /// Failed attempts so far (lost workers and fetch failures do not count).
+    pub failures: u32,
+    pub last_error: String,
+}
+
+impl Task {
+    fn new() -> Self {
+        Task { state: TaskState::Pending, failures: 0, last_error: String::new() }
+    }
+}
+
+/// One attempt, as `quern status` shows it.
+#[derive(Debug)]
+pub struct AttemptRecord {
+    pub task: TaskRef,
+    pub attempt: AttemptId,
+    pub worker: WorkerId,
+    pub state: AttemptState,
+    pub started: Instant,
+    pub ended: Option<Instant>,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobPhase {
+    Running,
+    /// Every reduce committed; `_SUCCESS` is being written.
+    Committing,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug)]
+pub struct Job {
+    pub id: JobId,
+    pub spec: JobSpec,
+    pub splits: Vec<Split>,
+    pub maps: Vec<Task>,
+    pub reduces: Vec<Task>,
+    pending_maps: VecDeque<u32>,
+    pending_reduces: VecDeque<u32>,
+    pub maps_done: u32,
+    pub reduces_done: u32,
+    pub phase: JobPhase,
+    pub error: Option<String>,
+    pub counters: Counters,
+    pub submitted: Instant,
+    pub finished: Option<Instant>,
+    pub history: Vec<AttemptRecord>,
+}
+
+impl Job {
+    pub fn new(id: JobId, spec: JobSpec, splits: Vec<Split>) -> Self {
+        let maps = splits.len() as u32;
+        let reduces = spec.reducers;
+        Job {
+            id,
+            spec,
+            splits,
+            maps: (0..maps).map(|_| Task::new()).collect(),
+            reduces: (0..reduces).map(|_| Task::new()).collect(),
+            pending_maps: (0..maps).collect(),
+            pending_reduces: (0..reduces).collect(),
+            maps_done: 0,
+            reduces_done: 0,
+            phase: JobPhase::Running,
+            error: None,
+            counters: Counters::default(),
+            submitted: Instant::now(),
+            finished: None,
+            history: Vec::new(),
+        }
+    }
+
+    pub fn task(&self, task: TaskRef) -> &Task {
+        match task.kind {
+            TaskKind::Map => &self.maps[task.index as usize],
+            _ => &self.reduces[task.index as usize],
+        }
+    }
+
+    pub fn task_mut(&mut self, task: TaskRef) -> &mut Task {
+        match task.kind {
+            TaskKind::Map => &mut self.maps[task.index as usize],
+            _ => &mut self.reduces[task.index as usize],
+        }
+    }
+
+    pub fn all_maps_done(&self) -> bool {
+        self.maps_done as usize == self.maps.len()
+    }
+
+    /// Whether a task could start now: maps first; reduces once every map is done.
+    pub fn has_runnable(&self) -> bool {
+        self.phase == JobPhase::Running
+            && (!self.pending_maps.is_empty()
+                || (self.all_maps_done() && !self.pending_reduces.is_empty()))
+    }
+
+    /// Takes the next task to start, if any.
+    pub fn take_runnable(&mut self) -> Option<TaskRef> {
+        if self.phase != JobPhase::Running {
+            return None;
+        }
+        if let Some(index) = self.pending_maps.pop_front() {
+            return Some(TaskRef { kind: TaskKind::Map, index });
+        }
+        if self.all_maps_done() {
+            if let Some(index) = self.pending_reduces.pop_front() {
+                return Some(TaskRef { kind: TaskKind::Reduce, index });
+            }
+        }
+        None
+    }
+
+    /// Puts a task back to run again, ahead of tasks that never ran.
+    pub fn requeue(&mut self, task: TaskRef) {
+        if self.task(task).state == TaskState::Pending {
+            return;
+        }
+        if let TaskState::Done { .. } = self.task(task).state {
+            if task.kind == TaskKind::Map {
+                self.maps_done -= 1;
+            } else {
+                self.reduces_done -= 1;
+            }
+        }
+        self.task_mut(task).state = TaskState::Pending;
+        match task.kind {
+            TaskKind::Map => self.pending_maps.push_front(task.index),
+            _ => self.pending_reduces.push_front(task.index),
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        matches!(self.phase, JobPhase::Running | JobPhase::Committing)
+    }
+
+    /// Ends the job as failed with `error`; pending tasks are dropped.
+    pub fn fail(&mut self, error: String) {
+        self.phase = JobPhase::Failed;
+        self.error = Some(error);
+        self.finished = Some(Instant::now());
+        self.pending_maps.clear();
+        self.pending_reduces.clear();
+    }
+}
+
+/// Adds the counters of a successful attempt to the job's.
+pub fn add_counters(total: &mut Counters, more: &Counters) {
+    total.input_records += more.input_records;
+    total.input_bytes += more.input_bytes;
+    total.map_output_records += more.map_output_records;
+    total.combine_output_records += more.combine_output_records;
+    total.shuffle_bytes += more.shuffle_bytes;
+    total.reduce_input_groups += more.reduce_input_groups;
+    total.output_records += more.output_records;
+    total.output_bytes += more.output_bytes;
+    total.spills += more.spills;
+}

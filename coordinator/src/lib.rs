@@ -1,0 +1,80 @@
+//! The Quern coordinator: accepts jobs, splits their input, hands tasks to workers, watches
+//! heartbeats, runs lost work again and commits the output.
+//!
+//! - [`split`]: input objects → byte-range splits (one per map task).
+//! - [`job`]: one job's tasks, attempt history and counters.
+//! - [`state`]: the state machine over jobs, workers and attempts.
+//! - [`schedule`]: hands runnable tasks to free worker slots.
+//! - [`heartbeat`]: worker liveness; lost workers' work runs again.
+//! - [`commit`]: `_SUCCESS` once every partition committed.
+//! - [`status`]: job and cluster status for clients.
+//! - [`service`]: the gRPC service over all of the above.
+//! - [`error`]: what the coordinator refuses, and its gRPC codes.
+
+pub mod commit;
+pub mod error;
+pub mod heartbeat;
+pub mod job;
+pub mod schedule;
+pub mod service;
+pub mod split;
+pub mod state;
+pub mod status;
+
+use quern_proto::coordinator_server::CoordinatorServer;
+use service::CoordinatorService;
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Largest gRPC message either way: a reduce's map output locations grow with the map count.
+pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// How often workers heartbeat.
+    pub heartbeat_interval: Duration,
+    /// A worker silent this long is dead.
+    pub worker_timeout: Duration,
+    /// Bound on listing input and checking output at submit.
+    pub storage_timeout: Duration,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            heartbeat_interval: Duration::from_secs(1),
+            worker_timeout: Duration::from_secs(10),
+            storage_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves the coordinator on `listener` until `stop` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: CoordinatorConfig,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let service = CoordinatorService::new(config);
+    let reaper = tokio::spawn(reap_dead_workers(service.clone()));
+    let server = CoordinatorServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let result = tonic::transport::Server::builder()
+        .add_service(server)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+        .await;
+    reaper.abort();
+    result
+}
+
+async fn reap_dead_workers(service: CoordinatorService) {
+    let timeout = service.config().worker_timeout;
+    let mut tick = tokio::time::interval((timeout / 4).max(Duration::from_millis(10)));
+    loop {
+        tick.tick().await;
+        service.lock().reap(timeout);
+    }
+}

@@ -1,0 +1,84 @@
+//! Scheduling: hands runnable tasks to ready workers with free slots, at once, over each worker's
+//! assignment stream. Jobs are served first come, first served; within a job, maps run before
+//! reduces, and a reduce starts only when every map is done. A task goes to the worker with the
+//! most free slots that has the task's job compiled in, which spreads a job over the cluster.
+
+use crate::job::TaskRef;
+use crate::state::State;
+use quern_proto::ids::{AttemptId, JobId, WorkerId};
+use quern_proto::{Assignment, AttemptState, MapSplit, TaskKind};
+
+impl State {
+    /// Assigns every task that can start now.
+    pub fn schedule(&mut self) {
+        while let Some((worker, job)) = self.pick() {
+            let task = self
+                .jobs
+                .get_mut(&job)
+                .and_then(|j| j.take_runnable())
+                .expect("pick returns a job with a runnable task");
+            let attempt = self.start_attempt(job, task, worker);
+            self.send(worker, job, task, attempt);
+        }
+    }
+
+    /// The ready worker with the most free slots that can run some runnable job, and that job.
+    fn pick(&self) -> Option<(WorkerId, JobId)> {
+        if !self.jobs.values().any(|j| j.has_runnable()) {
+            return None;
+        }
+        self.free.iter().find_map(|(_, id)| {
+            let worker = &self.workers[id];
+            self.jobs
+                .values()
+                .find(|j| j.has_runnable() && worker.jobs.contains(&j.spec.job_name))
+                .map(|j| (*id, j.id))
+        })
+    }
+
+    fn assignment(&self, job: JobId, task: TaskRef, attempt: AttemptId) -> Assignment {
+        let j = &self.jobs[&job];
+        let split = (task.kind == TaskKind::Map).then(|| {
+            let s = &j.splits[task.index as usize];
+            MapSplit { url: s.url.clone(), start: s.start, end: s.end, object_size: s.object_size }
+        });
+        Assignment {
+            job_id: job.to_string(),
+            job_name: j.spec.job_name.clone(),
+            kind: task.kind as i32,
+            task: task.index,
+            attempt_id: attempt.0,
+            reducers: j.spec.reducers,
+            sort_buffer_bytes: j.spec.sort_buffer_bytes,
+            split,
+            output: j.spec.output.clone(),
+        }
+    }
+
+    /// Pushes an assignment down the worker's stream; a closed stream puts the task back.
+    fn send(&mut self, worker: WorkerId, job: JobId, task: TaskRef, attempt: AttemptId) {
+        let assignment = self.assignment(job, task, attempt);
+        let sent = self.workers[&worker]
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.send(Ok(assignment)).is_ok());
+        if sent {
+            tracing::debug!(job = %job, %task, %attempt, worker = %worker, "assigned");
+            return;
+        }
+        tracing::info!(worker = %worker, "assignment stream closed; worker not ready");
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.sender = None;
+        }
+        self.kill_attempt(attempt, "assignment stream closed");
+    }
+
+    /// Stops expecting a running attempt that did not fail by itself, and runs its task again.
+    pub fn kill_attempt(&mut self, attempt: AttemptId, reason: &str) {
+        if let Some(running) = self.end_attempt(attempt, AttemptState::Killed, reason) {
+            if let Some(job) = self.jobs.get_mut(&running.job) {
+                job.requeue(running.task);
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The coordinator's gRPC service: turns wire messages into state transitions and runs the I/O
+//! those transitions ask for (listing input at submit, committing output at the end).
+
+use crate::CoordinatorConfig;
+use crate::commit::{JobCommit, clean_up_job, commit_job};
+use crate::error::{CoordinatorError, error_chain};
+use crate::job::Job;
+use crate::split::make_splits;
+use crate::state::{Action, State};
+use crate::status::{cluster_status, job_status};
+use quern_proto::coordinator_server::Coordinator;
+use quern_proto::ids::{AttemptId, JobId, WorkerId};
+use quern_proto::*;
+use quern_storage::{OutputDir, StorageUrl, list_inputs};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tonic::{Request, Response, Status};
+
+const DEFAULT_SORT_BUFFER: u64 = 64 << 20;
+const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+
+#[derive(Clone)]
+pub struct CoordinatorService {
+    state: Arc<Mutex<State>>,
+    config: Arc<CoordinatorConfig>,
+}
+
+impl CoordinatorService {
+    pub fn new(config: CoordinatorConfig) -> Self {
+        CoordinatorService { state: Arc::default(), config: Arc::new(config) }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug in the state machine; keep serving.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+
+    /// Runs follow-up I/O in the background; each may lead to more.
+    pub fn run_actions(&self, actions: Vec<Action>) {
+        for action in actions {
+            let service = self.clone();
+            tokio::spawn(async move { service.run_action(action).await });
+        }
+    }
+
+    async fn run_action(&self, action: Action) {
+        match action {
+            Action::CommitJob(id) => {
+                let Some(commit) = self.job_commit(id) else { return };
+                let result = commit_job(&commit).await.map_err(|e| error_chain(&e));
+                let actions = self.lock().job_committed(id, result);
+                self.run_actions(actions);
+            }
+            Action::CleanUpJob(id) => {
+                let Some(commit) = self.job_commit(id) else { return };
+                if let Err(e) = clean_up_job(&commit.output).await {
+                    tracing::warn!(job = %id, error = %error_chain(&e), "cannot clean up a failed job's output");
+                }
+            }
+        }
+    }
+
+    fn job_commit(&self, id: JobId) -> Option<JobCommit> {
+        let state = self.lock();
+        let job = state.jobs.get(&id)?;
+        Some(JobCommit {
+            job_id: id.to_string(),
+            job_name: job.spec.job_name.clone(),
+            output: job.spec.output.clone(),
+            reducers: job.spec.reducers,
+            counters: job.counters,
+        })
+    }
+
+    /// Validates a spec and fills in defaults; local paths become absolute URLs.
+    fn normalize(mut spec: JobSpec) -> Result<(JobSpec, Vec<StorageUrl>, StorageUrl), CoordinatorError> {
+        let invalid = |what: &str| Err(CoordinatorError::InvalidJob(what.to_string()));
+        if spec.job_name.is_empty() {
+            return invalid("no job name");
+        }
+        if spec.reducers == 0 {
+            return invalid("--reducers must be at least 1");
+        }
+        if spec.split_size == 0 {
+            return invalid("--split-size must be at least 1 byte");
+        }
+        if spec.inputs.is_empty() {
+            return invalid("no --input given");
+        }
+        let inputs = spec.inputs.iter().map(|i| StorageUrl::parse(i)).collect::<Result<Vec<_>, _>>()?;
+        let output = StorageUrl::parse(&spec.output)?;
+        spec.output = output.to_string();
+        if spec.sort_buffer_bytes == 0 {
+            spec.sort_buffer_bytes = DEFAULT_SORT_BUFFER;
+        }
+        if spec.max_attempts == 0 {
+            spec.max_attempts = DEFAULT_MAX_ATTEMPTS;
+        }
+        Ok((spec, inputs, output))
+    }
+
+    async fn submit(&self, spec: JobSpec) -> Result<SubmitJobResponse, CoordinatorError> {
+        let (spec, inputs, output) = Self::normalize(spec)?;
+        if let Some(job) = self.lock().job_writing_to(&spec.output) {
+            return Err(CoordinatorError::OutputBusy { output: spec.output, job: job.to_string() });
+        }
+        let storage_timeout = self.config.storage_timeout;
+        let prepared = tokio::time::timeout(storage_timeout, async {
+            let mut objects = Vec::new();
+            for input in &inputs {
+                objects.extend(list_inputs(input).await?);
+            }
+            OutputDir::open(&output)?.prepare(spec.overwrite).await?;
+            Ok::<_, CoordinatorError>(objects)
+        })
+        .await
+        .map_err(|_| CoordinatorError::Timeout {
+            what: format!("listing the input and checking the output of '{}'", spec.job_name),
+            seconds: storage_timeout.as_secs(),
+        })??;
+        let splits = make_splits(&prepared, spec.split_size);
+        let (response, actions) = {
+            let mut state = self.lock();
+            if let Some(job) = state.job_writing_to(&spec.output) {
+                return Err(CoordinatorError::OutputBusy { output: spec.output, job: job.to_string() });
+            }
+            let id = state.new_job_id();
+            let response = SubmitJobResponse {
+                job_id: id.to_string(),
+                map_tasks: splits.len() as u32,
+                reduce_tasks: spec.reducers,
+            };
+            tracing::info!(job = %id, name = %spec.job_name, maps = splits.len(), reduces = spec.reducers, "job submitted");
+            (response, state.add_job(Job::new(id, spec, splits)))
+        };
+        self.run_actions(actions);
+        Ok(response)
+    }
+}
+
+fn parse_job(text: &str) -> Result<JobId, Status> {
+    text.parse().map_err(|_| CoordinatorError::UnknownJob(text.to_string()).into())
+}
+
+fn parse_worker(text: &str) -> Result<WorkerId, Status> {
+    text.parse().map_err(|_| CoordinatorError::UnknownWorker(text.to_string()).into())
+}
+
+#[tonic::async_trait]
+impl Coordinator for CoordinatorService {
+    async fn submit_job(&self, request: Request<SubmitJobRequest>) -> Result<Response<SubmitJobResponse>, Status> {
+        let spec = request.into_inner().spec.ok_or(CoordinatorError::MissingField("spec"))?;
+        let name = spec.job_name.clone();
+        match self.submit(spec).await {
+            Ok(response) => Ok(Response::new(response)),
+            Err(e) => {
+                tracing::info!(job_name = %name, error = %error_chain(&e), "job refused");
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<JobStatus>, Status> {
+        let request = request.into_inner();
+        let id = parse_job(&request.job_id)?;
+        let state = self.lock();
+        let job = state.jobs.get(&id).ok_or(CoordinatorError::UnknownJob(request.job_id))?;
+        Ok(Response::new(job_status(job, request.history)))
+    }
+
+    async fn list_jobs(&self, _: Request<ListJobsRequest>) -> Result<Response<ListJobsResponse>, Status> {
+        let state = self.lock();
+        let jobs = state.jobs.values().map(|j| job_status(j, false)).collect();
+        Ok(Response::new(ListJobsResponse { jobs }))
+    }
+
+    async fn cluster_status(&self, _: Request<ClusterStatusRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
+        Ok(Response::new(cluster_status(&self.lock())))
+    }
+
+    async fn register_worker(&self, request: Request<RegisterWorkerRequest>) -> Result<Response<RegisterWorkerResponse>, Status> {
+        let request = request.into_inner();
+        if request.slots == 0 {
+            return Err(Status::invalid_argument("a worker needs at least one slot"));
+        }
+        let id = self.lock().register_worker(request.address.clone(), request.slots, request.jobs);
+        tracing::info!(worker = %id, address = %request.address, slots = request.slots, "worker registered");
+        Ok(Response::new(RegisterWorkerResponse {
+            worker_id: id.to_string(),
+            heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
+        }))
+    }
+
+    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+        let request = request.into_inner();
+        let id = parse_worker(&request.worker_id)?;
+        let grace = self.config.heartbeat_interval * 2;
+        Ok(Response::new(self.lock().heartbeat(id, &request.running_attempts, grace)))
+    }
+
+    type AssignmentsStream = UnboundedReceiverStream<Result<Assignment, Status>>;
+
+    async fn assignments(&self, request: Request<AssignmentsRequest>) -> Result<Response<Self::AssignmentsStream>, Status> {
+        let worker = request.into_inner().worker_id;
+        let id = parse_worker(&worker)?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let mut state = self.lock();
+        if !state.attach_stream(id, sender) {
+            return Err(CoordinatorError::UnknownWorker(worker).into());
+        }
+        state.schedule();
+        Ok(Response::new(UnboundedReceiverStream::new(receiver)))
+    }
+
+    async fn report_task(&self, request: Request<TaskReport>) -> Result<Response<ReportTaskResponse>, Status> {
+        let report = request.into_inner();
+        let (accepted, actions) = self.lock().report(&report);
+        if !accepted {
+            tracing::info!(attempt = report.attempt_id, "ignored a report from an attempt no longer expected");
+        }
+        self.run_actions(actions);
+        Ok(Response::new(ReportTaskResponse { accepted }))
+    }
+
+    async fn map_output_locations(&self, request: Request<MapOutputLocationsRequest>) -> Result<Response<MapOutputLocationsResponse>, Status> {
+        let request = request.into_inner();
+        let id = parse_job(&request.job_id)?;
+        let outputs = self.lock().map_output_locations(id).ok_or_else(|| {
+            Status::unavailable(format!("map outputs of {id} are not all available yet"))
+        })?;
+        Ok(Response::new(MapOutputLocationsResponse { outputs }))
+    }
+
+    async fn commit_permission(&self, request: Request<CommitRequest>) -> Result<Response<CommitResponse>, Status> {
+        let attempt = AttemptId(request.into_inner().attempt_id);
+        let granted = self.lock().commit_permission(attempt);
+        Ok(Response::new(CommitResponse { granted }))
+    }
+}

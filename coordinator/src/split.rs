@@ -1,0 +1,70 @@
+//! Input splitting: cuts each input object into byte ranges of about the split size. As in Hadoop,
+//! a remainder of less than 10% of a split joins the last split instead of making a tiny task.
+//! Where lines fall is the worker's business (see the worker's `split_reader`).
+
+use quern_storage::InputObject;
+
+/// A tail below this fraction of the split size is folded into the previous split.
+const SPLIT_SLOP: f64 = 1.1;
+
+/// One map task's input: bytes `start..end` of one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Split {
+    pub url: String,
+    pub start: u64,
+    pub end: u64,
+    pub object_size: u64,
+}
+
+/// The splits of `objects`, in order. Empty objects give none.
+pub fn make_splits(objects: &[InputObject], split_size: u64) -> Vec<Split> {
+    let split_size = split_size.max(1);
+    let mut splits = Vec::new();
+    for object in objects {
+        let mut start = 0;
+        while start < object.size {
+            let remaining = object.size - start;
+            let len = if remaining as f64 > split_size as f64 * SPLIT_SLOP {
+                split_size
+            } else {
+                remaining
+            };
+            splits.push(Split {
+                url: object.url.to_string(),
+                start,
+                end: start + len,
+                object_size: object.size,
+            });
+            start += len;
+        }
+    }
+    splits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quern_storage::StorageUrl;
+
+    fn object(name: &str, size: u64) -> InputObject {
+        InputObject { url: StorageUrl::Local(format!("/in/{name}").into()), size }
+    }
+
+    fn ranges(splits: &[Split]) -> Vec<(u64, u64)> {
+        splits.iter().map(|s| (s.start, s.end)).collect()
+    }
+
+    #[test]
+    fn objects_are_cut_into_split_size_ranges_with_a_slop_tail() {
+        let splits = make_splits(&[object("a", 250), object("empty", 0), object("b", 105)], 100);
+        assert_eq!(ranges(&splits), [(0, 100), (100, 250), (0, 105)]);
+        assert_eq!(splits[2].url, "file:///in/b");
+        assert!(splits.iter().all(|s| s.object_size == if s.url.ends_with('a') { 250 } else { 105 }));
+    }
+
+    #[test]
+    fn a_tail_over_the_slop_gets_its_own_split() {
+        let splits = make_splits(&[object("a", 330)], 100);
+        assert_eq!(ranges(&splits), [(0, 100), (100, 200), (200, 300), (300, 330)]);
+    }
+}

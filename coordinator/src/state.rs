@@ -1,0 +1,336 @@
+//! The coordinator's state machine: jobs, workers and running attempts, behind one mutex that is
+//! never held across an `.await`. Every method is synchronous and O(1)-ish per decision; anything
+//! that needs I/O (committing a job's output) comes back as an [`Action`] for the caller to run.
+
+use crate::job::{AttemptRecord, Job, JobPhase, TaskRef, TaskState, add_counters};
+use quern_proto::ids::{AttemptId, JobId, WorkerId};
+use quern_proto::{Assignment, AttemptState, MapOutputLocation, TaskKind, TaskReport};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+/// Where a worker's assignments go: the open `Assignments` stream.
+pub type AssignmentSender = mpsc::UnboundedSender<Result<Assignment, Status>>;
+
+pub struct Worker {
+    pub id: WorkerId,
+    pub address: String,
+    pub slots: u32,
+    pub jobs: HashSet<String>,
+    pub running: HashSet<AttemptId>,
+    pub last_seen: Instant,
+    /// None until the worker opens its assignment stream.
+    pub sender: Option<AssignmentSender>,
+    /// The free-slot count this worker is filed under in [`State::free`], if any.
+    free_key: Option<u32>,
+}
+
+impl Worker {
+    pub fn free_slots(&self) -> u32 {
+        self.slots.saturating_sub(self.running.len() as u32)
+    }
+}
+
+/// An attempt the coordinator expects a report from.
+pub struct RunningAttempt {
+    pub job: JobId,
+    pub task: TaskRef,
+    pub worker: WorkerId,
+    /// Index of its record in the job's history.
+    pub record: usize,
+}
+
+/// Follow-up I/O the caller runs outside the lock.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Every reduce committed: write `_SUCCESS`, then call [`State::job_committed`].
+    CommitJob(JobId),
+    /// The job failed: remove what its attempts left in the output.
+    CleanUpJob(JobId),
+}
+
+#[derive(Default)]
+pub struct State {
+    pub jobs: BTreeMap<JobId, Job>,
+    pub workers: HashMap<WorkerId, Worker>,
+    /// Ready workers with a free slot, most free slots first.
+    pub free: BTreeSet<(Reverse<u32>, WorkerId)>,
+    pub attempts: HashMap<AttemptId, RunningAttempt>,
+    next_job: u32,
+    next_worker: u32,
+    next_attempt: u64,
+}
+
+impl State {
+    pub fn new_job_id(&mut self) -> JobId {
+        self.next_job += 1;
+        JobId(self.next_job)
+    }
+
+    pub fn new_attempt_id(&mut self) -> AttemptId {
+        self.next_attempt += 1;
+        AttemptId(self.next_attempt)
+    }
+
+    pub fn add_job(&mut self, job: Job) -> Vec<Action> {
+        let id = job.id;
+        self.jobs.insert(id, job);
+        // A job with no reduces to run has nothing to wait for.
+        let actions = self.commit_if_complete(id);
+        self.schedule();
+        actions
+    }
+
+    /// The running job, if any, that writes to `output`.
+    pub fn job_writing_to(&self, output: &str) -> Option<JobId> {
+        self.jobs.values().find(|j| j.is_active() && j.spec.output == output).map(|j| j.id)
+    }
+
+    pub fn register_worker(&mut self, address: String, slots: u32, jobs: Vec<String>) -> WorkerId {
+        self.next_worker += 1;
+        let id = WorkerId(self.next_worker);
+        let worker = Worker {
+            id,
+            address,
+            slots,
+            jobs: jobs.into_iter().collect(),
+            running: HashSet::new(),
+            last_seen: Instant::now(),
+            sender: None,
+            free_key: None,
+        };
+        self.workers.insert(id, worker);
+        id
+    }
+
+    /// Keeps the free-slot index in step with a worker's running set.
+    pub fn update_free(&mut self, id: WorkerId) {
+        let Some(worker) = self.workers.get_mut(&id) else {
+            return;
+        };
+        if let Some(old) = worker.free_key.take() {
+            self.free.remove(&(Reverse(old), id));
+        }
+        let free = worker.free_slots();
+        if free > 0 && worker.sender.is_some() {
+            worker.free_key = Some(free);
+            self.free.insert((Reverse(free), id));
+        }
+    }
+
+    /// Forgets a worker (dead, or gone); the caller deals with its attempts first.
+    pub fn remove_worker(&mut self, id: WorkerId) -> Option<Worker> {
+        let mut worker = self.workers.remove(&id)?;
+        if let Some(old) = worker.free_key.take() {
+            self.free.remove(&(Reverse(old), id));
+        }
+        Some(worker)
+    }
+
+    pub fn attach_stream(&mut self, id: WorkerId, sender: AssignmentSender) -> bool {
+        let Some(worker) = self.workers.get_mut(&id) else {
+            return false;
+        };
+        worker.sender = Some(sender);
+        worker.last_seen = Instant::now();
+        self.update_free(id);
+        true
+    }
+
+    /// Stops expecting `attempt`: frees its slot and closes its history record.
+    pub(crate) fn end_attempt(&mut self, attempt: AttemptId, state: AttemptState, error: &str) -> Option<RunningAttempt> {
+        let running = self.attempts.remove(&attempt)?;
+        if let Some(worker) = self.workers.get_mut(&running.worker) {
+            worker.running.remove(&attempt);
+        }
+        self.update_free(running.worker);
+        if let Some(job) = self.jobs.get_mut(&running.job) {
+            let record = &mut job.history[running.record];
+            record.state = state;
+            record.ended = Some(Instant::now());
+            record.error = error.to_string();
+        }
+        Some(running)
+    }
+
+    /// Handles a task report. Returns whether the attempt was expected, and follow-up actions.
+    pub fn report(&mut self, report: &TaskReport) -> (bool, Vec<Action>) {
+        let attempt = AttemptId(report.attempt_id);
+        let state = if report.succeeded { AttemptState::Succeeded } else { AttemptState::Failed };
+        let Some(running) = self.end_attempt(attempt, state, &report.error) else {
+            return (false, Vec::new());
+        };
+        let actions = if report.succeeded {
+            self.task_succeeded(&running, attempt, report)
+        } else {
+            self.task_failed(&running, report)
+        };
+        self.schedule();
+        (true, actions)
+    }
+
+    fn task_succeeded(&mut self, running: &RunningAttempt, attempt: AttemptId, report: &TaskReport) -> Vec<Action> {
+        let Some(job) = self.jobs.get_mut(&running.job) else {
+            return Vec::new();
+        };
+        job.task_mut(running.task).state = TaskState::Done { attempt, worker: running.worker };
+        if let Some(counters) = &report.counters {
+            add_counters(&mut job.counters, counters);
+        }
+        match running.task.kind {
+            TaskKind::Map => job.maps_done += 1,
+            _ => job.reduces_done += 1,
+        }
+        self.commit_if_complete(running.job)
+    }
+
+    fn commit_if_complete(&mut self, id: JobId) -> Vec<Action> {
+        match self.jobs.get_mut(&id) {
+            Some(job)
+                if job.phase == JobPhase::Running
+                    && job.all_maps_done()
+                    && job.reduces_done as usize == job.reduces.len() =>
+            {
+                job.phase = JobPhase::Committing;
+                vec![Action::CommitJob(id)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn task_failed(&mut self, running: &RunningAttempt, report: &TaskReport) -> Vec<Action> {
+        if report.failed_map_attempt != 0 {
+            // The reduce could not fetch a map output: run that map again; not the reduce's fault.
+            self.map_output_lost(running.job, AttemptId(report.failed_map_attempt));
+            if let Some(job) = self.jobs.get_mut(&running.job) {
+                job.requeue(running.task);
+            }
+            return Vec::new();
+        }
+        let Some(job) = self.jobs.get_mut(&running.job) else {
+            return Vec::new();
+        };
+        let max_attempts = job.spec.max_attempts.max(1);
+        let task = job.task_mut(running.task);
+        task.failures += 1;
+        task.last_error = report.error.clone();
+        let failures = task.failures;
+        if failures < max_attempts {
+            job.requeue(running.task);
+            return Vec::new();
+        }
+        let error = format!(
+            "task {} failed {failures} times; last error: {}",
+            running.task, report.error
+        );
+        self.fail_job(running.job, error)
+    }
+
+    /// Fails a job: its running attempts are no longer expected, its output is cleaned up.
+    pub fn fail_job(&mut self, id: JobId, error: String) -> Vec<Action> {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return Vec::new();
+        };
+        if !job.is_active() {
+            return Vec::new();
+        }
+        tracing::warn!(job = %id, %error, "job failed");
+        job.fail(error);
+        let doomed: Vec<AttemptId> =
+            self.attempts.iter().filter(|(_, a)| a.job == id).map(|(id, _)| *id).collect();
+        for attempt in doomed {
+            self.end_attempt(attempt, AttemptState::Killed, "job failed");
+        }
+        vec![Action::CleanUpJob(id)]
+    }
+
+    /// A map output that can no longer be fetched: if its task is done with that attempt, the map
+    /// runs again.
+    pub fn map_output_lost(&mut self, id: JobId, attempt: AttemptId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let lost = job.maps.iter().position(|t| matches!(t.state, TaskState::Done { attempt: a, .. } if a == attempt));
+        if let Some(index) = lost {
+            tracing::info!(job = %id, %attempt, map = index, "map output lost; running the map again");
+            job.requeue(TaskRef { kind: TaskKind::Map, index: index as u32 });
+        }
+    }
+
+    /// Where the map outputs for a reduce are. Empty if some map is not done (the reduce waits).
+    pub fn map_output_locations(&self, id: JobId) -> Option<Vec<MapOutputLocation>> {
+        let job = self.jobs.get(&id)?;
+        if !job.all_maps_done() {
+            return None;
+        }
+        let mut locations = Vec::with_capacity(job.maps.len());
+        for (index, task) in job.maps.iter().enumerate() {
+            let TaskState::Done { attempt, worker } = task.state else {
+                return None;
+            };
+            let worker = self.workers.get(&worker)?;
+            locations.push(MapOutputLocation {
+                map_task: index as u32,
+                attempt_id: attempt.0,
+                address: worker.address.clone(),
+            });
+        }
+        Some(locations)
+    }
+
+    /// Whether a reduce attempt may make its output final: only the attempt the coordinator is
+    /// waiting for, of a running job.
+    pub fn commit_permission(&self, attempt: AttemptId) -> bool {
+        let Some(running) = self.attempts.get(&attempt) else {
+            return false;
+        };
+        let Some(job) = self.jobs.get(&running.job) else {
+            return false;
+        };
+        job.phase == JobPhase::Running && job.task(running.task).state == TaskState::Running(attempt)
+    }
+
+    /// The job's output is committed (or could not be).
+    pub fn job_committed(&mut self, id: JobId, result: Result<(), String>) -> Vec<Action> {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return Vec::new();
+        };
+        match result {
+            Ok(()) => {
+                job.phase = JobPhase::Succeeded;
+                job.finished = Some(Instant::now());
+                tracing::info!(job = %id, "job succeeded");
+                Vec::new()
+            }
+            Err(error) => {
+                job.phase = JobPhase::Running;
+                self.fail_job(id, format!("cannot commit the job output: {error}"))
+            }
+        }
+    }
+
+    /// Records a new attempt of `task` on `worker`.
+    pub fn start_attempt(&mut self, id: JobId, task: TaskRef, worker: WorkerId) -> AttemptId {
+        let attempt = self.new_attempt_id();
+        let job = self.jobs.get_mut(&id).expect("start_attempt is called for a known job");
+        job.task_mut(task).state = TaskState::Running(attempt);
+        job.history.push(AttemptRecord {
+            task,
+            attempt,
+            worker,
+            state: AttemptState::Running,
+            started: Instant::now(),
+            ended: None,
+            error: String::new(),
+        });
+        let record = job.history.len() - 1;
+        self.attempts.insert(attempt, RunningAttempt { job: id, task, worker, record });
+        if let Some(w) = self.workers.get_mut(&worker) {
+            w.running.insert(attempt);
+        }
+        self.update_free(worker);
+        attempt
+    }
+}

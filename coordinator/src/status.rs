@@ -1,0 +1,66 @@
+//! Job and cluster status as the wire carries it: what `quern status` prints.
+
+use crate::job::{Job, JobPhase};
+use crate::state::State;
+use quern_proto::{AttemptInfo, ClusterStatusResponse, JobState, JobStatus, WorkerInfo};
+use std::time::Instant;
+
+fn millis(d: std::time::Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// The status of `job`, with its attempt history if `history`.
+pub fn job_status(job: &Job, history: bool) -> JobStatus {
+    let state = match job.phase {
+        JobPhase::Running | JobPhase::Committing => JobState::Running,
+        JobPhase::Succeeded => JobState::Succeeded,
+        JobPhase::Failed => JobState::Failed,
+    };
+    let end = job.finished.unwrap_or_else(Instant::now);
+    let attempts = if history {
+        job.history
+            .iter()
+            .map(|r| AttemptInfo {
+                kind: r.task.kind as i32,
+                task: r.task.index,
+                attempt_id: r.attempt.0,
+                worker: r.worker.to_string(),
+                state: r.state as i32,
+                start_ms: millis(r.started.duration_since(job.submitted)),
+                duration_ms: r.ended.map_or(0, |e| millis(e.duration_since(r.started))),
+                error: r.error.clone(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    JobStatus {
+        job_id: job.id.to_string(),
+        spec: Some(job.spec.clone()),
+        state: state as i32,
+        map_tasks: job.maps.len() as u32,
+        maps_done: job.maps_done,
+        reduce_tasks: job.reduces.len() as u32,
+        reduces_done: job.reduces_done,
+        counters: Some(job.counters),
+        elapsed_ms: millis(end.duration_since(job.submitted)),
+        error: job.error.clone().unwrap_or_default(),
+        attempts,
+    }
+}
+
+pub fn cluster_status(state: &State) -> ClusterStatusResponse {
+    let mut workers: Vec<WorkerInfo> = state
+        .workers
+        .values()
+        .map(|w| WorkerInfo {
+            worker_id: w.id.to_string(),
+            address: w.address.clone(),
+            slots: w.slots,
+            running: w.running.len() as u32,
+            jobs: w.jobs.iter().cloned().collect(),
+        })
+        .collect();
+    workers.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+    ClusterStatusResponse { workers }
+}
