@@ -1,7 +1,30 @@
-//! Quern worker.
-pub mod record;
-pub mod split_reader;
-pub mod merge;
+//! The Quern worker: registers with the coordinator, runs the map and reduce tasks it is given,
+//! serves its map outputs to reducers, and heartbeats.
+//!
+//! The data path, in file order:
+//! - map side: [`split_reader`] (lines of a split) → [`map`] (the task) → [`map_output`]
+//!   (partition, [`sort_buffer`], combine, [`spill`], merge) → [`shuffle_server`];
+//! - reduce side: [`shuffle_fetch`] → [`merge`] (k-way, grouped by key) → [`reduce`] →
+//!   [`commit`] (only the accepted attempt's part file becomes final).
+//!
+//! Around it: [`record`] (the framing of records on disk and on the wire), [`task`] (running and
+//! reporting attempts), [`session`] (registration, assignments and heartbeats), [`context`] and
+//! [`error`].
+
+pub mod commit;
+pub mod context;
+pub mod error;
+pub mod map;
 pub mod map_output;
+pub mod merge;
+pub mod record;
+pub mod reduce;
+pub mod session;
+pub mod shuffle_fetch;
+pub mod shuffle_server;
 pub mod sort_buffer;
 pub mod spill;
+pub mod split_reader;
+pub mod task;
+
+pub use session::{WorkerConfig, WorkerError, run};

@@ -29,6 +29,7 @@ pub struct SplitLines<C> {
     exhausted: bool,
     done: bool,
     bytes_read: u64,
+    lines_read: u64,
 }
 
 impl<C, E> SplitLines<C>
@@ -47,12 +48,18 @@ where
             exhausted: false,
             done: start >= end,
             bytes_read: 0,
+            lines_read: 0,
         }
     }
 
     /// Bytes of the object this reader consumed, including the look-behind and look-ahead.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
+    }
+
+    /// Lines handed out so far.
+    pub fn lines_read(&self) -> u64 {
+        self.lines_read
     }
 
     /// Moves consumed bytes out and appends the next chunk; false at the end of the object.
@@ -128,6 +135,7 @@ where
             self.done = true;
             return Ok(None);
         };
+        self.lines_read += 1;
         let line = &self.buf[start..start + len];
         Ok(Some((offset, line.strip_suffix(b"\r").unwrap_or(line))))
     }

@@ -1,0 +1,183 @@
+//! The worker's life: bind the shuffle service, register with the coordinator (retrying with
+//! backoff while it is unreachable), then take assignments from the coordinator's stream and
+//! heartbeat, registering again whenever the coordinator forgets this worker.
+
+use crate::context::{Context, lazy_channel};
+use crate::shuffle_server::ShuffleService;
+use crate::task::Running;
+use quern_proto::shuffle_server::ShuffleServer;
+use quern_proto::{AssignmentsRequest, HeartbeatRequest, RegisterWorkerRequest};
+use quern_sdk::JobRegistry;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The coordinator's URL, `http://host:port`.
+    pub coordinator: String,
+    /// Where the shuffle service listens; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Tasks run at once.
+    pub slots: u32,
+    /// Where map output goes; a fresh temporary directory (removed on exit) if None.
+    pub work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot listen on {address}")]
+    Listen {
+        address: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the work directory")]
+    WorkDir(#[source] std::io::Error),
+    #[error("invalid coordinator address '{address}'")]
+    CoordinatorAddress {
+        address: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("shuffle service failed")]
+    Shuffle(#[source] tonic::transport::Error),
+}
+
+/// Runs a worker until `stop` completes.
+pub async fn run(
+    config: WorkerConfig,
+    registry: JobRegistry,
+    stop: impl Future<Output = ()>,
+) -> Result<(), WorkerError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| WorkerError::Listen { address: config.listen, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| WorkerError::Listen { address: config.listen, source })?;
+    let (work_dir, _temporary) = work_dir(config.work_dir.clone())?;
+    let channel = lazy_channel(&config.coordinator).map_err(|source| WorkerError::CoordinatorAddress {
+        address: config.coordinator.clone(),
+        source,
+    })?;
+    let ctx = Arc::new(Context::new(registry, work_dir, channel));
+    let shutdown = CancellationToken::new();
+    let shuffle = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ShuffleServer::new(ShuffleService { outputs: ctx.outputs.clone() }))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone().cancelled_owned()),
+    );
+    let running = Running::default();
+    let address = format!("http://{local}");
+    tracing::info!(%address, slots = config.slots, "worker started");
+    tokio::select! {
+        _ = stop => {}
+        _ = serve_coordinator(ctx, running.clone(), &config, address) => {}
+    }
+    running.cancel_all();
+    shutdown.cancel();
+    match shuffle.await {
+        Ok(result) => result.map_err(WorkerError::Shuffle),
+        Err(_) => Ok(()),
+    }
+}
+
+fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir>), WorkerError> {
+    match given {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).map_err(WorkerError::WorkDir)?;
+            Ok((dir, None))
+        }
+        None => {
+            let temp = tempfile::Builder::new().prefix("quern-worker-").tempdir().map_err(WorkerError::WorkDir)?;
+            Ok((temp.path().to_path_buf(), Some(temp)))
+        }
+    }
+}
+
+/// Registers and serves sessions forever, backing off while the coordinator is unreachable.
+async fn serve_coordinator(ctx: Arc<Context>, running: Running, config: &WorkerConfig, address: String) {
+    let mut delay = FIRST_RETRY;
+    loop {
+        let request = RegisterWorkerRequest {
+            address: address.clone(),
+            slots: config.slots,
+            jobs: ctx.registry.names(),
+        };
+        match ctx.coordinator().register_worker(request).await {
+            Ok(response) => {
+                delay = FIRST_RETRY;
+                let response = response.into_inner();
+                let interval = Duration::from_millis(response.heartbeat_interval_ms.max(10));
+                tracing::info!(worker = %response.worker_id, coordinator = %config.coordinator, "registered");
+                session(&ctx, &running, response.worker_id, interval).await;
+            }
+            Err(status) => {
+                tracing::warn!(
+                    coordinator = %config.coordinator,
+                    error = %status.message(),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "cannot register with the coordinator; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_RETRY);
+            }
+        }
+    }
+}
+
+/// One registration: runs until the assignment stream ends or the coordinator forgets us.
+async fn session(ctx: &Arc<Context>, running: &Running, worker_id: String, interval: Duration) {
+    let request = AssignmentsRequest { worker_id: worker_id.clone() };
+    let mut stream = match ctx.coordinator().assignments(request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            tracing::warn!(error = %status.message(), "cannot open the assignment stream");
+            return;
+        }
+    };
+    let receive = async {
+        loop {
+            match stream.message().await {
+                Ok(Some(assignment)) => running.start(ctx.clone(), worker_id.clone(), assignment),
+                Ok(None) => return tracing::warn!("the coordinator closed the assignment stream"),
+                Err(status) => return tracing::warn!(error = %status.message(), "assignment stream broke"),
+            }
+        }
+    };
+    tokio::select! {
+        _ = receive => {}
+        _ = heartbeats(ctx, running, &worker_id, interval) => {}
+    }
+}
+
+/// Heartbeats until the coordinator says it does not know this worker.
+async fn heartbeats(ctx: &Context, running: &Running, worker_id: &str, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let request = HeartbeatRequest { worker_id: worker_id.to_string(), running_attempts: running.attempts() };
+        match ctx.coordinator().heartbeat(request).await {
+            Ok(response) => {
+                let response = response.into_inner();
+                if response.reregister {
+                    return tracing::warn!("the coordinator does not know this worker; registering again");
+                }
+                for attempt in response.cancel_attempts {
+                    running.cancel(attempt);
+                }
+            }
+            Err(status) => tracing::warn!(error = %status.message(), "heartbeat failed"),
+        }
+    }
+}

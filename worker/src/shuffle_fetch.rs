@@ -1,0 +1,143 @@
+//! Shuffle fetch: a reduce task streams its partition of every map output from the workers that
+//! hold them, several at once. A small segment stays in memory; past the budget, segments go to
+//! the task's local directory. A peer that cannot serve after a few tries is a fetch failure,
+//! which the coordinator answers by running that map again.
+
+use crate::context::Context;
+use crate::error::TaskError;
+use crate::merge::Segment;
+use crate::record::RecordReader;
+use futures::{StreamExt, TryStreamExt};
+use quern_proto::{FetchRequest, MapOutputLocation};
+use std::io::BufReader;
+use tokio::io::AsyncWriteExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// Map outputs fetched at once.
+const PARALLEL_FETCHES: usize = 8;
+/// In-memory bytes a reduce task may hold across its segments; the rest spill to disk.
+const MEMORY_BUDGET: i64 = 128 << 20;
+const FETCH_TRIES: u32 = 3;
+const RETRY_DELAY: Duration = Duration::from_millis(200);
+
+/// One fetched segment.
+pub enum Fetched {
+    Memory(Vec<u8>),
+    File(PathBuf),
+}
+
+impl Fetched {
+    pub fn open(self) -> std::io::Result<Segment> {
+        Ok(match self {
+            Fetched::Memory(bytes) => RecordReader::new(Box::new(std::io::Cursor::new(bytes))),
+            Fetched::File(path) => {
+                let file = std::fs::File::open(&path)?;
+                // The segment is only read once; unlinking now means nothing is left behind.
+                std::fs::remove_file(&path)?;
+                RecordReader::new(Box::new(BufReader::with_capacity(64 << 10, file)))
+            }
+        })
+    }
+}
+
+/// Fetches partition `partition` of every map output; returns the segments and their bytes.
+pub async fn fetch_all(
+    ctx: &Context,
+    job_id: &str,
+    partition: u32,
+    locations: Vec<MapOutputLocation>,
+    dir: &Path,
+) -> Result<(Vec<Fetched>, u64), TaskError> {
+    let budget = AtomicI64::new(MEMORY_BUDGET);
+    let segments: Vec<(Fetched, u64)> = futures::stream::iter(locations)
+        .map(|location| fetch_with_retries(ctx, job_id, partition, location, dir, &budget))
+        .buffer_unordered(PARALLEL_FETCHES)
+        .try_collect()
+        .await?;
+    let bytes = segments.iter().map(|(_, b)| b).sum();
+    Ok((segments.into_iter().map(|(s, _)| s).collect(), bytes))
+}
+
+async fn fetch_with_retries(
+    ctx: &Context,
+    job_id: &str,
+    partition: u32,
+    location: MapOutputLocation,
+    dir: &Path,
+    budget: &AtomicI64,
+) -> Result<(Fetched, u64), TaskError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match fetch_one(ctx, job_id, partition, &location, dir, budget).await {
+            Ok(fetched) => return Ok(fetched),
+            Err(FetchError::Local(e)) => return Err(e),
+            Err(FetchError::Peer(status)) if tries >= FETCH_TRIES || status.code() == tonic::Code::NotFound => {
+                return Err(TaskError::Fetch {
+                    map_attempt: location.attempt_id,
+                    address: location.address.clone(),
+                    source: status,
+                });
+            }
+            Err(FetchError::Peer(status)) => {
+                tracing::info!(address = %location.address, error = %status.message(), "shuffle fetch failed; retrying");
+                tokio::time::sleep(RETRY_DELAY * tries).await;
+            }
+        }
+    }
+}
+
+enum FetchError {
+    Peer(tonic::Status),
+    Local(TaskError),
+}
+
+async fn fetch_one(
+    ctx: &Context,
+    job_id: &str,
+    partition: u32,
+    location: &MapOutputLocation,
+    dir: &Path,
+    budget: &AtomicI64,
+) -> Result<(Fetched, u64), FetchError> {
+    let mut client = ctx.peer(&location.address).map_err(FetchError::Peer)?;
+    let request = FetchRequest { job_id: job_id.to_string(), map_attempt_id: location.attempt_id, partition };
+    let mut stream = client.fetch_partition(request).await.map_err(FetchError::Peer)?.into_inner();
+    let mut memory = Vec::new();
+    let mut file: Option<(tokio::fs::File, PathBuf)> = None;
+    let mut total = 0u64;
+    while let Some(chunk) = stream.message().await.map_err(FetchError::Peer)? {
+        let data = chunk.data;
+        total += data.len() as u64;
+        if file.is_none() && budget.fetch_sub(data.len() as i64, Ordering::Relaxed) < data.len() as i64 {
+            file = Some(spill_to_disk(dir, location.map_task, &memory).await.map_err(FetchError::Local)?);
+            budget.fetch_add(memory.len() as i64 + data.len() as i64, Ordering::Relaxed);
+            memory = Vec::new();
+        }
+        match &mut file {
+            Some((f, path)) => f.write_all(&data).await.map_err(|e| write_error(path, e))?,
+            None => memory.extend_from_slice(&data),
+        }
+    }
+    Ok(match file {
+        Some((mut f, path)) => {
+            f.flush().await.map_err(|e| write_error(&path, e))?;
+            (Fetched::File(path), total)
+        }
+        None => (Fetched::Memory(memory), total),
+    })
+}
+
+fn write_error(path: &Path, e: std::io::Error) -> FetchError {
+    FetchError::Local(TaskError::io(format!("cannot write {}", path.display()))(e))
+}
+
+async fn spill_to_disk(dir: &Path, map_task: u32, already: &[u8]) -> Result<(tokio::fs::File, PathBuf), TaskError> {
+    let path = dir.join(format!("segment-{map_task:05}"));
+    let context = || format!("cannot write {}", path.display());
+    let mut file = tokio::fs::File::create(&path).await.map_err(TaskError::io(context()))?;
+    file.write_all(already).await.map_err(TaskError::io(context()))?;
+    Ok((file, path))
+}

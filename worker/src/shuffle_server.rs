@@ -1,0 +1,89 @@
+//! The shuffle service: serves one reduce partition of one finished map output, streamed from the
+//! worker's local disk in chunks. Map outputs are registered here when their task finishes.
+
+use crate::spill::Run;
+use bytes::Bytes;
+use quern_proto::shuffle_server::Shuffle;
+use quern_proto::{FetchChunk, FetchRequest};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+const CHUNK: usize = 1 << 20;
+
+/// Finished map outputs on this worker, by (job, map attempt).
+#[derive(Clone, Default)]
+pub struct MapOutputs {
+    runs: Arc<Mutex<HashMap<(String, u64), Run>>>,
+}
+
+impl MapOutputs {
+    pub fn insert(&self, job: &str, attempt: u64, run: Run) {
+        self.lock().insert((job.to_string(), attempt), run);
+    }
+
+    fn get(&self, job: &str, attempt: u64) -> Option<Run> {
+        self.lock().get(&(job.to_string(), attempt)).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), Run>> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct ShuffleService {
+    pub outputs: MapOutputs,
+}
+
+#[tonic::async_trait]
+impl Shuffle for ShuffleService {
+    type FetchPartitionStream = ReceiverStream<Result<FetchChunk, Status>>;
+
+    async fn fetch_partition(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<Self::FetchPartitionStream>, Status> {
+        let request = request.into_inner();
+        let run = self.outputs.get(&request.job_id, request.map_attempt_id).ok_or_else(|| {
+            Status::not_found(format!(
+                "no map output of {} attempt {} on this worker",
+                request.job_id, request.map_attempt_id
+            ))
+        })?;
+        let partition = request.partition;
+        if partition as usize + 1 >= run.offsets.len() {
+            return Err(Status::invalid_argument(format!("no partition {partition} in the map output")));
+        }
+        let (sender, receiver) = mpsc::channel(2);
+        tokio::spawn(async move {
+            if let Err(e) = stream_partition(&run, partition, &sender).await {
+                let _ = sender
+                    .send(Err(Status::internal(format!("cannot read {}: {e}", run.path.display()))))
+                    .await;
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+async fn stream_partition(
+    run: &Run,
+    partition: u32,
+    sender: &mpsc::Sender<Result<FetchChunk, Status>>,
+) -> std::io::Result<()> {
+    let mut file = tokio::fs::File::open(&run.path).await?;
+    file.seek(std::io::SeekFrom::Start(run.offsets[partition as usize])).await?;
+    let mut left = run.partition_len(partition);
+    while left > 0 {
+        let mut chunk = vec![0u8; CHUNK.min(left as usize)];
+        file.read_exact(&mut chunk).await?;
+        left -= chunk.len() as u64;
+        if sender.send(Ok(FetchChunk { data: Bytes::from(chunk) })).await.is_err() {
+            break; // the reducer went away
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Runs one assignment (map or reduce) and reports how it ended. The tasks running on this worker
+//! are tracked here, so heartbeats can list them and the coordinator can cancel them.
+
+use crate::context::Context;
+use crate::error::TaskError;
+use crate::map::run_map;
+use crate::reduce::run_reduce;
+use quern_proto::{Assignment, TaskKind, TaskReport};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::AbortHandle;
+use tracing::Instrument;
+
+const REPORT_TRIES: u32 = 5;
+
+/// The attempts running on this worker.
+#[derive(Clone, Default)]
+pub struct Running {
+    tasks: Arc<Mutex<HashMap<u64, AbortHandle>>>,
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, AbortHandle>> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn attempts(&self) -> Vec<u64> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// Stops an attempt the coordinator no longer expects.
+    pub fn cancel(&self, attempt: u64) {
+        if let Some(handle) = self.lock().remove(&attempt) {
+            tracing::info!(attempt, "cancelling an attempt the coordinator no longer expects");
+            handle.abort();
+        }
+    }
+
+    pub fn cancel_all(&self) {
+        for (_, handle) in self.lock().drain() {
+            handle.abort();
+        }
+    }
+
+    /// Starts `assignment` in the background.
+    pub fn start(&self, ctx: Arc<Context>, worker_id: String, assignment: Assignment) {
+        let attempt = assignment.attempt_id;
+        let running = self.clone();
+        let mut tasks = self.lock();
+        let span = tracing::info_span!("task", job = %assignment.job_id, task = assignment.task, attempt);
+        let handle = tokio::spawn(
+            async move {
+                run_and_report(&ctx, worker_id, &assignment).await;
+                running.lock().remove(&attempt);
+            }
+            .instrument(span),
+        );
+        tasks.insert(attempt, handle.abort_handle());
+    }
+}
+
+async fn run_and_report(ctx: &Context, worker_id: String, assignment: &Assignment) {
+    let result = match TaskKind::try_from(assignment.kind) {
+        Ok(TaskKind::Map) => run_map(ctx, assignment).await,
+        Ok(TaskKind::Reduce) => run_reduce(ctx, assignment).await,
+        _ => Err(TaskError::MissingField("task kind")),
+    };
+    let mut report = TaskReport {
+        worker_id,
+        job_id: assignment.job_id.clone(),
+        attempt_id: assignment.attempt_id,
+        ..TaskReport::default()
+    };
+    match result {
+        Ok(counters) => {
+            tracing::debug!("task succeeded");
+            report.succeeded = true;
+            report.counters = Some(counters);
+        }
+        Err(e) => {
+            let error = quern_proto::error_chain(&e);
+            tracing::warn!(%error, "task failed");
+            if let TaskError::Fetch { map_attempt, .. } = e {
+                report.failed_map_attempt = map_attempt;
+            }
+            report.error = error;
+        }
+    }
+    send_report(ctx, report).await;
+}
+
+/// Reports to the coordinator, retrying lost messages; a report it already has is ignored there.
+async fn send_report(ctx: &Context, report: TaskReport) {
+    for attempt in 1..=REPORT_TRIES {
+        match ctx.coordinator().report_task(report.clone()).await {
+            Ok(response) => {
+                if !response.into_inner().accepted {
+                    tracing::info!("the coordinator no longer expected this attempt; result dropped");
+                }
+                return;
+            }
+            Err(status) => {
+                tracing::warn!(error = %status.message(), attempt, "cannot report task result; retrying");
+                tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+            }
+        }
+    }
+    tracing::error!("gave up reporting a task result; the coordinator will run it again");
+}
