@@ -34,7 +34,7 @@ impl StorageUrl {
             Some((scheme, _)) => return Err(invalid(&format!("unsupported scheme '{scheme}'"))),
             None => std::path::absolute(text).map_err(|e| invalid(&e.to_string()))?,
         };
-        Ok(StorageUrl::Local(path))
+        Ok(StorageUrl::Local(normalize(&path)))
     }
 
     /// Binds the URL to its store.
@@ -72,6 +72,21 @@ impl std::fmt::Display for StorageUrl {
     }
 }
 
+/// Resolves `.` and `..` lexically, as object store paths have no such segments.
+fn normalize(path: &std::path::Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// One local-disk store for the whole process.
 fn local_store() -> Arc<dyn ObjectStore> {
     static STORE: OnceLock<Arc<dyn ObjectStore>> = OnceLock::new();
@@ -105,6 +120,12 @@ mod tests {
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(url, StorageUrl::Local(cwd.join("data/books")));
         assert_eq!(url.to_string(), format!("file://{}", cwd.join("data/books").display()));
+    }
+
+    #[test]
+    fn dot_segments_are_resolved() {
+        let url = StorageUrl::parse("file:///data/./books/../logs/x").unwrap();
+        assert_eq!(url, StorageUrl::Local(PathBuf::from("/data/logs/x")));
     }
 
     #[test]

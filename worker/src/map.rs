@@ -14,8 +14,10 @@ use quern_storage::{Location, StorageError, StorageUrl};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Bytes per ranged read of the input.
+/// Bytes per ranged read of the split.
 const READ_CHUNK: u64 = 4 << 20;
+/// Bytes per ranged read past the split's end, where only the rest of one line is wanted.
+const TAIL_CHUNK: u64 = 64 << 10;
 /// Chunks read ahead of the mapper.
 const READ_AHEAD: usize = 2;
 
@@ -61,7 +63,11 @@ async fn read_chunks(location: Location, split: MapSplit, sender: mpsc::Sender<R
     let location = Arc::new(location);
     let mut pos = read_start(split.start);
     while pos < split.object_size {
-        let end = (pos + READ_CHUNK).min(split.object_size);
+        let end = if pos < split.end {
+            (pos + READ_CHUNK).min(split.end)
+        } else {
+            (pos + TAIL_CHUNK).min(split.object_size)
+        };
         let chunk = location
             .store
             .get_range(&location.path, pos..end)

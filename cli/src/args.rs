@@ -1,0 +1,135 @@
+//! Command-line flags, one clap struct per role. Every flag has a `QUERN_` environment fallback;
+//! a flag beats the environment, which beats the default.
+
+use bytesize::ByteSize;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "quern", version, about = "Quern: MapReduce batch jobs, on one machine or a cluster")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a job on an embedded local cluster (a coordinator and workers in this process).
+    Run(RunArgs),
+    /// Run a coordinator.
+    Coordinator(CoordinatorArgs),
+    /// Run a worker that takes tasks from a coordinator.
+    Worker(WorkerArgs),
+    /// Submit a job to a coordinator.
+    Submit(SubmitArgs),
+    /// Show the cluster, or one job with its task history.
+    Status(StatusArgs),
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|e| format!("'{text}' is not a size like 64MiB or 1000: {e}"))
+}
+
+fn parse_reducers(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) => Err("--reducers must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("'{text}' is not a number: {e}")),
+    }
+}
+
+/// What every job command takes.
+#[derive(Args, Debug, Clone)]
+pub struct JobArgs {
+    /// The job to run (e.g. wordcount).
+    pub job: String,
+    /// Input: a file, a directory or a glob; a path, file:// URL. Repeatable.
+    #[arg(long = "input", short = 'i', required = true, env = "QUERN_INPUT", value_delimiter = ',')]
+    pub inputs: Vec<String>,
+    /// Output directory (part-r-NNNNN files and _SUCCESS).
+    #[arg(long, short = 'o', env = "QUERN_OUTPUT")]
+    pub output: String,
+    /// Reduce partitions, one part file each.
+    #[arg(long, default_value = "1", env = "QUERN_REDUCERS", value_parser = parse_reducers)]
+    pub reducers: u32,
+    /// Bytes of input per map task (64MiB, 1KiB, 1000).
+    #[arg(long, default_value = "64MiB", env = "QUERN_SPLIT_SIZE", value_parser = parse_size)]
+    pub split_size: u64,
+    /// Map-side sort buffer per task; it spills to disk past this size.
+    #[arg(long, default_value = "64MiB", env = "QUERN_SORT_BUFFER", value_parser = parse_size)]
+    pub sort_buffer: u64,
+    /// Attempts per task before the job fails.
+    #[arg(long, default_value = "4", env = "QUERN_MAX_ATTEMPTS")]
+    pub max_attempts: u32,
+    /// Replace an output that already holds a finished job.
+    #[arg(long, env = "QUERN_OVERWRITE")]
+    pub overwrite: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Workers in the embedded cluster [default: number of cores].
+    #[arg(long, env = "QUERN_WORKERS")]
+    pub workers: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+pub struct CoordinatorArgs {
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:7070", env = "QUERN_LISTEN")]
+    pub listen: SocketAddr,
+    /// How often workers heartbeat, in milliseconds.
+    #[arg(long, default_value = "1000", env = "QUERN_HEARTBEAT_MS")]
+    pub heartbeat_ms: u64,
+    /// A worker silent this many milliseconds is dead and its work runs elsewhere.
+    #[arg(long, default_value = "10000", env = "QUERN_WORKER_TIMEOUT_MS")]
+    pub worker_timeout_ms: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// The coordinator's URL.
+    #[arg(long, default_value = "http://127.0.0.1:7070", env = "QUERN_COORDINATOR")]
+    pub coordinator: String,
+    /// Tasks run at once [default: number of cores].
+    #[arg(long, env = "QUERN_SLOTS")]
+    pub slots: Option<u32>,
+    /// Address of this worker's shuffle service (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0", env = "QUERN_WORKER_LISTEN")]
+    pub listen: SocketAddr,
+    /// Where map output goes [default: a fresh temporary directory, removed on exit].
+    #[arg(long, env = "QUERN_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// The coordinator's URL.
+    #[arg(long, default_value = "http://127.0.0.1:7070", env = "QUERN_COORDINATOR")]
+    pub coordinator: String,
+    /// Wait for the job to finish and print its summary.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The coordinator's URL.
+    #[arg(long, default_value = "http://127.0.0.1:7070", env = "QUERN_COORDINATOR")]
+    pub coordinator: String,
+    /// A job id (job-0001): show it with its task history.
+    pub job_id: Option<String>,
+}
+
+/// The number of cores, for defaults.
+pub fn cores() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}

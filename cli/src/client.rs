@@ -1,0 +1,81 @@
+//! The client side of the coordinator: connect (within a bounded time), submit a job, wait for it,
+//! fetch status.
+
+use crate::args::JobArgs;
+use anyhow::{Context as _, Result, anyhow, bail};
+use quern_proto::coordinator_client::CoordinatorClient;
+use quern_proto::*;
+use quern_sdk::JobRegistry;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(50);
+
+pub type Client = CoordinatorClient<Channel>;
+
+/// Connects to the coordinator, failing within a few seconds if nobody answers.
+pub async fn connect(address: &str) -> Result<Client> {
+    let endpoint = Endpoint::from_shared(address.to_string())
+        .with_context(|| format!("invalid coordinator address '{address}'"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT);
+    let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
+        .await
+        .map_err(|_| anyhow!("cannot reach the coordinator at {address}: no answer in {} s", CONNECT_TIMEOUT.as_secs()))?
+        .map_err(|e| anyhow!("cannot reach the coordinator at {address}: {}", quern_proto::error_chain(&e)))?;
+    Ok(CoordinatorClient::new(channel)
+        .max_decoding_message_size(quern_coordinator::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(quern_coordinator::MAX_MESSAGE_BYTES))
+}
+
+/// The job spec for `args`, after checking the job is one this binary knows.
+pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
+    if registry.get(&args.job).is_none() {
+        bail!("unknown job '{}'; this binary has: {}", args.job, registry.names().join(", "));
+    }
+    let inputs = args.inputs.iter().map(|i| absolute_url(i)).collect::<Result<Vec<_>>>()?;
+    Ok(JobSpec {
+        job_name: args.job.clone(),
+        inputs,
+        output: absolute_url(&args.output)?,
+        reducers: args.reducers,
+        split_size: args.split_size,
+        overwrite: args.overwrite,
+        sort_buffer_bytes: args.sort_buffer,
+        max_attempts: args.max_attempts,
+    })
+}
+
+/// The coordinator runs elsewhere: a relative local path is resolved here, where the user typed
+/// it.
+fn absolute_url(text: &str) -> Result<String> {
+    Ok(quern_storage::StorageUrl::parse(text)?.to_string())
+}
+
+pub async fn submit(client: &mut Client, spec: JobSpec) -> Result<SubmitJobResponse> {
+    let name = spec.job_name.clone();
+    let response = client
+        .submit_job(SubmitJobRequest { spec: Some(spec) })
+        .await
+        .map_err(|status| anyhow!("job '{name}' refused: {}", status.message()))?;
+    Ok(response.into_inner())
+}
+
+pub async fn job_status(client: &mut Client, job_id: &str, history: bool) -> Result<JobStatus> {
+    let request = GetJobRequest { job_id: job_id.to_string(), history };
+    let response = client.get_job(request).await.map_err(|status| anyhow!("{}", status.message()))?;
+    Ok(response.into_inner())
+}
+
+/// Polls until the job ends; returns its final status.
+pub async fn wait(client: &mut Client, job_id: &str) -> Result<JobStatus> {
+    loop {
+        let status = job_status(client, job_id, false).await?;
+        if status.state != JobState::Running as i32 {
+            return Ok(status);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}

@@ -1,0 +1,136 @@
+//! The `quern` command. A user's own job binary is a few lines: build a
+//! [`quern_sdk::JobRegistry`] with their jobs and call [`main_with`]; workers started from that
+//! binary can run those jobs.
+//!
+//! - [`args`]: the flags of each subcommand.
+//! - [`client`]: talking to a coordinator (submit, wait, status).
+//! - [`embedded`]: `quern run`, a coordinator and workers in this process.
+//! - [`report`]: what gets printed.
+
+pub mod args;
+pub mod client;
+pub mod embedded;
+pub mod report;
+
+use anyhow::{Context as _, Result, bail};
+use args::{Cli, Command, CoordinatorArgs, StatusArgs, SubmitArgs, WorkerArgs, cores};
+use clap::Parser;
+use quern_proto::{ClusterStatusRequest, JobState, ListJobsRequest};
+use quern_sdk::JobRegistry;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Parses the command line and runs it with the jobs in `registry`. Exit status: 0 on success,
+/// 1 on any failure (the cause on one line on stderr), 2 on bad usage.
+pub fn main_with(registry: JobRegistry) -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.command);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    match runtime.block_on(dispatch(cli.command, registry)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    eprintln!("quern: {e:#}");
+    ExitCode::FAILURE
+}
+
+/// Daemons log at info; one-shot commands only warn. `QUERN_LOG` (tracing's filter syntax)
+/// overrides.
+fn init_logging(command: &Command) {
+    let default = match command {
+        Command::Coordinator(_) | Command::Worker(_) => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QUERN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn dispatch(command: Command, registry: JobRegistry) -> Result<()> {
+    match command {
+        Command::Run(args) => embedded::run(args, registry).await,
+        Command::Coordinator(args) => coordinator(args).await,
+        Command::Worker(args) => worker(args, registry).await,
+        Command::Submit(args) => submit(args, registry).await,
+        Command::Status(args) => status(args).await,
+    }
+}
+
+async fn shutdown_signal() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn coordinator(args: CoordinatorArgs) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr().context("cannot read the listening address")?;
+    let config = quern_coordinator::CoordinatorConfig {
+        heartbeat_interval: Duration::from_millis(args.heartbeat_ms.max(1)),
+        worker_timeout: Duration::from_millis(args.worker_timeout_ms.max(1)),
+        ..Default::default()
+    };
+    tracing::info!(address = %format!("http://{address}"), "coordinator listening");
+    quern_coordinator::serve(listener, config, shutdown_signal())
+        .await
+        .context("coordinator failed")
+}
+
+async fn worker(args: WorkerArgs, registry: JobRegistry) -> Result<()> {
+    let config = quern_worker::WorkerConfig {
+        coordinator: args.coordinator,
+        listen: args.listen,
+        slots: args.slots.unwrap_or_else(cores).max(1),
+        work_dir: args.work_dir,
+    };
+    quern_worker::run(config, registry, shutdown_signal()).await.context("worker failed")
+}
+
+async fn submit(args: SubmitArgs, registry: JobRegistry) -> Result<()> {
+    let spec = client::job_spec(&args.job, &registry)?;
+    let mut client = client::connect(&args.coordinator).await?;
+    let submitted = client::submit(&mut client, spec).await?;
+    println!(
+        "submitted {}: {} map tasks, {} reduce tasks",
+        submitted.job_id, submitted.map_tasks, submitted.reduce_tasks
+    );
+    if args.wait {
+        let status = client::wait(&mut client, &submitted.job_id).await?;
+        finish(&status)?;
+    }
+    Ok(())
+}
+
+/// Prints a finished job's summary; a failed job is an error.
+pub fn finish(status: &quern_proto::JobStatus) -> Result<()> {
+    println!("{}", report::summary(status));
+    if status.state != JobState::Succeeded as i32 {
+        bail!("job {} failed: {}", status.job_id, status.error);
+    }
+    Ok(())
+}
+
+async fn status(args: StatusArgs) -> Result<()> {
+    let mut client = client::connect(&args.coordinator).await?;
+    match args.job_id {
+        Some(job_id) => {
+            let status = client::job_status(&mut client, &job_id, true).await?;
+            println!("{}", report::summary(&status));
+            print!("{}", report::history(&status));
+        }
+        None => {
+            let cluster = client.cluster_status(ClusterStatusRequest {}).await?.into_inner();
+            let jobs = client.list_jobs(ListJobsRequest {}).await?.into_inner().jobs;
+            print!("{}", report::cluster(&cluster, &jobs));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The stock `quern` binary: the CLI with the built-in jobs.
+
+fn main() -> std::process::ExitCode {
+    quern::main_with(quern_examples::registry())
+}

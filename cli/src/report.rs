@@ -1,0 +1,98 @@
+//! What the CLI prints: the job summary, the task history table, the cluster.
+
+use quern_proto::{AttemptState, ClusterStatusResponse, JobState, JobStatus, TaskKind};
+
+fn state_name(state: i32) -> &'static str {
+    match JobState::try_from(state) {
+        Ok(JobState::Running) => "running",
+        Ok(JobState::Succeeded) => "succeeded",
+        Ok(JobState::Failed) => "failed",
+        _ => "unknown",
+    }
+}
+
+fn attempt_state_name(state: i32) -> &'static str {
+    match AttemptState::try_from(state) {
+        Ok(AttemptState::Running) => "running",
+        Ok(AttemptState::Succeeded) => "succeeded",
+        Ok(AttemptState::Failed) => "failed",
+        Ok(AttemptState::Killed) => "killed",
+        _ => "unknown",
+    }
+}
+
+/// The few lines printed when a job ends.
+pub fn summary(status: &JobStatus) -> String {
+    let spec = status.spec.clone().unwrap_or_default();
+    let c = status.counters.unwrap_or_default();
+    let mut text = format!(
+        "job {} ({}) {} in {:.3} s\n",
+        status.job_id,
+        spec.job_name,
+        state_name(status.state),
+        status.elapsed_ms as f64 / 1000.0
+    );
+    text += &format!("  tasks:   {} map, {} reduce\n", status.map_tasks, status.reduce_tasks);
+    text += &format!("  input:   {} records, {} bytes\n", c.input_records, c.input_bytes);
+    text += &format!(
+        "  map:     {} records out, {} after combine, {} spills\n",
+        c.map_output_records, c.combine_output_records, c.spills
+    );
+    text += &format!("  shuffle: {} bytes, {} keys\n", c.shuffle_bytes, c.reduce_input_groups);
+    text += &format!("  output:  {} records, {} bytes -> {}", c.output_records, c.output_bytes, spec.output);
+    if !status.error.is_empty() {
+        text += &format!("\n  error:   {}", status.error);
+    }
+    text
+}
+
+/// The job's task history, one attempt per line.
+pub fn history(status: &JobStatus) -> String {
+    let mut text = format!(
+        "{:<9} {:>8} {:<10} {:<10} {:>9} {:>12}  ERROR\n",
+        "TASK", "ATTEMPT", "WORKER", "STATE", "START_MS", "DURATION_MS"
+    );
+    for a in &status.attempts {
+        let letter = if a.kind == TaskKind::Map as i32 { 'm' } else { 'r' };
+        text += &format!(
+            "{:<9} {:>8} {:<10} {:<10} {:>9} {:>12}  {}\n",
+            format!("{letter}-{:05}", a.task),
+            a.attempt_id,
+            a.worker,
+            attempt_state_name(a.state),
+            a.start_ms,
+            a.duration_ms,
+            a.error
+        );
+    }
+    text
+}
+
+pub fn cluster(cluster: &ClusterStatusResponse, jobs: &[JobStatus]) -> String {
+    let mut text = format!("{} workers\n", cluster.workers.len());
+    for w in &cluster.workers {
+        text += &format!(
+            "  {:<10} {:<24} {}/{} slots busy  jobs: {}\n",
+            w.worker_id,
+            w.address,
+            w.running,
+            w.slots,
+            w.jobs.join(",")
+        );
+    }
+    text += &format!("{} jobs\n", jobs.len());
+    for j in jobs {
+        let name = j.spec.as_ref().map_or("", |s| s.job_name.as_str());
+        text += &format!(
+            "  {:<10} {:<12} {:<10} maps {}/{} reduces {}/{}\n",
+            j.job_id,
+            name,
+            state_name(j.state),
+            j.maps_done,
+            j.map_tasks,
+            j.reduces_done,
+            j.reduce_tasks
+        );
+    }
+    text
+}
