@@ -1,0 +1,173 @@
+//! Bad input ends with a non-zero exit and one line naming the problem, within seconds, and the
+//! coordinator goes on serving other jobs.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Generous: these fail fast, but a loaded CI machine may be slow to start processes.
+const BOUND: Duration = Duration::from_secs(15);
+
+/// Runs `quern ARGS`, expecting failure within the bound; returns stderr.
+fn fails(args: &[&str]) -> String {
+    let started = Instant::now();
+    let output = quern(args);
+    assert!(
+        started.elapsed() < BOUND,
+        "took {:?}: {args:?}",
+        started.elapsed()
+    );
+    assert!(
+        !output.status.success(),
+        "succeeded: {args:?}\n{}",
+        stdout(&output)
+    );
+    let err = stderr(&output);
+    // clap adds a "For more information, try '--help'." hint under a usage error.
+    let lines = err
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"));
+    assert_eq!(lines.count(), 1, "one line of error, got: {err}");
+    err
+}
+
+fn submit_args<'a>(address: &'a str, input: &'a str, output: &'a str) -> Vec<&'a str> {
+    vec![
+        "submit",
+        "wordcount",
+        "--coordinator",
+        address,
+        "--input",
+        input,
+        "--output",
+        output,
+        "--wait",
+    ]
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn bad_jobs_are_refused_by_name_and_the_coordinator_serves_on() {
+    let cluster = Cluster::start(1, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("a.txt"), "to be or not to be\n").unwrap();
+    let out = dir.path().join("out");
+
+    let missing = dir.path().join("no-such-dir");
+    let err = fails(&submit_args(&cluster.address, path(&missing), path(&out)));
+    assert!(
+        err.contains(&format!(
+            "input path does not exist: file://{}",
+            missing.display()
+        )),
+        "{err}"
+    );
+
+    let glob = format!("{}/*.csv", input.display());
+    let err = fails(&submit_args(&cluster.address, &glob, path(&out)));
+    assert!(
+        err.contains(&format!("input matches no files: file://{glob}")),
+        "{err}"
+    );
+
+    let mut unknown = submit_args(&cluster.address, path(&input), path(&out));
+    unknown[1] = "nosuchjob";
+    let err = fails(&unknown);
+    assert!(
+        err.contains("unknown job 'nosuchjob'; this binary has: wordcount"),
+        "{err}"
+    );
+
+    let mut zero = submit_args(&cluster.address, path(&input), path(&out));
+    zero.extend(["--reducers", "0"]);
+    let err = fails(&zero);
+    assert!(err.contains("--reducers must be at least 1"), "{err}");
+
+    // The coordinator still runs jobs, and a finished output is then refused...
+    let ok = quern(&submit_args(&cluster.address, path(&input), path(&out)));
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(
+        std::fs::read_to_string(out.join("part-r-00000")).unwrap(),
+        "be\t2\nnot\t1\nor\t1\nto\t2\n"
+    );
+    let err = fails(&submit_args(&cluster.address, path(&input), path(&out)));
+    assert!(
+        err.contains(&format!(
+            "output file://{} already holds a finished job",
+            out.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("--overwrite"), "{err}");
+
+    // ...unless overwritten.
+    std::fs::write(input.join("a.txt"), "once\n").unwrap();
+    let mut overwrite = submit_args(&cluster.address, path(&input), path(&out));
+    overwrite.push("--overwrite");
+    let ok = quern(&overwrite);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(
+        std::fs::read_to_string(out.join("part-r-00000")).unwrap(),
+        "once\t1\n"
+    );
+}
+
+#[test]
+fn submit_to_an_address_nobody_listens_on_fails_naming_it() {
+    let address = dead_address();
+    let dir = tempfile::tempdir().unwrap();
+    let err = fails(&submit_args(
+        &address,
+        path(dir.path()),
+        path(&dir.path().join("out")),
+    ));
+    assert!(
+        err.contains(&format!("cannot reach the coordinator at {address}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_worker_retries_an_unreachable_coordinator_with_backoff_and_says_so() {
+    let address = dead_address();
+    let mut worker = Command::new(QUERN)
+        .args(["worker", "--coordinator", &address])
+        .env("QUERN_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(worker.stderr.take().unwrap());
+    let started = Instant::now();
+    let mut delays = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.contains("cannot register with the coordinator; retrying") {
+            assert!(line.contains(&address), "{line}");
+            let delay = line
+                .split("retry_in_ms=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap();
+            delays.push(delay.parse::<u64>().unwrap());
+            if delays.len() == 3 {
+                break;
+            }
+        }
+        assert!(started.elapsed() < BOUND, "no retries logged");
+    }
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(delays, [100, 200, 400], "the worker backs off");
+}

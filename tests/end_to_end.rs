@@ -1,0 +1,162 @@
+//! Word count end to end on real processes: a `quern coordinator`, three `quern worker`s and
+//! `quern submit`, talking gRPC over loopback; and the same job through `quern run`. The output is
+//! compared with counts computed here, independently of the program.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, HashSet};
+
+/// One attempt line of `quern status JOB`.
+#[derive(Debug)]
+struct Attempt {
+    task: String,
+    worker: String,
+    state: String,
+    start_ms: u64,
+    duration_ms: u64,
+}
+
+fn attempts(status: &str) -> Vec<Attempt> {
+    let header = status
+        .lines()
+        .position(|l| l.starts_with("TASK"))
+        .expect("a history table");
+    status
+        .lines()
+        .skip(header + 1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            Attempt {
+                task: f[0].to_string(),
+                worker: f[2].to_string(),
+                state: f[3].to_string(),
+                start_ms: f[4].parse().unwrap(),
+                duration_ms: f[5].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn word_count_on_a_three_worker_cluster_matches_an_independent_count() {
+    let cluster = Cluster::start(3, 2);
+    let out = tempfile::tempdir().unwrap();
+    let output = out.path().join("wc");
+    let corpus = corpus();
+    let run = quern(&[
+        "submit",
+        "wordcount",
+        "--coordinator",
+        &cluster.address,
+        "--input",
+        corpus.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--reducers",
+        "4",
+        "--split-size",
+        "128KiB",
+        "--wait",
+    ]);
+    assert!(run.status.success(), "submit failed: {}", stderr(&run));
+    let printed = stdout(&run);
+    let job_id = printed
+        .split_whitespace()
+        .nth(1)
+        .map(|id| id.trim_end_matches(':').to_string())
+        .expect("submit prints the job id");
+    assert!(printed.contains("succeeded"), "{printed}");
+
+    assert_eq!(read_output(&output, 4), expected_counts(&corpus));
+
+    let status = quern(&["status", "--coordinator", &cluster.address, &job_id]);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let history = attempts(&stdout(&status));
+    let maps: Vec<&Attempt> = history
+        .iter()
+        .filter(|a| a.task.starts_with("m-"))
+        .collect();
+    let reduces: Vec<&Attempt> = history
+        .iter()
+        .filter(|a| a.task.starts_with("r-"))
+        .collect();
+    assert!(maps.len() >= 20, "only {} map tasks", maps.len());
+    assert_eq!(reduces.len(), 4);
+
+    // No failures: every task ran exactly once, and succeeded.
+    let tasks: HashSet<&str> = history.iter().map(|a| a.task.as_str()).collect();
+    assert_eq!(tasks.len(), history.len(), "a task ran twice: {history:?}");
+    assert!(
+        history.iter().all(|a| a.state == "succeeded"),
+        "{history:?}"
+    );
+
+    // The maps ran on all three workers at once: their first maps overlap in time.
+    let mut first: BTreeMap<&str, &Attempt> = BTreeMap::new();
+    for a in &maps {
+        first.entry(a.worker.as_str()).or_insert(a);
+    }
+    assert_eq!(first.len(), 3, "maps ran on {:?}", first.keys());
+    let latest_start = first.values().map(|a| a.start_ms).max().unwrap();
+    let earliest_end = first
+        .values()
+        .map(|a| a.start_ms + a.duration_ms)
+        .min()
+        .unwrap();
+    assert!(
+        latest_start <= earliest_end,
+        "first maps did not overlap: {first:?}"
+    );
+}
+
+#[test]
+fn quern_run_counts_the_corpus_exactly() {
+    let out = tempfile::tempdir().unwrap();
+    let output = out.path().join("wc");
+    let corpus = corpus();
+    let run = quern(&[
+        "run",
+        "wordcount",
+        "--input",
+        corpus.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--reducers",
+        "3",
+        "--split-size",
+        "256KiB",
+        "--sort-buffer",
+        "64KiB",
+        "--workers",
+        "3",
+    ]);
+    assert!(run.status.success(), "run failed: {}", stderr(&run));
+    assert!(stdout(&run).contains("succeeded"));
+    assert_eq!(read_output(&output, 3), expected_counts(&corpus));
+}
+
+#[test]
+fn empty_input_gives_empty_parts_and_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("empty.txt"), "").unwrap();
+    let output = dir.path().join("out");
+    let run = quern(&[
+        "run",
+        "wordcount",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--reducers",
+        "2",
+        "--workers",
+        "1",
+    ]);
+    assert!(run.status.success(), "run failed: {}", stderr(&run));
+    assert!(read_output(&output, 2).is_empty());
+    assert_eq!(std::fs::read(output.join("part-r-00001")).unwrap(), b"");
+}

@@ -7,7 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "quern", version, about = "Quern: MapReduce batch jobs, on one machine or a cluster")]
+#[command(
+    name = "quern",
+    version,
+    about = "Quern: MapReduce batch jobs, on one machine or a cluster"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -48,7 +52,13 @@ pub struct JobArgs {
     /// The job to run (e.g. wordcount).
     pub job: String,
     /// Input: a file, a directory or a glob; a path, file:// URL. Repeatable.
-    #[arg(long = "input", short = 'i', required = true, env = "QUERN_INPUT", value_delimiter = ',')]
+    #[arg(
+        long = "input",
+        short = 'i',
+        required = true,
+        env = "QUERN_INPUT",
+        value_delimiter = ','
+    )]
     pub inputs: Vec<String>,
     /// Output directory (part-r-NNNNN files and _SUCCESS).
     #[arg(long, short = 'o', env = "QUERN_OUTPUT")]
@@ -95,7 +105,11 @@ pub struct CoordinatorArgs {
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
     /// The coordinator's URL.
-    #[arg(long, default_value = "http://127.0.0.1:7070", env = "QUERN_COORDINATOR")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:7070",
+        env = "QUERN_COORDINATOR"
+    )]
     pub coordinator: String,
     /// Tasks run at once [default: number of cores].
     #[arg(long, env = "QUERN_SLOTS")]
@@ -113,7 +127,11 @@ pub struct SubmitArgs {
     #[command(flatten)]
     pub job: JobArgs,
     /// The coordinator's URL.
-    #[arg(long, default_value = "http://127.0.0.1:7070", env = "QUERN_COORDINATOR")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:7070",
+        env = "QUERN_COORDINATOR"
+    )]
     pub coordinator: String,
     /// Wait for the job to finish and print its summary.
     #[arg(long)]
@@ -123,7 +141,11 @@ pub struct SubmitArgs {
 #[derive(Args, Debug)]
 pub struct StatusArgs {
     /// The coordinator's URL.
-    #[arg(long, default_value = "http://127.0.0.1:7070", env = "QUERN_COORDINATOR")]
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:7070",
+        env = "QUERN_COORDINATOR"
+    )]
     pub coordinator: String,
     /// A job id (job-0001): show it with its task history.
     pub job_id: Option<String>,

@@ -23,8 +23,18 @@ pub async fn connect(address: &str) -> Result<Client> {
         .timeout(CALL_TIMEOUT);
     let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
         .await
-        .map_err(|_| anyhow!("cannot reach the coordinator at {address}: no answer in {} s", CONNECT_TIMEOUT.as_secs()))?
-        .map_err(|e| anyhow!("cannot reach the coordinator at {address}: {}", quern_proto::error_chain(&e)))?;
+        .map_err(|_| {
+            anyhow!(
+                "cannot reach the coordinator at {address}: no answer in {} s",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(|e| {
+            anyhow!(
+                "cannot reach the coordinator at {address}: {}",
+                quern_proto::error_chain(&e)
+            )
+        })?;
     Ok(CoordinatorClient::new(channel)
         .max_decoding_message_size(quern_coordinator::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(quern_coordinator::MAX_MESSAGE_BYTES))
@@ -33,9 +43,17 @@ pub async fn connect(address: &str) -> Result<Client> {
 /// The job spec for `args`, after checking the job is one this binary knows.
 pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
     if registry.get(&args.job).is_none() {
-        bail!("unknown job '{}'; this binary has: {}", args.job, registry.names().join(", "));
+        bail!(
+            "unknown job '{}'; this binary has: {}",
+            args.job,
+            registry.names().join(", ")
+        );
     }
-    let inputs = args.inputs.iter().map(|i| absolute_url(i)).collect::<Result<Vec<_>>>()?;
+    let inputs = args
+        .inputs
+        .iter()
+        .map(|i| absolute_url(i))
+        .collect::<Result<Vec<_>>>()?;
     Ok(JobSpec {
         job_name: args.job.clone(),
         inputs,
@@ -64,8 +82,14 @@ pub async fn submit(client: &mut Client, spec: JobSpec) -> Result<SubmitJobRespo
 }
 
 pub async fn job_status(client: &mut Client, job_id: &str, history: bool) -> Result<JobStatus> {
-    let request = GetJobRequest { job_id: job_id.to_string(), history };
-    let response = client.get_job(request).await.map_err(|status| anyhow!("{}", status.message()))?;
+    let request = GetJobRequest {
+        job_id: job_id.to_string(),
+        history,
+    };
+    let response = client
+        .get_job(request)
+        .await
+        .map_err(|status| anyhow!("{}", status.message()))?;
     Ok(response.into_inner())
 }
 

@@ -11,8 +11,15 @@ use tokio::sync::watch;
 
 pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
     let spec = client::job_spec(&args.job, &registry)?;
-    let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot open a loopback port")?;
-    let address = format!("http://{}", listener.local_addr().context("cannot read the loopback port")?);
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot open a loopback port")?;
+    let address = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .context("cannot read the loopback port")?
+    );
     let (stop, stopped) = watch::channel(false);
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -30,7 +37,11 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
                 slots: 1,
                 work_dir: None,
             };
-            tokio::spawn(quern_worker::run(config, registry.clone(), until_stopped(stopped.clone())))
+            tokio::spawn(quern_worker::run(
+                config,
+                registry.clone(),
+                until_stopped(stopped.clone()),
+            ))
         })
         .collect();
 

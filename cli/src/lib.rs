@@ -49,7 +49,12 @@ fn init_logging(command: &Command) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("QUERN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn dispatch(command: Command, registry: JobRegistry) -> Result<()> {
@@ -72,13 +77,16 @@ async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr().context("cannot read the listening address")?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
     let config = quern_coordinator::CoordinatorConfig {
         heartbeat_interval: Duration::from_millis(args.heartbeat_ms.max(1)),
         worker_timeout: Duration::from_millis(args.worker_timeout_ms.max(1)),
         ..Default::default()
     };
-    tracing::info!(address = %format!("http://{address}"), "coordinator listening");
+    // Scripts and tests read this line to learn the port when --listen asks for port 0.
+    println!("quern coordinator listening on http://{address}");
     quern_coordinator::serve(listener, config, shutdown_signal())
         .await
         .context("coordinator failed")
@@ -91,7 +99,9 @@ async fn worker(args: WorkerArgs, registry: JobRegistry) -> Result<()> {
         slots: args.slots.unwrap_or_else(cores).max(1),
         work_dir: args.work_dir,
     };
-    quern_worker::run(config, registry, shutdown_signal()).await.context("worker failed")
+    quern_worker::run(config, registry, shutdown_signal())
+        .await
+        .context("worker failed")
 }
 
 async fn submit(args: SubmitArgs, registry: JobRegistry) -> Result<()> {
@@ -127,8 +137,15 @@ async fn status(args: StatusArgs) -> Result<()> {
             print!("{}", report::history(&status));
         }
         None => {
-            let cluster = client.cluster_status(ClusterStatusRequest {}).await?.into_inner();
-            let jobs = client.list_jobs(ListJobsRequest {}).await?.into_inner().jobs;
+            let cluster = client
+                .cluster_status(ClusterStatusRequest {})
+                .await?
+                .into_inner();
+            let jobs = client
+                .list_jobs(ListJobsRequest {})
+                .await?
+                .into_inner()
+                .jobs;
             print!("{}", report::cluster(&cluster, &jobs));
         }
     }

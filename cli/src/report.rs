@@ -32,14 +32,26 @@ pub fn summary(status: &JobStatus) -> String {
         state_name(status.state),
         status.elapsed_ms as f64 / 1000.0
     );
-    text += &format!("  tasks:   {} map, {} reduce\n", status.map_tasks, status.reduce_tasks);
-    text += &format!("  input:   {} records, {} bytes\n", c.input_records, c.input_bytes);
+    text += &format!(
+        "  tasks:   {} map, {} reduce\n",
+        status.map_tasks, status.reduce_tasks
+    );
+    text += &format!(
+        "  input:   {} records, {} bytes\n",
+        c.input_records, c.input_bytes
+    );
     text += &format!(
         "  map:     {} records out, {} after combine, {} spills\n",
         c.map_output_records, c.combine_output_records, c.spills
     );
-    text += &format!("  shuffle: {} bytes, {} keys\n", c.shuffle_bytes, c.reduce_input_groups);
-    text += &format!("  output:  {} records, {} bytes -> {}", c.output_records, c.output_bytes, spec.output);
+    text += &format!(
+        "  shuffle: {} bytes, {} keys\n",
+        c.shuffle_bytes, c.reduce_input_groups
+    );
+    text += &format!(
+        "  output:  {} records, {} bytes -> {}",
+        c.output_records, c.output_bytes, spec.output
+    );
     if !status.error.is_empty() {
         text += &format!("\n  error:   {}", status.error);
     }
@@ -53,7 +65,11 @@ pub fn history(status: &JobStatus) -> String {
         "TASK", "ATTEMPT", "WORKER", "STATE", "START_MS", "DURATION_MS"
     );
     for a in &status.attempts {
-        let letter = if a.kind == TaskKind::Map as i32 { 'm' } else { 'r' };
+        let letter = if a.kind == TaskKind::Map as i32 {
+            'm'
+        } else {
+            'r'
+        };
         text += &format!(
             "{:<9} {:>8} {:<10} {:<10} {:>9} {:>12}  {}\n",
             format!("{letter}-{:05}", a.task),
@@ -72,9 +88,10 @@ pub fn cluster(cluster: &ClusterStatusResponse, jobs: &[JobStatus]) -> String {
     let mut text = format!("{} workers\n", cluster.workers.len());
     for w in &cluster.workers {
         text += &format!(
-            "  {:<10} {:<24} {}/{} slots busy  jobs: {}\n",
+            "  {:<10} {:<24} {:<10} {}/{} slots busy  jobs: {}\n",
             w.worker_id,
             w.address,
+            if w.ready { "ready" } else { "connecting" },
             w.running,
             w.slots,
             w.jobs.join(",")

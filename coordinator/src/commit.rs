@@ -65,5 +65,7 @@ pub async fn commit_job(job: &JobCommit) -> Result<(), StorageError> {
 }
 
 pub async fn clean_up_job(output: &str) -> Result<(), StorageError> {
-    OutputDir::open(&StorageUrl::parse(output)?)?.discard_temporary().await
+    OutputDir::open(&StorageUrl::parse(output)?)?
+        .discard_temporary()
+        .await
 }

@@ -25,7 +25,9 @@ pub enum CoordinatorError {
 impl From<CoordinatorError> for Status {
     fn from(e: CoordinatorError) -> Status {
         let code = match &e {
-            CoordinatorError::InvalidJob(_) | CoordinatorError::MissingField(_) => Code::InvalidArgument,
+            CoordinatorError::InvalidJob(_) | CoordinatorError::MissingField(_) => {
+                Code::InvalidArgument
+            }
             CoordinatorError::UnknownJob(_) => Code::NotFound,
             CoordinatorError::UnknownWorker(_) => Code::FailedPrecondition,
             CoordinatorError::OutputBusy { .. } => Code::AlreadyExists,

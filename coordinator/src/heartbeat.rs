@@ -14,10 +14,18 @@ use std::time::{Duration, Instant};
 impl State {
     /// Handles a heartbeat. `grace` is how long an assignment may take to reach the worker before
     /// a heartbeat that does not list it means it was lost.
-    pub fn heartbeat(&mut self, id: WorkerId, running: &[u64], grace: Duration) -> HeartbeatResponse {
+    pub fn heartbeat(
+        &mut self,
+        id: WorkerId,
+        running: &[u64],
+        grace: Duration,
+    ) -> HeartbeatResponse {
         let now = Instant::now();
         let Some(worker) = self.workers.get_mut(&id) else {
-            return HeartbeatResponse { reregister: true, cancel_attempts: Vec::new() };
+            return HeartbeatResponse {
+                reregister: true,
+                cancel_attempts: Vec::new(),
+            };
         };
         worker.last_seen = now;
         let reported: HashSet<AttemptId> = running.iter().copied().map(AttemptId).collect();
@@ -25,7 +33,10 @@ impl State {
         let unreported: Vec<AttemptId> = worker.running.difference(&reported).copied().collect();
         let lost: Vec<AttemptId> = unreported
             .into_iter()
-            .filter(|a| self.attempt_started(*a).is_some_and(|t| now.duration_since(t) > grace))
+            .filter(|a| {
+                self.attempt_started(*a)
+                    .is_some_and(|t| now.duration_since(t) > grace)
+            })
             .collect();
         for attempt in &lost {
             tracing::warn!(worker = %id, %attempt, "worker does not know an attempt it was given");
@@ -34,7 +45,10 @@ impl State {
         if !lost.is_empty() {
             self.schedule();
         }
-        HeartbeatResponse { reregister: false, cancel_attempts: cancel }
+        HeartbeatResponse {
+            reregister: false,
+            cancel_attempts: cancel,
+        }
     }
 
     fn attempt_started(&self, attempt: AttemptId) -> Option<Instant> {
@@ -67,12 +81,19 @@ impl State {
         for attempt in worker.running {
             self.kill_attempt(attempt, "worker lost");
         }
-        for job in self.jobs.values_mut().filter(|j| j.phase == JobPhase::Running) {
+        for job in self
+            .jobs
+            .values_mut()
+            .filter(|j| j.phase == JobPhase::Running)
+        {
             let held: Vec<u32> = (0..job.maps.len() as u32)
                 .filter(|&i| matches!(job.maps[i as usize].state, TaskState::Done { worker, .. } if worker == id))
                 .collect();
             for index in held {
-                job.requeue(TaskRef { kind: TaskKind::Map, index });
+                job.requeue(TaskRef {
+                    kind: TaskKind::Map,
+                    index,
+                });
             }
         }
     }

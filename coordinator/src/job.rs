@@ -27,7 +27,10 @@ pub enum TaskState {
     Pending,
     Running(AttemptId),
     /// Done by `attempt`; for a map, its output lives on `worker`.
-    Done { attempt: AttemptId, worker: WorkerId },
+    Done {
+        attempt: AttemptId,
+        worker: WorkerId,
+    },
 }
 
 #[derive(Debug)]
@@ -40,7 +43,11 @@ pub struct Task {
 
 impl Task {
     fn new() -> Self {
-        Task { state: TaskState::Pending, failures: 0, last_error: String::new() }
+        Task {
+            state: TaskState::Pending,
+            failures: 0,
+            last_error: String::new(),
+        }
     }
 }
 
@@ -138,12 +145,18 @@ impl Job {
             return None;
         }
         if let Some(index) = self.pending_maps.pop_front() {
-            return Some(TaskRef { kind: TaskKind::Map, index });
+            return Some(TaskRef {
+                kind: TaskKind::Map,
+                index,
+            });
         }
-        if self.all_maps_done() {
-            if let Some(index) = self.pending_reduces.pop_front() {
-                return Some(TaskRef { kind: TaskKind::Reduce, index });
-            }
+        if self.all_maps_done()
+            && let Some(index) = self.pending_reduces.pop_front()
+        {
+            return Some(TaskRef {
+                kind: TaskKind::Reduce,
+                index,
+            });
         }
         None
     }

@@ -40,7 +40,12 @@ impl State {
         let j = &self.jobs[&job];
         let split = (task.kind == TaskKind::Map).then(|| {
             let s = &j.splits[task.index as usize];
-            MapSplit { url: s.url.clone(), start: s.start, end: s.end, object_size: s.object_size }
+            MapSplit {
+                url: s.url.clone(),
+                start: s.start,
+                end: s.end,
+                object_size: s.object_size,
+            }
         });
         Assignment {
             job_id: job.to_string(),
@@ -75,10 +80,10 @@ impl State {
 
     /// Stops expecting a running attempt that did not fail by itself, and runs its task again.
     pub fn kill_attempt(&mut self, attempt: AttemptId, reason: &str) {
-        if let Some(running) = self.end_attempt(attempt, AttemptState::Killed, reason) {
-            if let Some(job) = self.jobs.get_mut(&running.job) {
-                job.requeue(running.task);
-            }
+        if let Some(running) = self.end_attempt(attempt, AttemptState::Killed, reason)
+            && let Some(job) = self.jobs.get_mut(&running.job)
+        {
+            job.requeue(running.task);
         }
     }
 }

@@ -28,12 +28,17 @@ pub struct CoordinatorService {
 
 impl CoordinatorService {
     pub fn new(config: CoordinatorConfig) -> Self {
-        CoordinatorService { state: Arc::default(), config: Arc::new(config) }
+        CoordinatorService {
+            state: Arc::default(),
+            config: Arc::new(config),
+        }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock would be a bug in the state machine; keep serving.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn config(&self) -> &CoordinatorConfig {
@@ -51,13 +56,17 @@ impl CoordinatorService {
     async fn run_action(&self, action: Action) {
         match action {
             Action::CommitJob(id) => {
-                let Some(commit) = self.job_commit(id) else { return };
+                let Some(commit) = self.job_commit(id) else {
+                    return;
+                };
                 let result = commit_job(&commit).await.map_err(|e| error_chain(&e));
                 let actions = self.lock().job_committed(id, result);
                 self.run_actions(actions);
             }
             Action::CleanUpJob(id) => {
-                let Some(commit) = self.job_commit(id) else { return };
+                let Some(commit) = self.job_commit(id) else {
+                    return;
+                };
                 if let Err(e) = clean_up_job(&commit.output).await {
                     tracing::warn!(job = %id, error = %error_chain(&e), "cannot clean up a failed job's output");
                 }
@@ -78,7 +87,9 @@ impl CoordinatorService {
     }
 
     /// Validates a spec and fills in defaults; local paths become absolute URLs.
-    fn normalize(mut spec: JobSpec) -> Result<(JobSpec, Vec<StorageUrl>, StorageUrl), CoordinatorError> {
+    fn normalize(
+        mut spec: JobSpec,
+    ) -> Result<(JobSpec, Vec<StorageUrl>, StorageUrl), CoordinatorError> {
         let invalid = |what: &str| Err(CoordinatorError::InvalidJob(what.to_string()));
         if spec.job_name.is_empty() {
             return invalid("no job name");
@@ -92,7 +103,11 @@ impl CoordinatorService {
         if spec.inputs.is_empty() {
             return invalid("no --input given");
         }
-        let inputs = spec.inputs.iter().map(|i| StorageUrl::parse(i)).collect::<Result<Vec<_>, _>>()?;
+        let inputs = spec
+            .inputs
+            .iter()
+            .map(|i| StorageUrl::parse(i))
+            .collect::<Result<Vec<_>, _>>()?;
         let output = StorageUrl::parse(&spec.output)?;
         spec.output = output.to_string();
         if spec.sort_buffer_bytes == 0 {
@@ -107,7 +122,10 @@ impl CoordinatorService {
     async fn submit(&self, spec: JobSpec) -> Result<SubmitJobResponse, CoordinatorError> {
         let (spec, inputs, output) = Self::normalize(spec)?;
         if let Some(job) = self.lock().job_writing_to(&spec.output) {
-            return Err(CoordinatorError::OutputBusy { output: spec.output, job: job.to_string() });
+            return Err(CoordinatorError::OutputBusy {
+                output: spec.output,
+                job: job.to_string(),
+            });
         }
         let storage_timeout = self.config.storage_timeout;
         let prepared = tokio::time::timeout(storage_timeout, async {
@@ -120,14 +138,20 @@ impl CoordinatorService {
         })
         .await
         .map_err(|_| CoordinatorError::Timeout {
-            what: format!("listing the input and checking the output of '{}'", spec.job_name),
+            what: format!(
+                "listing the input and checking the output of '{}'",
+                spec.job_name
+            ),
             seconds: storage_timeout.as_secs(),
         })??;
         let splits = make_splits(&prepared, spec.split_size);
         let (response, actions) = {
             let mut state = self.lock();
             if let Some(job) = state.job_writing_to(&spec.output) {
-                return Err(CoordinatorError::OutputBusy { output: spec.output, job: job.to_string() });
+                return Err(CoordinatorError::OutputBusy {
+                    output: spec.output,
+                    job: job.to_string(),
+                });
             }
             let id = state.new_job_id();
             let response = SubmitJobResponse {
@@ -144,17 +168,25 @@ impl CoordinatorService {
 }
 
 fn parse_job(text: &str) -> Result<JobId, Status> {
-    text.parse().map_err(|_| CoordinatorError::UnknownJob(text.to_string()).into())
+    text.parse()
+        .map_err(|_| CoordinatorError::UnknownJob(text.to_string()).into())
 }
 
 fn parse_worker(text: &str) -> Result<WorkerId, Status> {
-    text.parse().map_err(|_| CoordinatorError::UnknownWorker(text.to_string()).into())
+    text.parse()
+        .map_err(|_| CoordinatorError::UnknownWorker(text.to_string()).into())
 }
 
 #[tonic::async_trait]
 impl Coordinator for CoordinatorService {
-    async fn submit_job(&self, request: Request<SubmitJobRequest>) -> Result<Response<SubmitJobResponse>, Status> {
-        let spec = request.into_inner().spec.ok_or(CoordinatorError::MissingField("spec"))?;
+    async fn submit_job(
+        &self,
+        request: Request<SubmitJobRequest>,
+    ) -> Result<Response<SubmitJobResponse>, Status> {
+        let spec = request
+            .into_inner()
+            .spec
+            .ok_or(CoordinatorError::MissingField("spec"))?;
         let name = spec.job_name.clone();
         match self.submit(spec).await {
             Ok(response) => Ok(Response::new(response)),
@@ -165,30 +197,47 @@ impl Coordinator for CoordinatorService {
         }
     }
 
-    async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<JobStatus>, Status> {
+    async fn get_job(
+        &self,
+        request: Request<GetJobRequest>,
+    ) -> Result<Response<JobStatus>, Status> {
         let request = request.into_inner();
         let id = parse_job(&request.job_id)?;
         let state = self.lock();
-        let job = state.jobs.get(&id).ok_or(CoordinatorError::UnknownJob(request.job_id))?;
+        let job = state
+            .jobs
+            .get(&id)
+            .ok_or(CoordinatorError::UnknownJob(request.job_id))?;
         Ok(Response::new(job_status(job, request.history)))
     }
 
-    async fn list_jobs(&self, _: Request<ListJobsRequest>) -> Result<Response<ListJobsResponse>, Status> {
+    async fn list_jobs(
+        &self,
+        _: Request<ListJobsRequest>,
+    ) -> Result<Response<ListJobsResponse>, Status> {
         let state = self.lock();
         let jobs = state.jobs.values().map(|j| job_status(j, false)).collect();
         Ok(Response::new(ListJobsResponse { jobs }))
     }
 
-    async fn cluster_status(&self, _: Request<ClusterStatusRequest>) -> Result<Response<ClusterStatusResponse>, Status> {
+    async fn cluster_status(
+        &self,
+        _: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
         Ok(Response::new(cluster_status(&self.lock())))
     }
 
-    async fn register_worker(&self, request: Request<RegisterWorkerRequest>) -> Result<Response<RegisterWorkerResponse>, Status> {
+    async fn register_worker(
+        &self,
+        request: Request<RegisterWorkerRequest>,
+    ) -> Result<Response<RegisterWorkerResponse>, Status> {
         let request = request.into_inner();
         if request.slots == 0 {
             return Err(Status::invalid_argument("a worker needs at least one slot"));
         }
-        let id = self.lock().register_worker(request.address.clone(), request.slots, request.jobs);
+        let id = self
+            .lock()
+            .register_worker(request.address.clone(), request.slots, request.jobs);
         tracing::info!(worker = %id, address = %request.address, slots = request.slots, "worker registered");
         Ok(Response::new(RegisterWorkerResponse {
             worker_id: id.to_string(),
@@ -196,16 +245,26 @@ impl Coordinator for CoordinatorService {
         }))
     }
 
-    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatResponse>, Status> {
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
         let request = request.into_inner();
         let id = parse_worker(&request.worker_id)?;
         let grace = self.config.heartbeat_interval * 2;
-        Ok(Response::new(self.lock().heartbeat(id, &request.running_attempts, grace)))
+        Ok(Response::new(self.lock().heartbeat(
+            id,
+            &request.running_attempts,
+            grace,
+        )))
     }
 
     type AssignmentsStream = UnboundedReceiverStream<Result<Assignment, Status>>;
 
-    async fn assignments(&self, request: Request<AssignmentsRequest>) -> Result<Response<Self::AssignmentsStream>, Status> {
+    async fn assignments(
+        &self,
+        request: Request<AssignmentsRequest>,
+    ) -> Result<Response<Self::AssignmentsStream>, Status> {
         let worker = request.into_inner().worker_id;
         let id = parse_worker(&worker)?;
         let (sender, receiver) = mpsc::unbounded_channel();
@@ -217,17 +276,26 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(UnboundedReceiverStream::new(receiver)))
     }
 
-    async fn report_task(&self, request: Request<TaskReport>) -> Result<Response<ReportTaskResponse>, Status> {
+    async fn report_task(
+        &self,
+        request: Request<TaskReport>,
+    ) -> Result<Response<ReportTaskResponse>, Status> {
         let report = request.into_inner();
         let (accepted, actions) = self.lock().report(&report);
         if !accepted {
-            tracing::info!(attempt = report.attempt_id, "ignored a report from an attempt no longer expected");
+            tracing::info!(
+                attempt = report.attempt_id,
+                "ignored a report from an attempt no longer expected"
+            );
         }
         self.run_actions(actions);
         Ok(Response::new(ReportTaskResponse { accepted }))
     }
 
-    async fn map_output_locations(&self, request: Request<MapOutputLocationsRequest>) -> Result<Response<MapOutputLocationsResponse>, Status> {
+    async fn map_output_locations(
+        &self,
+        request: Request<MapOutputLocationsRequest>,
+    ) -> Result<Response<MapOutputLocationsResponse>, Status> {
         let request = request.into_inner();
         let id = parse_job(&request.job_id)?;
         let outputs = self.lock().map_output_locations(id).ok_or_else(|| {
@@ -236,7 +304,10 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(MapOutputLocationsResponse { outputs }))
     }
 
-    async fn commit_permission(&self, request: Request<CommitRequest>) -> Result<Response<CommitResponse>, Status> {
+    async fn commit_permission(
+        &self,
+        request: Request<CommitRequest>,
+    ) -> Result<Response<CommitResponse>, Status> {
         let attempt = AttemptId(request.into_inner().attempt_id);
         let granted = self.lock().commit_permission(attempt);
         Ok(Response::new(CommitResponse { granted }))

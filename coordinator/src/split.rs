@@ -47,7 +47,10 @@ mod tests {
     use quern_storage::StorageUrl;
 
     fn object(name: &str, size: u64) -> InputObject {
-        InputObject { url: StorageUrl::Local(format!("/in/{name}").into()), size }
+        InputObject {
+            url: StorageUrl::Local(format!("/in/{name}").into()),
+            size,
+        }
     }
 
     fn ranges(splits: &[Split]) -> Vec<(u64, u64)> {
@@ -56,15 +59,25 @@ mod tests {
 
     #[test]
     fn objects_are_cut_into_split_size_ranges_with_a_slop_tail() {
-        let splits = make_splits(&[object("a", 250), object("empty", 0), object("b", 105)], 100);
+        let splits = make_splits(
+            &[object("a", 250), object("empty", 0), object("b", 105)],
+            100,
+        );
         assert_eq!(ranges(&splits), [(0, 100), (100, 250), (0, 105)]);
         assert_eq!(splits[2].url, "file:///in/b");
-        assert!(splits.iter().all(|s| s.object_size == if s.url.ends_with('a') { 250 } else { 105 }));
+        assert!(
+            splits
+                .iter()
+                .all(|s| s.object_size == if s.url.ends_with('a') { 250 } else { 105 })
+        );
     }
 
     #[test]
     fn a_tail_over_the_slop_gets_its_own_split() {
         let splits = make_splits(&[object("a", 330)], 100);
-        assert_eq!(ranges(&splits), [(0, 100), (100, 200), (200, 300), (300, 330)]);
+        assert_eq!(
+            ranges(&splits),
+            [(0, 100), (100, 200), (200, 300), (300, 330)]
+        );
     }
 }

@@ -85,7 +85,10 @@ impl State {
 
     /// The running job, if any, that writes to `output`.
     pub fn job_writing_to(&self, output: &str) -> Option<JobId> {
-        self.jobs.values().find(|j| j.is_active() && j.spec.output == output).map(|j| j.id)
+        self.jobs
+            .values()
+            .find(|j| j.is_active() && j.spec.output == output)
+            .map(|j| j.id)
     }
 
     pub fn register_worker(&mut self, address: String, slots: u32, jobs: Vec<String>) -> WorkerId {
@@ -140,7 +143,12 @@ impl State {
     }
 
     /// Stops expecting `attempt`: frees its slot and closes its history record.
-    pub(crate) fn end_attempt(&mut self, attempt: AttemptId, state: AttemptState, error: &str) -> Option<RunningAttempt> {
+    pub(crate) fn end_attempt(
+        &mut self,
+        attempt: AttemptId,
+        state: AttemptState,
+        error: &str,
+    ) -> Option<RunningAttempt> {
         let running = self.attempts.remove(&attempt)?;
         if let Some(worker) = self.workers.get_mut(&running.worker) {
             worker.running.remove(&attempt);
@@ -158,7 +166,11 @@ impl State {
     /// Handles a task report. Returns whether the attempt was expected, and follow-up actions.
     pub fn report(&mut self, report: &TaskReport) -> (bool, Vec<Action>) {
         let attempt = AttemptId(report.attempt_id);
-        let state = if report.succeeded { AttemptState::Succeeded } else { AttemptState::Failed };
+        let state = if report.succeeded {
+            AttemptState::Succeeded
+        } else {
+            AttemptState::Failed
+        };
         let Some(running) = self.end_attempt(attempt, state, &report.error) else {
             return (false, Vec::new());
         };
@@ -171,11 +183,19 @@ impl State {
         (true, actions)
     }
 
-    fn task_succeeded(&mut self, running: &RunningAttempt, attempt: AttemptId, report: &TaskReport) -> Vec<Action> {
+    fn task_succeeded(
+        &mut self,
+        running: &RunningAttempt,
+        attempt: AttemptId,
+        report: &TaskReport,
+    ) -> Vec<Action> {
         let Some(job) = self.jobs.get_mut(&running.job) else {
             return Vec::new();
         };
-        job.task_mut(running.task).state = TaskState::Done { attempt, worker: running.worker };
+        job.task_mut(running.task).state = TaskState::Done {
+            attempt,
+            worker: running.worker,
+        };
         if let Some(counters) = &report.counters {
             add_counters(&mut job.counters, counters);
         }
@@ -238,8 +258,12 @@ impl State {
         }
         tracing::warn!(job = %id, %error, "job failed");
         job.fail(error);
-        let doomed: Vec<AttemptId> =
-            self.attempts.iter().filter(|(_, a)| a.job == id).map(|(id, _)| *id).collect();
+        let doomed: Vec<AttemptId> = self
+            .attempts
+            .iter()
+            .filter(|(_, a)| a.job == id)
+            .map(|(id, _)| *id)
+            .collect();
         for attempt in doomed {
             self.end_attempt(attempt, AttemptState::Killed, "job failed");
         }
@@ -252,10 +276,16 @@ impl State {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
-        let lost = job.maps.iter().position(|t| matches!(t.state, TaskState::Done { attempt: a, .. } if a == attempt));
+        let lost = job
+            .maps
+            .iter()
+            .position(|t| matches!(t.state, TaskState::Done { attempt: a, .. } if a == attempt));
         if let Some(index) = lost {
             tracing::info!(job = %id, %attempt, map = index, "map output lost; running the map again");
-            job.requeue(TaskRef { kind: TaskKind::Map, index: index as u32 });
+            job.requeue(TaskRef {
+                kind: TaskKind::Map,
+                index: index as u32,
+            });
         }
     }
 
@@ -289,7 +319,8 @@ impl State {
         let Some(job) = self.jobs.get(&running.job) else {
             return false;
         };
-        job.phase == JobPhase::Running && job.task(running.task).state == TaskState::Running(attempt)
+        job.phase == JobPhase::Running
+            && job.task(running.task).state == TaskState::Running(attempt)
     }
 
     /// The job's output is committed (or could not be).
@@ -314,7 +345,10 @@ impl State {
     /// Records a new attempt of `task` on `worker`.
     pub fn start_attempt(&mut self, id: JobId, task: TaskRef, worker: WorkerId) -> AttemptId {
         let attempt = self.new_attempt_id();
-        let job = self.jobs.get_mut(&id).expect("start_attempt is called for a known job");
+        let job = self
+            .jobs
+            .get_mut(&id)
+            .expect("start_attempt is called for a known job");
         job.task_mut(task).state = TaskState::Running(attempt);
         job.history.push(AttemptRecord {
             task,
@@ -326,7 +360,15 @@ impl State {
             error: String::new(),
         });
         let record = job.history.len() - 1;
-        self.attempts.insert(attempt, RunningAttempt { job: id, task, worker, record });
+        self.attempts.insert(
+            attempt,
+            RunningAttempt {
+                job: id,
+                task,
+                worker,
+                record,
+            },
+        );
         if let Some(w) = self.workers.get_mut(&worker) {
             w.running.insert(attempt);
         }

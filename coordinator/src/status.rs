@@ -59,6 +59,7 @@ pub fn cluster_status(state: &State) -> ClusterStatusResponse {
             slots: w.slots,
             running: w.running.len() as u32,
             jobs: w.jobs.iter().cloned().collect(),
+            ready: w.sender.is_some(),
         })
         .collect();
     workers.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));

@@ -29,7 +29,10 @@ macro_rules! numeric_id {
                 text.strip_prefix($prefix)
                     .and_then(|n| n.parse().ok())
                     .map($name)
-                    .ok_or_else(|| InvalidId { kind: $kind, text: text.to_string() })
+                    .ok_or_else(|| InvalidId {
+                        kind: $kind,
+                        text: text.to_string(),
+                    })
             }
         }
     };

@@ -1,11 +1,11 @@
 //! The typed job API: [`Mapper`], [`Combiner`], [`Reducer`], [`Partitioner`], and [`JobDef`], which
 //! binds them under a name and erases them to the engine's byte-level [`JobEngine`].
 
+use crate::JobError;
 use crate::engine::{JobEngine, LineSource, MapSink, TextSink, ValueStream};
 use crate::key::{Key, KeyEncode};
 use crate::text::{TextFormat, write_line};
 use crate::value::{Value, decode_value, encode_value};
-use crate::JobError;
 use std::borrow::Borrow;
 use std::marker::PhantomData;
 
@@ -27,8 +27,11 @@ pub trait Mapper: Send + Sync + 'static {
 pub trait Combiner: Send + Sync + 'static {
     type Key: Key;
     type Value: Value;
-    fn combine(&self, key: &Self::Key, values: &mut dyn Iterator<Item = Self::Value>)
-    -> Self::Value;
+    fn combine(
+        &self,
+        key: &Self::Key,
+        values: &mut dyn Iterator<Item = Self::Value>,
+    ) -> Self::Value;
 }
 
 /// Turns one key and all its values into output records.
@@ -106,7 +109,11 @@ struct DecodedValues<'a, V> {
 
 impl<'a, V: Value> DecodedValues<'a, V> {
     fn new(stream: &'a mut dyn ValueStream) -> Self {
-        DecodedValues { stream, error: None, types: PhantomData }
+        DecodedValues {
+            stream,
+            error: None,
+            types: PhantomData,
+        }
     }
 
     fn finish(self) -> Result<(), JobError> {
@@ -221,7 +228,11 @@ where
     ) -> Result<u64, JobError> {
         let key = M::Key::decode_key(key)?;
         let mut decoded = DecodedValues::new(values);
-        let mut output = Output { out, records: 0, types: PhantomData };
+        let mut output = Output {
+            out,
+            records: 0,
+            types: PhantomData,
+        };
         self.reducer.reduce(key, &mut decoded, &mut output)?;
         decoded.finish()?;
         Ok(output.records)

@@ -137,6 +137,9 @@ mod tests {
     #[test]
     fn short_integer_key_is_an_error() {
         let err = u64::decode_key(&[1, 2, 3]).unwrap_err();
-        assert_eq!(err.to_string(), "cannot decode a key: u64 key needs 8 bytes, got 3");
+        assert_eq!(
+            err.to_string(),
+            "cannot decode a key: u64 key needs 8 bytes, got 3"
+        );
     }
 }

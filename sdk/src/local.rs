@@ -1,8 +1,8 @@
 //! An in-process runner for unit-testing a job: the whole map → partition → sort → reduce path in
 //! memory, without a cluster. It holds everything in memory, so it is for small test inputs only.
 
-use crate::engine::{JobEngine, LineSource, MapSink, ValueStream};
 use crate::JobError;
+use crate::engine::{JobEngine, LineSource, MapSink, ValueStream};
 
 struct Lines<'a> {
     text: &'a [u8],
@@ -58,14 +58,26 @@ pub fn run_job(
     partitions: u32,
 ) -> Result<Vec<Vec<u8>>, JobError> {
     let partitions = partitions.max(1);
-    let mut sink = Collect { job, partitions, records: Vec::new() };
-    job.map(&mut Lines { text: input, pos: 0 }, &mut sink)?;
+    let mut sink = Collect {
+        job,
+        partitions,
+        records: Vec::new(),
+    };
+    job.map(
+        &mut Lines {
+            text: input,
+            pos: 0,
+        },
+        &mut sink,
+    )?;
     let mut records = sink.records;
     records.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let mut parts = vec![Vec::new(); partitions as usize];
     for group in records.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
         let (partition, key, _) = &group[0];
-        let mut values = Group { values: group.iter() };
+        let mut values = Group {
+            values: group.iter(),
+        };
         job.reduce(key, &mut values, &mut parts[*partition as usize])?;
     }
     Ok(parts)

@@ -32,7 +32,9 @@ pub struct OutputDir {
 
 impl OutputDir {
     pub fn open(url: &StorageUrl) -> Result<Self, StorageError> {
-        Ok(OutputDir { location: url.locate()? })
+        Ok(OutputDir {
+            location: url.locate()?,
+        })
     }
 
     pub fn url(&self) -> &StorageUrl {
@@ -46,7 +48,9 @@ impl OutputDir {
     fn child(&self, relative: &str) -> Path {
         relative
             .split('/')
-            .fold(self.location.path.clone(), |path, part| path.clone().join(part))
+            .fold(self.location.path.clone(), |path, part| {
+                path.clone().join(part)
+            })
     }
 
     fn error(&self) -> impl FnOnce(object_store::Error) -> StorageError {
@@ -62,7 +66,9 @@ impl OutputDir {
             Err(e) => return Err(self.error()(e)),
         };
         if finished && !overwrite {
-            return Err(StorageError::OutputExists { url: self.location.url.to_string() });
+            return Err(StorageError::OutputExists {
+                url: self.location.url.to_string(),
+            });
         }
         if overwrite {
             self.delete_below(&self.location.path).await?;
@@ -71,9 +77,20 @@ impl OutputDir {
     }
 
     /// Starts the upload of one attempt's part file.
-    pub async fn create_part(&self, partition: u32, attempt: u64) -> Result<PartUpload, StorageError> {
-        let temp = self.child(&format!("{TEMPORARY}/attempt-{attempt}/{}", part_name(partition)));
-        let upload = self.store().put_multipart(&temp).await.map_err(self.error())?;
+    pub async fn create_part(
+        &self,
+        partition: u32,
+        attempt: u64,
+    ) -> Result<PartUpload, StorageError> {
+        let temp = self.child(&format!(
+            "{TEMPORARY}/attempt-{attempt}/{}",
+            part_name(partition)
+        ));
+        let upload = self
+            .store()
+            .put_multipart(&temp)
+            .await
+            .map_err(self.error())?;
         Ok(PartUpload {
             writer: WriteMultipart::new_with_chunk_size(upload, UPLOAD_CHUNK),
             pending: PendingPart {
@@ -102,13 +119,20 @@ impl OutputDir {
             StorageUrl::Local(dir) => match tokio::fs::remove_dir_all(&dir).await {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(StorageError::Local { path: dir, source: e }),
+                Err(e) => Err(StorageError::Local {
+                    path: dir,
+                    source: e,
+                }),
             },
         }
     }
 
     async fn delete_below(&self, prefix: &Path) -> Result<(), StorageError> {
-        let listed = self.store().list(Some(prefix)).map_ok(|meta| meta.location).boxed_stream();
+        let listed = self
+            .store()
+            .list(Some(prefix))
+            .map_ok(|meta| meta.location)
+            .boxed_stream();
         self.store()
             .delete_stream(listed)
             .try_collect::<Vec<_>>()
@@ -152,7 +176,10 @@ impl PartUpload {
     /// Finishes the upload under the temporary name; the part is not yet visible.
     pub async fn finish(self) -> Result<PendingPart, StorageError> {
         let url = self.pending.url.to_string();
-        self.writer.finish().await.map_err(StorageError::store(url))?;
+        self.writer
+            .finish()
+            .await
+            .map_err(StorageError::store(url))?;
         Ok(self.pending)
     }
 

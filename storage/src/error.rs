@@ -9,7 +9,9 @@ pub enum StorageError {
     NotFound { url: String },
     #[error("input matches no files: {url}")]
     NoMatch { url: String },
-    #[error("output {url} already holds a finished job (_SUCCESS exists); choose another output or pass --overwrite")]
+    #[error(
+        "output {url} already holds a finished job (_SUCCESS exists); choose another output or pass --overwrite"
+    )]
     OutputExists { url: String },
     #[error("cannot clean up {}", path.display())]
     Local {

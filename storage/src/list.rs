@@ -26,7 +26,9 @@ pub async fn list_inputs(url: &StorageUrl) -> Result<Vec<InputObject>, StorageEr
     if has_glob(&path.to_string_lossy()) {
         return list_glob(url, path).await;
     }
-    let meta = std::fs::metadata(path).map_err(|_| StorageError::NotFound { url: url.to_string() })?;
+    let meta = std::fs::metadata(path).map_err(|_| StorageError::NotFound {
+        url: url.to_string(),
+    })?;
     let location = url.locate()?;
     if meta.is_file() {
         let head = location
@@ -34,21 +36,30 @@ pub async fn list_inputs(url: &StorageUrl) -> Result<Vec<InputObject>, StorageEr
             .head(&location.path)
             .await
             .map_err(StorageError::store(url.to_string()))?;
-        return Ok(vec![InputObject { url: url.clone(), size: head.size }]);
+        return Ok(vec![InputObject {
+            url: url.clone(),
+            size: head.size,
+        }]);
     }
     list_below(&location, |_| true).await
 }
 
-async fn list_glob(url: &StorageUrl, path: &std::path::Path) -> Result<Vec<InputObject>, StorageError> {
-    let no_match = || StorageError::NoMatch { url: url.to_string() };
+async fn list_glob(
+    url: &StorageUrl,
+    path: &std::path::Path,
+) -> Result<Vec<InputObject>, StorageError> {
+    let no_match = || StorageError::NoMatch {
+        url: url.to_string(),
+    };
     let base: PathBuf = path
         .components()
         .take_while(|c| !has_glob(&c.as_os_str().to_string_lossy()))
         .collect();
-    let pattern = glob::Pattern::new(&path.to_string_lossy()).map_err(|e| StorageError::InvalidUrl {
-        url: url.to_string(),
-        reason: e.to_string(),
-    })?;
+    let pattern =
+        glob::Pattern::new(&path.to_string_lossy()).map_err(|e| StorageError::InvalidUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
     if !base.is_dir() {
         return Err(no_match());
     }
@@ -82,9 +93,12 @@ async fn list_below(
     let mut objects: Vec<InputObject> = listed
         .into_iter()
         .filter(|meta| !hidden_below(&meta.location, base_depth) && keep(&meta.location))
-        .map(|meta| InputObject { url: location.url_of(&meta.location), size: meta.size })
+        .map(|meta| InputObject {
+            url: location.url_of(&meta.location),
+            size: meta.size,
+        })
         .collect();
-    objects.sort_by(|a, b| a.url.to_string().cmp(&b.url.to_string()));
+    objects.sort_by_key(|o| o.url.to_string());
     Ok(objects)
 }
 
@@ -94,7 +108,6 @@ fn hidden_below(path: &Path, base_depth: usize) -> bool {
         .skip(base_depth)
         .any(|part| part.as_ref().starts_with(['_', '.']))
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -108,7 +121,10 @@ mod tests {
 
     fn names(objects: &[InputObject], dir: &std::path::Path) -> Vec<String> {
         let prefix = format!("file://{}/", dir.display());
-        objects.iter().map(|o| o.url.to_string().replace(&prefix, "")).collect()
+        objects
+            .iter()
+            .map(|o| o.url.to_string().replace(&prefix, ""))
+            .collect()
     }
 
     #[tokio::test]
@@ -123,7 +139,10 @@ mod tests {
         let url = StorageUrl::Local(dir.path().to_path_buf());
         let objects = list_inputs(&url).await.unwrap();
         assert_eq!(names(&objects, dir.path()), ["a.txt", "b.txt", "sub/c.txt"]);
-        assert_eq!(objects.iter().map(|o| o.size).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            objects.iter().map(|o| o.size).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
     }
 
     #[tokio::test]
@@ -135,7 +154,10 @@ mod tests {
         write(dir.path(), "2026/part-3", "x");
         let url = StorageUrl::Local(dir.path().join("2026/*/part-*"));
         let objects = list_inputs(&url).await.unwrap();
-        assert_eq!(names(&objects, dir.path()), ["2026/01/part-1", "2026/02/part-2"]);
+        assert_eq!(
+            names(&objects, dir.path()),
+            ["2026/01/part-1", "2026/02/part-2"]
+        );
     }
 
     #[tokio::test]
@@ -143,7 +165,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = StorageUrl::Local(dir.path().join("nope"));
         let err = list_inputs(&missing).await.unwrap_err();
-        assert_eq!(err.to_string(), format!("input path does not exist: {missing}"));
+        assert_eq!(
+            err.to_string(),
+            format!("input path does not exist: {missing}")
+        );
         let glob = StorageUrl::Local(dir.path().join("*.csv"));
         let err = list_inputs(&glob).await.unwrap_err();
         assert_eq!(err.to_string(), format!("input matches no files: {glob}"));

@@ -41,12 +41,11 @@ impl StorageUrl {
     pub fn locate(&self) -> Result<Location, StorageError> {
         match self {
             StorageUrl::Local(path) => {
-                let object_path = Path::from_absolute_path(path).map_err(|e| {
-                    StorageError::InvalidUrl {
+                let object_path =
+                    Path::from_absolute_path(path).map_err(|e| StorageError::InvalidUrl {
                         url: self.to_string(),
                         reason: e.to_string(),
-                    }
-                })?;
+                    })?;
                 Ok(Location {
                     store: local_store(),
                     path: object_path,
@@ -90,7 +89,9 @@ fn normalize(path: &std::path::Path) -> PathBuf {
 /// One local-disk store for the whole process.
 fn local_store() -> Arc<dyn ObjectStore> {
     static STORE: OnceLock<Arc<dyn ObjectStore>> = OnceLock::new();
-    STORE.get_or_init(|| Arc::new(LocalFileSystem::new())).clone()
+    STORE
+        .get_or_init(|| Arc::new(LocalFileSystem::new()))
+        .clone()
 }
 
 /// A URL bound to the store that serves it.
@@ -119,7 +120,10 @@ mod tests {
         let url = StorageUrl::parse("data/books").unwrap();
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(url, StorageUrl::Local(cwd.join("data/books")));
-        assert_eq!(url.to_string(), format!("file://{}", cwd.join("data/books").display()));
+        assert_eq!(
+            url.to_string(),
+            format!("file://{}", cwd.join("data/books").display())
+        );
     }
 
     #[test]
@@ -137,7 +141,10 @@ mod tests {
     #[test]
     fn unknown_schemes_and_relative_file_urls_are_refused() {
         let err = StorageUrl::parse("ftp://host/x").unwrap_err();
-        assert_eq!(err.to_string(), "invalid storage URL 'ftp://host/x': unsupported scheme 'ftp'");
+        assert_eq!(
+            err.to_string(),
+            "invalid storage URL 'ftp://host/x': unsupported scheme 'ftp'"
+        );
         assert!(StorageUrl::parse("file://relative").is_err());
     }
 }

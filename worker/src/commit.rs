@@ -6,8 +6,15 @@ use crate::error::TaskError;
 use quern_proto::{Assignment, CommitRequest};
 use quern_storage::PendingPart;
 
-pub async fn commit_part(ctx: &Context, assignment: &Assignment, part: PendingPart) -> Result<(), TaskError> {
-    let request = CommitRequest { job_id: assignment.job_id.clone(), attempt_id: assignment.attempt_id };
+pub async fn commit_part(
+    ctx: &Context,
+    assignment: &Assignment,
+    part: PendingPart,
+) -> Result<(), TaskError> {
+    let request = CommitRequest {
+        job_id: assignment.job_id.clone(),
+        attempt_id: assignment.attempt_id,
+    };
     let granted = match ctx.coordinator().commit_permission(request).await {
         Ok(response) => response.into_inner().granted,
         Err(status) => {

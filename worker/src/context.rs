@@ -42,7 +42,11 @@ impl Context {
     }
 
     pub fn job(&self, name: &str) -> Result<Arc<dyn JobEngine>, TaskError> {
-        self.registry.get(name).ok_or_else(|| TaskError::UnknownJob { name: name.to_string() })
+        self.registry
+            .get(name)
+            .ok_or_else(|| TaskError::UnknownJob {
+                name: name.to_string(),
+            })
     }
 
     /// A shuffle client for the worker at `address`; channels are made once and reused.
@@ -51,8 +55,9 @@ impl Context {
         let channel = match peers.get(address) {
             Some(channel) => channel.clone(),
             None => {
-                let channel = lazy_channel(address)
-                    .map_err(|e| tonic::Status::invalid_argument(format!("bad peer address {address}: {e}")))?;
+                let channel = lazy_channel(address).map_err(|e| {
+                    tonic::Status::invalid_argument(format!("bad peer address {address}: {e}"))
+                })?;
                 peers.insert(address.to_string(), channel.clone());
                 channel
             }

@@ -17,19 +17,23 @@ use tokio::sync::mpsc;
 /// Bytes per ranged read of the split.
 const READ_CHUNK: u64 = 4 << 20;
 /// Bytes per ranged read past the split's end, where only the rest of one line is wanted.
-const TAIL_CHUNK: u64 = 64 << 10;
+const TAIL_CHUNK: u64 = 4 << 10;
 /// Chunks read ahead of the mapper.
 const READ_AHEAD: usize = 2;
 
 pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters, TaskError> {
-    let split = assignment.split.clone().ok_or(TaskError::MissingField("split"))?;
+    let split = assignment
+        .split
+        .clone()
+        .ok_or(TaskError::MissingField("split"))?;
     let job = ctx.job(&assignment.job_name)?;
     let location = StorageUrl::parse(&split.url)?.locate()?;
-    let dir = ctx
-        .work_dir
-        .join(&assignment.job_id)
-        .join(format!("map-{:05}-{}", assignment.task, assignment.attempt_id));
-    std::fs::create_dir_all(&dir).map_err(TaskError::io(format!("cannot create {}", dir.display())))?;
+    let dir = ctx.work_dir.join(&assignment.job_id).join(format!(
+        "map-{:05}-{}",
+        assignment.task, assignment.attempt_id
+    ));
+    std::fs::create_dir_all(&dir)
+        .map_err(TaskError::io(format!("cannot create {}", dir.display())))?;
 
     let (sender, mut receiver) = mpsc::channel(READ_AHEAD);
     let reader = tokio::spawn(read_chunks(location, split.clone(), sender));
@@ -53,13 +57,18 @@ pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters,
         spills: output.spills,
         ..Counters::default()
     };
-    ctx.outputs.insert(&assignment.job_id, assignment.attempt_id, output.run);
+    ctx.outputs
+        .insert(&assignment.job_id, assignment.attempt_id, output.run);
     Ok(counters)
 }
 
 /// Sends the object's bytes from the split's read start to its end, in ranged reads. Stops when
 /// the mapper has seen its last line and drops the receiver.
-async fn read_chunks(location: Location, split: MapSplit, sender: mpsc::Sender<Result<Bytes, JobError>>) {
+async fn read_chunks(
+    location: Location,
+    split: MapSplit,
+    sender: mpsc::Sender<Result<Bytes, JobError>>,
+) {
     let location = Arc::new(location);
     let mut pos = read_start(split.start);
     while pos < split.object_size {
@@ -72,7 +81,11 @@ async fn read_chunks(location: Location, split: MapSplit, sender: mpsc::Sender<R
             .store
             .get_range(&location.path, pos..end)
             .await
-            .map_err(|e| JobError::Io(std::io::Error::other(StorageError::store(split.url.clone())(e))));
+            .map_err(|e| {
+                JobError::Io(std::io::Error::other(StorageError::store(
+                    split.url.clone(),
+                )(e)))
+            });
         let failed = chunk.is_err();
         if sender.send(chunk).await.is_err() || failed {
             return;

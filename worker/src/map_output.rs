@@ -32,7 +32,12 @@ pub struct MapOutputWriter {
 
 impl MapOutputWriter {
     /// A writer whose spills and output go to `dir`, holding about `buffer_bytes` in memory.
-    pub fn new(job: Arc<dyn JobEngine>, partitions: u32, buffer_bytes: usize, dir: PathBuf) -> Self {
+    pub fn new(
+        job: Arc<dyn JobEngine>,
+        partitions: u32,
+        buffer_bytes: usize,
+        dir: PathBuf,
+    ) -> Self {
         MapOutputWriter {
             job,
             partitions: partitions.max(1),
@@ -68,7 +73,12 @@ impl MapOutputWriter {
         for spill in &self.spills {
             std::fs::remove_file(&spill.path)?;
         }
-        Ok(MapOutput { run, emitted: self.emitted, records, spills: self.spills.len() as u64 })
+        Ok(MapOutput {
+            run,
+            emitted: self.emitted,
+            records,
+            spills: self.spills.len() as u64,
+        })
     }
 
     fn merge_spills(&self, out: &mut RunWriter) -> Result<(), JobError> {
@@ -123,10 +133,15 @@ mod tests {
                 let mut last: Option<Vec<u8>> = None;
                 while segment.advance().unwrap() {
                     let key = segment.key().to_vec();
-                    assert!(last.as_ref() < Some(&key), "keys sorted and unique after combining");
-                    let (count, _) =
-                        bincode::decode_from_slice::<u64, _>(segment.value(), bincode::config::standard())
-                            .unwrap();
+                    assert!(
+                        last.as_ref() < Some(&key),
+                        "keys sorted and unique after combining"
+                    );
+                    let (count, _) = bincode::decode_from_slice::<u64, _>(
+                        segment.value(),
+                        bincode::config::standard(),
+                    )
+                    .unwrap();
                     counts.insert(key.clone(), count);
                     last = Some(key);
                 }
@@ -137,8 +152,12 @@ mod tests {
 
     #[test]
     fn a_tiny_buffer_spills_and_merges_to_the_same_counts() {
-        let words = ["the", "cat", "sat", "on", "the", "mat", "and", "the", "cat", "ran"];
-        let text: Vec<String> = (0..200).map(|i| words[i % words.len()..].join(" ")).collect();
+        let words = [
+            "the", "cat", "sat", "on", "the", "mat", "and", "the", "cat", "ran",
+        ];
+        let text: Vec<String> = (0..200)
+            .map(|i| words[i % words.len()..].join(" "))
+            .collect();
         let mut expected: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
         for line in &text {
             for word in line.split(' ') {
@@ -161,7 +180,10 @@ mod tests {
             }
             let merged: BTreeMap<Vec<u8>, u64> = parts.into_iter().flatten().collect();
             assert_eq!(merged, expected, "buffer {buffer}");
-            let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            let left: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
             assert_eq!(left, ["output"]);
         }
     }

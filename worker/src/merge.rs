@@ -21,7 +21,10 @@ struct Head {
 impl Ord for Head {
     fn cmp(&self, other: &Self) -> Ordering {
         // BinaryHeap is a max-heap: reverse, so the smallest key (then lowest source) pops first.
-        other.key.cmp(&self.key).then(other.source.cmp(&self.source))
+        other
+            .key
+            .cmp(&self.key)
+            .then(other.source.cmp(&self.source))
     }
 }
 impl PartialOrd for Head {
@@ -114,7 +117,12 @@ pub struct Groups {
 
 impl Groups {
     pub fn new(merge: Merge) -> Self {
-        Groups { merge, key: Vec::new(), first_pending: false, in_group: false }
+        Groups {
+            merge,
+            key: Vec::new(),
+            first_pending: false,
+            in_group: false,
+        }
     }
 
     /// Moves to the next key, copying it into `key`; false when the merge is done. Values of the
@@ -190,7 +198,10 @@ mod tests {
         let expected = vec![
             ("apple".to_string(), vec!["1".to_string(), "6".to_string()]),
             ("banana".to_string(), vec!["4".to_string()]),
-            ("cherry".to_string(), vec!["2".to_string(), "3".to_string(), "5".to_string()]),
+            (
+                "cherry".to_string(),
+                vec!["2".to_string(), "3".to_string(), "5".to_string()],
+            ),
             ("date".to_string(), vec!["7".to_string()]),
         ];
         assert_eq!(got, expected);
@@ -198,7 +209,10 @@ mod tests {
 
     #[test]
     fn unread_values_are_skipped_by_the_next_group() {
-        let segments = vec![segment(&[("a", "1"), ("a", "2"), ("b", "3")]), segment(&[("a", "4")])];
+        let segments = vec![
+            segment(&[("a", "1"), ("a", "2"), ("b", "3")]),
+            segment(&[("a", "4")]),
+        ];
         let mut groups = Groups::new(Merge::new(segments).unwrap());
         let mut key = Vec::new();
         assert!(groups.next_group(&mut key).unwrap());

@@ -25,7 +25,11 @@ pub struct RecordReader<R> {
 
 impl<R: BufRead> RecordReader<R> {
     pub fn new(input: R) -> Self {
-        RecordReader { input, key: Vec::new(), value: Vec::new() }
+        RecordReader {
+            input,
+            key: Vec::new(),
+            value: Vec::new(),
+        }
     }
 
     /// Reads the next record into this reader's buffers; false at a clean end of input.
@@ -63,11 +67,13 @@ fn read_exactly(input: &mut impl BufRead, buf: &mut Vec<u8>, len: usize) -> io::
     buf.clear();
     let read = input.take(len as u64).read_to_end(buf)?;
     if read < len {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated record"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "truncated record",
+        ));
     }
     Ok(())
 }
-
 
 #[cfg(test)]
 mod tests {

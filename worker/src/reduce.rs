@@ -27,8 +27,10 @@ pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counte
         .work_dir
         .join(&assignment.job_id)
         .join(format!("reduce-{partition:05}-{}", assignment.attempt_id));
-    std::fs::create_dir_all(&dir).map_err(TaskError::io(format!("cannot create {}", dir.display())))?;
-    let (segments, shuffle_bytes) = fetch_all(ctx, &assignment.job_id, partition, locations, &dir).await?;
+    std::fs::create_dir_all(&dir)
+        .map_err(TaskError::io(format!("cannot create {}", dir.display())))?;
+    let (segments, shuffle_bytes) =
+        fetch_all(ctx, &assignment.job_id, partition, locations, &dir).await?;
 
     let output = OutputDir::open(&StorageUrl::parse(&assignment.output)?)?;
     let mut upload = output.create_part(partition, assignment.attempt_id).await?;
@@ -54,7 +56,10 @@ pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counte
 }
 
 /// Asks the coordinator where the map outputs are, waiting while some are being recomputed.
-async fn map_output_locations(ctx: &Context, assignment: &Assignment) -> Result<Vec<MapOutputLocation>, TaskError> {
+async fn map_output_locations(
+    ctx: &Context,
+    assignment: &Assignment,
+) -> Result<Vec<MapOutputLocation>, TaskError> {
     let request = MapOutputLocationsRequest {
         job_id: assignment.job_id.clone(),
         partition: assignment.task,
@@ -62,9 +67,16 @@ async fn map_output_locations(ctx: &Context, assignment: &Assignment) -> Result<
     };
     let started = Instant::now();
     loop {
-        match ctx.coordinator().map_output_locations(request.clone()).await {
+        match ctx
+            .coordinator()
+            .map_output_locations(request.clone())
+            .await
+        {
             Ok(response) => return Ok(response.into_inner().outputs),
-            Err(status) if status.code() == tonic::Code::Unavailable && started.elapsed() < LOCATIONS_WAIT => {
+            Err(status)
+                if status.code() == tonic::Code::Unavailable
+                    && started.elapsed() < LOCATIONS_WAIT =>
+            {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             Err(status) => return Err(TaskError::Coordinator(status)),
@@ -94,11 +106,15 @@ async fn reduce_into(
             records += job.reduce(&key, &mut groups, &mut out)?;
             if out.len() >= OUTPUT_PIECE {
                 let piece = std::mem::replace(&mut out, Vec::with_capacity(OUTPUT_PIECE));
-                sender.blocking_send(piece).map_err(|_| TaskError::Cancelled)?;
+                sender
+                    .blocking_send(piece)
+                    .map_err(|_| TaskError::Cancelled)?;
             }
         }
         if !out.is_empty() {
-            sender.blocking_send(out).map_err(|_| TaskError::Cancelled)?;
+            sender
+                .blocking_send(out)
+                .map_err(|_| TaskError::Cancelled)?;
         }
         Ok((group_count, records))
     });

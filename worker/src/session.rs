@@ -58,23 +58,36 @@ pub async fn run(
     registry: JobRegistry,
     stop: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| WorkerError::Listen { address: config.listen, source })?;
+    let listener =
+        TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| WorkerError::Listen {
+                address: config.listen,
+                source,
+            })?;
     let local = listener
         .local_addr()
-        .map_err(|source| WorkerError::Listen { address: config.listen, source })?;
+        .map_err(|source| WorkerError::Listen {
+            address: config.listen,
+            source,
+        })?;
     let (work_dir, _temporary) = work_dir(config.work_dir.clone())?;
-    let channel = lazy_channel(&config.coordinator).map_err(|source| WorkerError::CoordinatorAddress {
-        address: config.coordinator.clone(),
-        source,
-    })?;
+    let channel =
+        lazy_channel(&config.coordinator).map_err(|source| WorkerError::CoordinatorAddress {
+            address: config.coordinator.clone(),
+            source,
+        })?;
     let ctx = Arc::new(Context::new(registry, work_dir, channel));
     let shutdown = CancellationToken::new();
     let shuffle = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(ShuffleServer::new(ShuffleService { outputs: ctx.outputs.clone() }))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone().cancelled_owned()),
+            .add_service(ShuffleServer::new(ShuffleService {
+                outputs: ctx.outputs.clone(),
+            }))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(listener),
+                shutdown.clone().cancelled_owned(),
+            ),
     );
     let running = Running::default();
     let address = format!("http://{local}");
@@ -98,14 +111,22 @@ fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir
             Ok((dir, None))
         }
         None => {
-            let temp = tempfile::Builder::new().prefix("quern-worker-").tempdir().map_err(WorkerError::WorkDir)?;
+            let temp = tempfile::Builder::new()
+                .prefix("quern-worker-")
+                .tempdir()
+                .map_err(WorkerError::WorkDir)?;
             Ok((temp.path().to_path_buf(), Some(temp)))
         }
     }
 }
 
 /// Registers and serves sessions forever, backing off while the coordinator is unreachable.
-async fn serve_coordinator(ctx: Arc<Context>, running: Running, config: &WorkerConfig, address: String) {
+async fn serve_coordinator(
+    ctx: Arc<Context>,
+    running: Running,
+    config: &WorkerConfig,
+    address: String,
+) {
     let mut delay = FIRST_RETRY;
     loop {
         let request = RegisterWorkerRequest {
@@ -137,7 +158,9 @@ async fn serve_coordinator(ctx: Arc<Context>, running: Running, config: &WorkerC
 
 /// One registration: runs until the assignment stream ends or the coordinator forgets us.
 async fn session(ctx: &Arc<Context>, running: &Running, worker_id: String, interval: Duration) {
-    let request = AssignmentsRequest { worker_id: worker_id.clone() };
+    let request = AssignmentsRequest {
+        worker_id: worker_id.clone(),
+    };
     let mut stream = match ctx.coordinator().assignments(request).await {
         Ok(response) => response.into_inner(),
         Err(status) => {
@@ -150,7 +173,9 @@ async fn session(ctx: &Arc<Context>, running: &Running, worker_id: String, inter
             match stream.message().await {
                 Ok(Some(assignment)) => running.start(ctx.clone(), worker_id.clone(), assignment),
                 Ok(None) => return tracing::warn!("the coordinator closed the assignment stream"),
-                Err(status) => return tracing::warn!(error = %status.message(), "assignment stream broke"),
+                Err(status) => {
+                    return tracing::warn!(error = %status.message(), "assignment stream broke");
+                }
             }
         }
     };
@@ -166,12 +191,17 @@ async fn heartbeats(ctx: &Context, running: &Running, worker_id: &str, interval:
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let request = HeartbeatRequest { worker_id: worker_id.to_string(), running_attempts: running.attempts() };
+        let request = HeartbeatRequest {
+            worker_id: worker_id.to_string(),
+            running_attempts: running.attempts(),
+        };
         match ctx.coordinator().heartbeat(request).await {
             Ok(response) => {
                 let response = response.into_inner();
                 if response.reregister {
-                    return tracing::warn!("the coordinator does not know this worker; registering again");
+                    return tracing::warn!(
+                        "the coordinator does not know this worker; registering again"
+                    );
                 }
                 for attempt in response.cancel_attempts {
                     running.cancel(attempt);

@@ -10,10 +10,10 @@ use crate::record::RecordReader;
 use futures::{StreamExt, TryStreamExt};
 use quern_proto::{FetchRequest, MapOutputLocation};
 use std::io::BufReader;
-use tokio::io::AsyncWriteExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 
 /// Map outputs fetched at once.
 const PARALLEL_FETCHES: usize = 8;
@@ -74,7 +74,9 @@ async fn fetch_with_retries(
         match fetch_one(ctx, job_id, partition, &location, dir, budget).await {
             Ok(fetched) => return Ok(fetched),
             Err(FetchError::Local(e)) => return Err(e),
-            Err(FetchError::Peer(status)) if tries >= FETCH_TRIES || status.code() == tonic::Code::NotFound => {
+            Err(FetchError::Peer(status))
+                if tries >= FETCH_TRIES || status.code() == tonic::Code::NotFound =>
+            {
                 return Err(TaskError::Fetch {
                     map_attempt: location.attempt_id,
                     address: location.address.clone(),
@@ -103,16 +105,30 @@ async fn fetch_one(
     budget: &AtomicI64,
 ) -> Result<(Fetched, u64), FetchError> {
     let mut client = ctx.peer(&location.address).map_err(FetchError::Peer)?;
-    let request = FetchRequest { job_id: job_id.to_string(), map_attempt_id: location.attempt_id, partition };
-    let mut stream = client.fetch_partition(request).await.map_err(FetchError::Peer)?.into_inner();
+    let request = FetchRequest {
+        job_id: job_id.to_string(),
+        map_attempt_id: location.attempt_id,
+        partition,
+    };
+    let mut stream = client
+        .fetch_partition(request)
+        .await
+        .map_err(FetchError::Peer)?
+        .into_inner();
     let mut memory = Vec::new();
     let mut file: Option<(tokio::fs::File, PathBuf)> = None;
     let mut total = 0u64;
     while let Some(chunk) = stream.message().await.map_err(FetchError::Peer)? {
         let data = chunk.data;
         total += data.len() as u64;
-        if file.is_none() && budget.fetch_sub(data.len() as i64, Ordering::Relaxed) < data.len() as i64 {
-            file = Some(spill_to_disk(dir, location.map_task, &memory).await.map_err(FetchError::Local)?);
+        if file.is_none()
+            && budget.fetch_sub(data.len() as i64, Ordering::Relaxed) < data.len() as i64
+        {
+            file = Some(
+                spill_to_disk(dir, location.map_task, &memory)
+                    .await
+                    .map_err(FetchError::Local)?,
+            );
             budget.fetch_add(memory.len() as i64 + data.len() as i64, Ordering::Relaxed);
             memory = Vec::new();
         }
@@ -134,10 +150,18 @@ fn write_error(path: &Path, e: std::io::Error) -> FetchError {
     FetchError::Local(TaskError::io(format!("cannot write {}", path.display()))(e))
 }
 
-async fn spill_to_disk(dir: &Path, map_task: u32, already: &[u8]) -> Result<(tokio::fs::File, PathBuf), TaskError> {
+async fn spill_to_disk(
+    dir: &Path,
+    map_task: u32,
+    already: &[u8],
+) -> Result<(tokio::fs::File, PathBuf), TaskError> {
     let path = dir.join(format!("segment-{map_task:05}"));
     let context = || format!("cannot write {}", path.display());
-    let mut file = tokio::fs::File::create(&path).await.map_err(TaskError::io(context()))?;
-    file.write_all(already).await.map_err(TaskError::io(context()))?;
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(TaskError::io(context()))?;
+    file.write_all(already)
+        .await
+        .map_err(TaskError::io(context()))?;
     Ok((file, path))
 }

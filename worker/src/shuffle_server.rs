@@ -47,21 +47,29 @@ impl Shuffle for ShuffleService {
         request: Request<FetchRequest>,
     ) -> Result<Response<Self::FetchPartitionStream>, Status> {
         let request = request.into_inner();
-        let run = self.outputs.get(&request.job_id, request.map_attempt_id).ok_or_else(|| {
-            Status::not_found(format!(
-                "no map output of {} attempt {} on this worker",
-                request.job_id, request.map_attempt_id
-            ))
-        })?;
+        let run = self
+            .outputs
+            .get(&request.job_id, request.map_attempt_id)
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "no map output of {} attempt {} on this worker",
+                    request.job_id, request.map_attempt_id
+                ))
+            })?;
         let partition = request.partition;
         if partition as usize + 1 >= run.offsets.len() {
-            return Err(Status::invalid_argument(format!("no partition {partition} in the map output")));
+            return Err(Status::invalid_argument(format!(
+                "no partition {partition} in the map output"
+            )));
         }
         let (sender, receiver) = mpsc::channel(2);
         tokio::spawn(async move {
             if let Err(e) = stream_partition(&run, partition, &sender).await {
                 let _ = sender
-                    .send(Err(Status::internal(format!("cannot read {}: {e}", run.path.display()))))
+                    .send(Err(Status::internal(format!(
+                        "cannot read {}: {e}",
+                        run.path.display()
+                    ))))
                     .await;
             }
         });
@@ -75,13 +83,20 @@ async fn stream_partition(
     sender: &mpsc::Sender<Result<FetchChunk, Status>>,
 ) -> std::io::Result<()> {
     let mut file = tokio::fs::File::open(&run.path).await?;
-    file.seek(std::io::SeekFrom::Start(run.offsets[partition as usize])).await?;
+    file.seek(std::io::SeekFrom::Start(run.offsets[partition as usize]))
+        .await?;
     let mut left = run.partition_len(partition);
     while left > 0 {
         let mut chunk = vec![0u8; CHUNK.min(left as usize)];
         file.read_exact(&mut chunk).await?;
         left -= chunk.len() as u64;
-        if sender.send(Ok(FetchChunk { data: Bytes::from(chunk) })).await.is_err() {
+        if sender
+            .send(Ok(FetchChunk {
+                data: Bytes::from(chunk),
+            }))
+            .await
+            .is_err()
+        {
             break; // the reducer went away
         }
     }

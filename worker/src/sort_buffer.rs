@@ -38,7 +38,11 @@ pub struct SortBuffer {
 impl SortBuffer {
     /// A buffer holding about `limit` bytes of records and index.
     pub fn new(limit: usize) -> Self {
-        SortBuffer { arena: Vec::new(), entries: Vec::new(), limit: limit.clamp(1, MAX_LIMIT) }
+        SortBuffer {
+            arena: Vec::new(),
+            entries: Vec::new(),
+            limit: limit.clamp(1, MAX_LIMIT),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -70,12 +74,19 @@ impl SortBuffer {
 
     /// Sorts the records, writes them to `out` group by group (combined where the job has a
     /// combiner), and empties the buffer.
-    pub fn write_sorted(&mut self, job: &dyn JobEngine, out: &mut RunWriter) -> Result<(), JobError> {
+    pub fn write_sorted(
+        &mut self,
+        job: &dyn JobEngine,
+        out: &mut RunWriter,
+    ) -> Result<(), JobError> {
         let arena = &self.arena;
         self.entries.sort_unstable_by(|a, b| {
-            a.partition.cmp(&b.partition).then_with(|| a.key(arena).cmp(b.key(arena)))
+            a.partition
+                .cmp(&b.partition)
+                .then_with(|| a.key(arena).cmp(b.key(arena)))
         });
-        let same_group = |a: &Entry, b: &Entry| a.partition == b.partition && a.key(arena) == b.key(arena);
+        let same_group =
+            |a: &Entry, b: &Entry| a.partition == b.partition && a.key(arena) == b.key(arena);
         for group in self.entries.chunk_by(same_group) {
             let first = group[0];
             out.start_partition(first.partition)?;
@@ -83,7 +94,10 @@ impl SortBuffer {
             if group.len() == 1 {
                 out.write(key, first.value(arena))?;
             } else {
-                let mut values = BufferValues { arena, entries: group.iter() };
+                let mut values = BufferValues {
+                    arena,
+                    entries: group.iter(),
+                };
                 write_group(job, key, &mut values, out)?;
             }
         }

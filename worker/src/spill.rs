@@ -35,7 +35,8 @@ impl Run {
     pub fn open_partition(&self, partition: u32) -> io::Result<Segment> {
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(self.offsets[partition as usize]))?;
-        let reader = BufReader::with_capacity(READ_BUFFER, file.take(self.partition_len(partition)));
+        let reader =
+            BufReader::with_capacity(READ_BUFFER, file.take(self.partition_len(partition)));
         Ok(RecordReader::new(Box::new(reader)))
     }
 }
@@ -91,7 +92,10 @@ impl RunWriter {
             self.offsets.push(self.written);
         }
         self.out.flush()?;
-        Ok(Run { path: self.path, offsets: self.offsets })
+        Ok(Run {
+            path: self.path,
+            offsets: self.offsets,
+        })
     }
 }
 

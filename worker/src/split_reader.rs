@@ -167,7 +167,10 @@ mod tests {
         let mut offset = 0;
         for piece in text.split_inclusive(|&b| b == b'\n') {
             let line = piece.strip_suffix(b"\n").unwrap_or(piece);
-            out.push((offset as u64, line.strip_suffix(b"\r").unwrap_or(line).to_vec()));
+            out.push((
+                offset as u64,
+                line.strip_suffix(b"\r").unwrap_or(line).to_vec(),
+            ));
             offset += piece.len();
         }
         out
@@ -213,7 +216,10 @@ mod tests {
     fn a_split_inside_one_long_line_is_empty() {
         let text = b"0123456789abcdef\nx\n";
         assert!(split_lines(text, 4, 8, 2).is_empty());
-        assert_eq!(split_lines(text, 0, 4, 2), vec![(0, b"0123456789abcdef".to_vec())]);
+        assert_eq!(
+            split_lines(text, 0, 4, 2),
+            vec![(0, b"0123456789abcdef".to_vec())]
+        );
         assert_eq!(split_lines(text, 8, 19, 2), vec![(17, b"x".to_vec())]);
     }
 

@@ -32,7 +32,10 @@ impl Running {
     /// Stops an attempt the coordinator no longer expects.
     pub fn cancel(&self, attempt: u64) {
         if let Some(handle) = self.lock().remove(&attempt) {
-            tracing::info!(attempt, "cancelling an attempt the coordinator no longer expects");
+            tracing::info!(
+                attempt,
+                "cancelling an attempt the coordinator no longer expects"
+            );
             handle.abort();
         }
     }
@@ -48,7 +51,8 @@ impl Running {
         let attempt = assignment.attempt_id;
         let running = self.clone();
         let mut tasks = self.lock();
-        let span = tracing::info_span!("task", job = %assignment.job_id, task = assignment.task, attempt);
+        let span =
+            tracing::info_span!("task", job = %assignment.job_id, task = assignment.task, attempt);
         let handle = tokio::spawn(
             async move {
                 run_and_report(&ctx, worker_id, &assignment).await;
@@ -96,7 +100,9 @@ async fn send_report(ctx: &Context, report: TaskReport) {
         match ctx.coordinator().report_task(report.clone()).await {
             Ok(response) => {
                 if !response.into_inner().accepted {
-                    tracing::info!("the coordinator no longer expected this attempt; result dropped");
+                    tracing::info!(
+                        "the coordinator no longer expected this attempt; result dropped"
+                    );
                 }
                 return;
             }

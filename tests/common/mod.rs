@@ -1,0 +1,197 @@
+//! Shared by the end-to-end tests: start real `quern` processes on loopback ports, run the CLI,
+//! and compute word counts independently of the program under test.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const QUERN: &str = env!("CARGO_BIN_EXE_quern");
+
+/// The public-domain books shared beside the repository.
+pub fn corpus() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/gutenberg");
+    assert!(
+        dir.is_dir(),
+        "the test corpus is missing at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// Word counts as Python's `bytes.split()` finds them: runs of bytes other than ASCII whitespace
+/// (space, \t, \n, \r, \x0b, \x0c), over every file of `dir`.
+pub fn expected_counts(dir: &Path) -> HashMap<Vec<u8>, u64> {
+    let mut counts = HashMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let mut word = Vec::new();
+        for &b in bytes.iter().chain(std::iter::once(&b' ')) {
+            if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+                if !word.is_empty() {
+                    *counts.entry(std::mem::take(&mut word)).or_insert(0) += 1;
+                }
+            } else {
+                word.push(b);
+            }
+        }
+    }
+    counts
+}
+
+/// Reads a word-count output directory: `_SUCCESS` present, `reducers` part files, every line
+/// `word<TAB>count`, words sorted within each part and unique across parts.
+pub fn read_output(dir: &Path, reducers: u32) -> HashMap<Vec<u8>, u64> {
+    assert!(
+        dir.join("_SUCCESS").is_file(),
+        "no _SUCCESS in {}",
+        dir.display()
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let mut expected_names: Vec<String> = (0..reducers).map(|p| format!("part-r-{p:05}")).collect();
+    expected_names.insert(0, "_SUCCESS".to_string());
+    assert_eq!(names, expected_names, "files in {}", dir.display());
+    let mut counts = HashMap::new();
+    for p in 0..reducers {
+        let text = std::fs::read(dir.join(format!("part-r-{p:05}"))).unwrap();
+        let mut previous: Option<Vec<u8>> = None;
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let tab = line
+                .iter()
+                .rposition(|&b| b == b'\t')
+                .expect("a tab in every line");
+            let word = line[..tab].to_vec();
+            let count: u64 = std::str::from_utf8(&line[tab + 1..])
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                previous.as_ref() < Some(&word),
+                "words sorted within part {p}"
+            );
+            assert!(
+                counts.insert(word.clone(), count).is_none(),
+                "a word in two parts"
+            );
+            previous = Some(word);
+        }
+        assert!(text.is_empty() || text.ends_with(b"\n"));
+    }
+    counts
+}
+
+/// Runs `quern ARGS` to completion.
+pub fn quern(args: &[&str]) -> Output {
+    Command::new(QUERN)
+        .args(args)
+        .env("QUERN_LOG", "warn")
+        .output()
+        .expect("quern runs")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Child processes killed when dropped, so a failing test leaves nothing running.
+#[derive(Default)]
+pub struct Processes(Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A coordinator and workers, each a real `quern` process.
+pub struct Cluster {
+    pub address: String,
+    pub processes: Processes,
+}
+
+impl Cluster {
+    /// Starts a coordinator on a free loopback port and `workers` workers with `slots` each, and
+    /// waits until every worker is ready for tasks.
+    pub fn start(workers: usize, slots: u32) -> Cluster {
+        let mut coordinator = Command::new(QUERN)
+            .args(["coordinator", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("coordinator starts");
+        let mut line = String::new();
+        BufReader::new(coordinator.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("quern coordinator listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the coordinator: {line:?}"))
+            .to_string();
+        let mut cluster = Cluster {
+            address,
+            processes: Processes(vec![coordinator]),
+        };
+        for _ in 0..workers {
+            cluster.add_worker(slots);
+        }
+        cluster.wait_for_ready_workers(workers);
+        cluster
+    }
+
+    pub fn add_worker(&mut self, slots: u32) {
+        let worker = Command::new(QUERN)
+            .args([
+                "worker",
+                "--coordinator",
+                &self.address,
+                "--slots",
+                &slots.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("worker starts");
+        self.processes.0.push(worker);
+    }
+
+    /// Polls `quern status` until `count` workers are ready.
+    pub fn wait_for_ready_workers(&self, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let output = quern(&["status", "--coordinator", &self.address]);
+            let ready = stdout(&output)
+                .lines()
+                .filter(|l| l.contains(" ready "))
+                .count();
+            if ready == count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "workers not ready: {}",
+                stdout(&output)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// An address where nobody listens: a port that was free a moment ago.
+pub fn dead_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
