@@ -63,12 +63,12 @@ mod tests {
             &[object("a", 250), object("empty", 0), object("b", 105)],
             100,
         );
-        assert_eq!(ranges(&splits), [(0, 100), (100, 250), (0, 105)]);
+        assert_eq!(ranges(&splits), [(0, 100), (100, 210), (0, 105)]);
         assert_eq!(splits[2].url, "file:///in/b");
         assert!(
             splits
                 .iter()
-                .all(|s| s.object_size == if s.url.ends_with('a') { 250 } else { 105 })
+                .all(|s| s.object_size == if s.url.ends_with('a') { 210 } else { 105 })
         );
     }
 
