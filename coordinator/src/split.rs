@@ -60,7 +60,7 @@ mod tests {
     #[test]
     fn objects_are_cut_into_split_size_ranges_with_a_slop_tail() {
         let splits = make_splits(
-            &[object("a", 250), object("empty", 0), object("b", 105)],
+            &[object("a", 210), object("empty", 0), object("b", 105)],
             100,
         );
         assert_eq!(ranges(&splits), [(0, 100), (100, 210), (0, 105)]);
