@@ -160,3 +160,42 @@ fn empty_input_gives_empty_parts_and_success() {
     assert!(read_output(&output, 2).is_empty());
     assert_eq!(std::fs::read(output.join("part-r-00001")).unwrap(), b"");
 }
+
+#[test]
+fn workers_delete_map_outputs_of_finished_jobs() {
+    let mut cluster = Cluster::start(0, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    cluster.add_worker_with(&["--work-dir", work.to_str().unwrap()]);
+    cluster.wait_for_ready_workers(1);
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a b a\n").unwrap();
+    let output = dir.path().join("out");
+    let run = quern(&[
+        "submit",
+        "wordcount",
+        "--coordinator",
+        &cluster.address,
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--wait",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(
+        std::fs::read_to_string(output.join("part-r-00000")).unwrap(),
+        "a\t2\nb\t1\n"
+    );
+    // The job's map output directory goes at the worker's next heartbeats.
+    let job_dir = work.join("job-0001");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while job_dir.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} still exists",
+            job_dir.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -7,7 +7,7 @@ use crate::job::{JobPhase, TaskRef, TaskState};
 use crate::state::State;
 use quern_proto::HeartbeatResponse;
 use quern_proto::TaskKind;
-use quern_proto::ids::{AttemptId, WorkerId};
+use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,14 @@ impl State {
         &mut self,
         id: WorkerId,
         running: &[u64],
+        held_jobs: &[String],
         grace: Duration,
     ) -> HeartbeatResponse {
         let now = Instant::now();
         let Some(worker) = self.workers.get_mut(&id) else {
             return HeartbeatResponse {
                 reregister: true,
-                cancel_attempts: Vec::new(),
+                ..HeartbeatResponse::default()
             };
         };
         worker.last_seen = now;
@@ -48,7 +49,19 @@ impl State {
         HeartbeatResponse {
             reregister: false,
             cancel_attempts: cancel,
+            finished_jobs: self.finished_jobs(held_jobs),
         }
+    }
+
+    /// Of `held`, the jobs that are over (or unknown), whose map outputs no one needs.
+    fn finished_jobs(&self, held: &[String]) -> Vec<String> {
+        held.iter()
+            .filter(|text| {
+                let job = text.parse::<JobId>().ok().and_then(|id| self.jobs.get(&id));
+                !job.is_some_and(|j| j.is_active())
+            })
+            .cloned()
+            .collect()
     }
 
     fn attempt_started(&self, attempt: AttemptId) -> Option<Instant> {

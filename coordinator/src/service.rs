@@ -252,11 +252,10 @@ impl Coordinator for CoordinatorService {
         let request = request.into_inner();
         let id = parse_worker(&request.worker_id)?;
         let grace = self.config.heartbeat_interval * 2;
-        Ok(Response::new(self.lock().heartbeat(
-            id,
-            &request.running_attempts,
-            grace,
-        )))
+        let response =
+            self.lock()
+                .heartbeat(id, &request.running_attempts, &request.held_jobs, grace);
+        Ok(Response::new(response))
     }
 
     type AssignmentsStream = UnboundedReceiverStream<Result<Assignment, Status>>;

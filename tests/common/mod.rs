@@ -153,14 +153,14 @@ impl Cluster {
     }
 
     pub fn add_worker(&mut self, slots: u32) {
+        self.add_worker_with(&["--slots", &slots.to_string()]);
+    }
+
+    /// Starts a worker with extra flags.
+    pub fn add_worker_with(&mut self, flags: &[&str]) {
         let worker = Command::new(QUERN)
-            .args([
-                "worker",
-                "--coordinator",
-                &self.address,
-                "--slots",
-                &slots.to_string(),
-            ])
+            .args(["worker", "--coordinator", &self.address])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

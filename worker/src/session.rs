@@ -194,6 +194,7 @@ async fn heartbeats(ctx: &Context, running: &Running, worker_id: &str, interval:
         let request = HeartbeatRequest {
             worker_id: worker_id.to_string(),
             running_attempts: running.attempts(),
+            held_jobs: ctx.outputs.jobs(),
         };
         match ctx.coordinator().heartbeat(request).await {
             Ok(response) => {
@@ -206,8 +207,22 @@ async fn heartbeats(ctx: &Context, running: &Running, worker_id: &str, interval:
                 for attempt in response.cancel_attempts {
                     running.cancel(attempt);
                 }
+                for job in response.finished_jobs {
+                    forget_job(ctx, &job).await;
+                }
             }
             Err(status) => tracing::warn!(error = %status.message(), "heartbeat failed"),
         }
+    }
+}
+
+/// Deletes a finished job's map outputs from this worker's disk.
+async fn forget_job(ctx: &Context, job: &str) {
+    ctx.outputs.remove_job(job);
+    let dir = ctx.work_dir.join(job);
+    match tokio::fs::remove_dir_all(&dir).await {
+        Ok(()) => tracing::debug!(job, "removed a finished job's map outputs"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(job, error = %e, "cannot remove a finished job's map outputs"),
     }
 }

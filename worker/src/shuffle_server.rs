@@ -25,6 +25,19 @@ impl MapOutputs {
         self.lock().insert((job.to_string(), attempt), run);
     }
 
+    /// Jobs with map outputs here.
+    pub fn jobs(&self) -> Vec<String> {
+        let mut jobs: Vec<String> = self.lock().keys().map(|(job, _)| job.clone()).collect();
+        jobs.sort();
+        jobs.dedup();
+        jobs
+    }
+
+    /// Forgets a finished job's map outputs; the caller deletes the files.
+    pub fn remove_job(&self, job: &str) {
+        self.lock().retain(|(j, _), _| j != job);
+    }
+
     fn get(&self, job: &str, attempt: u64) -> Option<Run> {
         self.lock().get(&(job.to_string(), attempt)).cloned()
     }
