@@ -20,6 +20,7 @@ pub async fn connect(address: &str) -> Result<Client> {
     let endpoint = Endpoint::from_shared(address.to_string())
         .with_context(|| format!("invalid coordinator address '{address}'"))?
         .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
         .timeout(CALL_TIMEOUT);
     let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
         .await

@@ -35,6 +35,13 @@ pub fn main_with(registry: JobRegistry) -> ExitCode {
     }
 }
 
+/// Writes to stdout; a closed pipe (`quern status | head`) is not an error worth a panic.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 fn fail(e: anyhow::Error) -> ExitCode {
     eprintln!("quern: {e:#}");
     ExitCode::FAILURE
@@ -101,7 +108,9 @@ async fn coordinator(args: CoordinatorArgs) -> Result<()> {
         ..Default::default()
     };
     // Scripts and tests read this line to learn the port when --listen asks for port 0.
-    println!("quern coordinator listening on http://{address}");
+    say(&format!(
+        "quern coordinator listening on http://{address}\n"
+    ));
     quern_coordinator::serve(listener, config, shutdown_signal())
         .await
         .context("coordinator failed")
@@ -123,10 +132,11 @@ async fn submit(args: SubmitArgs, registry: JobRegistry) -> Result<()> {
     let spec = client::job_spec(&args.job, &registry)?;
     let mut client = client::connect(&args.coordinator).await?;
     let submitted = client::submit(&mut client, spec).await?;
-    println!(
-        "submitted {}: {} map tasks, {} reduce tasks",
+    say(&format!(
+        "submitted {}: {} map tasks, {} reduce tasks
+",
         submitted.job_id, submitted.map_tasks, submitted.reduce_tasks
-    );
+    ));
     if args.wait {
         let status = client::wait(&mut client, &submitted.job_id).await?;
         finish(&status)?;
@@ -136,7 +146,7 @@ async fn submit(args: SubmitArgs, registry: JobRegistry) -> Result<()> {
 
 /// Prints a finished job's summary; a failed job is an error.
 pub fn finish(status: &quern_proto::JobStatus) -> Result<()> {
-    println!("{}", report::summary(status));
+    say(&format!("{}\n", report::summary(status)));
     if status.state != JobState::Succeeded as i32 {
         bail!("job {} failed: {}", status.job_id, status.error);
     }
@@ -148,8 +158,8 @@ async fn status(args: StatusArgs) -> Result<()> {
     match args.job_id {
         Some(job_id) => {
             let status = client::job_status(&mut client, &job_id, true).await?;
-            println!("{}", report::summary(&status));
-            print!("{}", report::history(&status));
+            say(&format!("{}\n", report::summary(&status)));
+            say(&report::history(&status));
         }
         None => {
             let cluster = client
@@ -161,7 +171,7 @@ async fn status(args: StatusArgs) -> Result<()> {
                 .await?
                 .into_inner()
                 .jobs;
-            print!("{}", report::cluster(&cluster, &jobs));
+            say(&report::cluster(&cluster, &jobs));
         }
     }
     Ok(())

@@ -26,7 +26,7 @@ use service::CoordinatorService;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 
 /// Largest gRPC message either way: a reduce's map output locations grow with the map count.
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
@@ -64,10 +64,16 @@ pub async fn serve(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let result = tonic::transport::Server::builder()
         .add_service(server)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+        .serve_with_incoming_shutdown(incoming(listener), stop)
         .await;
     reaper.abort();
     result
+}
+
+/// Accepted connections with Nagle's algorithm off: small gRPC frames (assignments, reports) must
+/// not wait ~40 ms for a delayed ACK.
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 async fn reap_dead_workers(service: CoordinatorService) {
