@@ -103,9 +103,10 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Child processes killed when dropped, so a failing test leaves nothing running.
+/// Child processes killed when dropped, so a failing test leaves nothing running. A test may
+/// reach a process by its index, to kill it mid-job.
 #[derive(Default)]
-pub struct Processes(Vec<Child>);
+pub struct Processes(pub Vec<Child>);
 
 impl Drop for Processes {
     fn drop(&mut self) {
@@ -126,8 +127,14 @@ impl Cluster {
     /// Starts a coordinator on a free loopback port and `workers` workers with `slots` each, and
     /// waits until every worker is ready for tasks.
     pub fn start(workers: usize, slots: u32) -> Cluster {
+        Cluster::start_with(workers, slots, &[])
+    }
+
+    /// Like [`Cluster::start`], with extra coordinator flags (`--heartbeat-ms 100`, …).
+    pub fn start_with(workers: usize, slots: u32, coordinator_flags: &[&str]) -> Cluster {
         let mut coordinator = Command::new(QUERN)
             .args(["coordinator", "--listen", "127.0.0.1:0"])
+            .args(coordinator_flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -156,8 +163,8 @@ impl Cluster {
         self.add_worker_with(&["--slots", &slots.to_string()]);
     }
 
-    /// Starts a worker with extra flags.
-    pub fn add_worker_with(&mut self, flags: &[&str]) {
+    /// Starts a worker with extra flags; returns its index in `processes`.
+    pub fn add_worker_with(&mut self, flags: &[&str]) -> usize {
         let worker = Command::new(QUERN)
             .args(["worker", "--coordinator", &self.address])
             .args(flags)
@@ -166,6 +173,7 @@ impl Cluster {
             .spawn()
             .expect("worker starts");
         self.processes.0.push(worker);
+        self.processes.0.len() - 1
     }
 
     /// Polls `quern status` until `count` workers are ready.

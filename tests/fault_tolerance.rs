@@ -1,0 +1,300 @@
+//! Fault tolerance end to end on real processes: a worker SIGKILLed in the middle of a job. The
+//! job still succeeds with exactly the right word counts (nothing lost, nothing counted twice),
+//! and the coordinator's task history shows that it really ran the dead worker's work again.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Copies of the corpus in the input: about 19 MiB, some 170 maps of 128 KiB, which keep three
+/// one-slot workers busy for a couple of seconds in a debug build. The victim is killed as soon
+/// as it has finished one map, a few hundred milliseconds in, so plenty of maps are still to run.
+const COPIES: usize = 6;
+const SPLIT_SIZE: &str = "128KiB";
+const REDUCERS: u32 = 4;
+/// Bound on the whole job, kill and recovery included; it takes a few seconds.
+const JOB_DEADLINE: Duration = Duration::from_secs(60);
+
+/// One attempt line of `quern status JOB`.
+#[derive(Debug, Clone)]
+struct Attempt {
+    task: String,
+    attempt: u64,
+    worker: String,
+    state: String,
+}
+
+/// What `quern status JOB` says: the job's state, its map count and the attempt history.
+struct JobView {
+    state: String,
+    map_tasks: usize,
+    attempts: Vec<Attempt>,
+}
+
+fn job_view(address: &str, job_id: &str) -> JobView {
+    let output = quern(&["status", "--coordinator", address, job_id]);
+    assert!(output.status.success(), "status: {}", stderr(&output));
+    let text = stdout(&output);
+    // "job job-0001 (wordcount) running in 0.312 s"
+    let state = text
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("no job summary in {text:?}"))
+        .to_string();
+    // "  tasks:   174 map, 4 reduce"
+    let map_tasks = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tasks:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no task counts in {text:?}"));
+    let header = text
+        .lines()
+        .position(|l| l.starts_with("TASK"))
+        .unwrap_or_else(|| panic!("no history table in {text:?}"));
+    let attempts = text
+        .lines()
+        .skip(header + 1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            Attempt {
+                task: f[0].to_string(),
+                attempt: f[1].parse().unwrap(),
+                worker: f[2].to_string(),
+                state: f[3].to_string(),
+            }
+        })
+        .collect();
+    JobView {
+        state,
+        map_tasks,
+        attempts,
+    }
+}
+
+/// Worker id → shuffle address, and the job ids, from `quern status` without a job id.
+fn cluster_view(address: &str) -> (HashMap<String, String>, Vec<String>) {
+    let output = quern(&["status", "--coordinator", address]);
+    assert!(output.status.success(), "status: {}", stderr(&output));
+    let text = stdout(&output);
+    let mut workers = HashMap::new();
+    let mut jobs = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.first() {
+            Some(id) if id.starts_with("worker-") => {
+                workers.insert(id.to_string(), f[1].to_string());
+            }
+            Some(id) if id.starts_with("job-") => jobs.push(id.to_string()),
+            _ => {}
+        }
+    }
+    (workers, jobs)
+}
+
+/// A port on loopback that was free a moment ago, so the test knows each worker's address.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Writes `COPIES` copies of every corpus file into `dir`.
+fn write_input(dir: &Path) {
+    std::fs::create_dir(dir).unwrap();
+    let corpus = corpus();
+    for entry in std::fs::read_dir(&corpus).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        for copy in 0..COPIES {
+            std::fs::write(dir.join(format!("{copy}-{name}")), &bytes).unwrap();
+        }
+    }
+}
+
+/// Reads a child's pipe to the end on its own thread, so the child never blocks on a full pipe.
+fn drain(pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut pipe = pipe;
+        let _ = pipe.read_to_string(&mut text);
+        text
+    })
+}
+
+#[test]
+fn a_worker_killed_mid_job_loses_nothing_and_its_work_runs_again() {
+    let started = Instant::now();
+    let mut cluster = Cluster::start_with(
+        0,
+        1,
+        &["--heartbeat-ms", "100", "--worker-timeout-ms", "1000"],
+    );
+    // Each worker listens where the test chose, so a worker id maps to a process.
+    let mut process_of: HashMap<String, usize> = HashMap::new();
+    for _ in 0..3 {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let index = cluster.add_worker_with(&["--slots", "1", "--listen", &listen]);
+        process_of.insert(format!("http://{listen}"), index);
+    }
+    cluster.wait_for_ready_workers(3);
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write_input(&input);
+    let output = dir.path().join("out");
+
+    let mut submit = Command::new(QUERN)
+        .args([
+            "submit",
+            "wordcount",
+            "--coordinator",
+            &cluster.address,
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--reducers",
+            &REDUCERS.to_string(),
+            "--split-size",
+            SPLIT_SIZE,
+            "--wait",
+        ])
+        .env("QUERN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("submit starts");
+    let submit_out = drain(submit.stdout.take().unwrap());
+    let submit_err = drain(submit.stderr.take().unwrap());
+    cluster.processes.0.push(submit);
+    let submit = cluster.processes.0.len() - 1;
+    let deadline = started + JOB_DEADLINE;
+
+    // The job appears, then some worker finishes a map while maps remain: kill that worker.
+    let job_id = loop {
+        if let Some(id) = cluster_view(&cluster.address).1.pop() {
+            break id;
+        }
+        if let Some(status) = cluster.processes.0[submit].try_wait().unwrap() {
+            panic!(
+                "submit exited ({status}) before the job showed up: {}",
+                submit_err.join().unwrap()
+            );
+        }
+        assert!(Instant::now() < deadline, "the job never showed up");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (victim, maps_done_at_kill, map_tasks) = loop {
+        let view = job_view(&cluster.address, &job_id);
+        assert_eq!(
+            view.state, "running",
+            "the job ended before a worker could be killed: make the input larger"
+        );
+        let done: Vec<&Attempt> = view
+            .attempts
+            .iter()
+            .filter(|a| a.task.starts_with("m-") && a.state == "succeeded")
+            .collect();
+        // While maps remain no reduce has started, so no reduce has fetched the victim's map
+        // outputs yet: they must be computed again.
+        if let Some(first) = done.first()
+            && done.len() < view.map_tasks
+        {
+            break (first.worker.clone(), done.len(), view.map_tasks);
+        }
+        assert!(Instant::now() < deadline, "no map finished in time");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (workers, _) = cluster_view(&cluster.address);
+    let victim_address = &workers[&victim];
+    let index = process_of[victim_address];
+    let killed_at = started.elapsed();
+    let child = &mut cluster.processes.0[index];
+    child.kill().expect("SIGKILL the worker"); // Child::kill is SIGKILL on Unix
+    child.wait().unwrap();
+    eprintln!(
+        "killed {victim} ({victim_address}) at {killed_at:?}, {maps_done_at_kill}/{map_tasks} maps done"
+    );
+
+    // The job finishes anyway.
+    let exit = loop {
+        if let Some(status) = cluster.processes.0[submit].try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job did not finish within {JOB_DEADLINE:?} after a worker was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let printed = submit_out.join().unwrap();
+    let errors = submit_err.join().unwrap();
+    assert!(
+        exit.success(),
+        "submit failed ({exit}): {errors}\n{printed}"
+    );
+    assert!(printed.contains("succeeded"), "{printed}");
+    eprintln!("job finished at {:?}\n{printed}", started.elapsed());
+
+    // Exactly the right counts: nothing lost, nothing counted twice.
+    assert_eq!(read_output(&output, REDUCERS), expected_counts(&input));
+
+    // The coordinator ran the victim's work again.
+    let view = job_view(&cluster.address, &job_id);
+    assert_eq!(view.state, "succeeded");
+    let mut by_task: BTreeMap<&str, Vec<&Attempt>> = BTreeMap::new();
+    for a in &view.attempts {
+        by_task.entry(a.task.as_str()).or_default().push(a);
+    }
+    assert_eq!(by_task.len(), map_tasks + REDUCERS as usize);
+    let rerun: Vec<&str> = by_task
+        .iter()
+        .filter(|(_, attempts)| attempts.len() > 1)
+        .map(|(task, _)| *task)
+        .collect();
+    assert!(
+        !rerun.is_empty(),
+        "no task ran more than once: {:?}",
+        view.attempts
+    );
+    for (task, attempts) in &by_task {
+        // Every task ends with one success, on a live worker; none is left running.
+        let last = attempts.iter().max_by_key(|a| a.attempt).unwrap();
+        assert_eq!(last.state, "succeeded", "{task}: {attempts:?}");
+        assert_ne!(last.worker, victim, "{task} ended on the dead worker");
+        assert!(
+            attempts.iter().all(|a| a.state != "running"),
+            "{task}: {attempts:?}"
+        );
+        // What the victim was running when it died is marked killed; what it had finished is
+        // lost with its disk, so a map it had done ran again and succeeded elsewhere.
+        for a in attempts.iter().filter(|a| a.worker == victim) {
+            assert!(
+                a.state == "succeeded" || a.state == "killed",
+                "{task} on the victim: {a:?}"
+            );
+            assert!(
+                a.attempt < last.attempt,
+                "{task} was not run again: {attempts:?}"
+            );
+        }
+    }
+    let victim_maps = view
+        .attempts
+        .iter()
+        .filter(|a| a.worker == victim && a.task.starts_with("m-") && a.state == "succeeded")
+        .count();
+    assert!(victim_maps >= 1, "{:?}", view.attempts);
+    eprintln!(
+        "{} tasks ran again: {rerun:?}; test took {:?}",
+        rerun.len(),
+        started.elapsed()
+    );
+}
