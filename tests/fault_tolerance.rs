@@ -118,6 +118,29 @@ fn write_input(dir: &Path) {
     }
 }
 
+/// The first number of a summary line: `N` of "  input:   N records, M bytes".
+fn summary_counter(summary: &str, label: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no '{label}' line in {summary:?}"))
+}
+
+/// Lines in the files of `dir`, counted here: a last line without a newline counts too.
+fn lines(dir: &Path) -> u64 {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        count += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        if bytes.last().is_some_and(|&b| b != b'\n') {
+            count += 1;
+        }
+    }
+    count
+}
+
 /// Reads a child's pipe to the end on its own thread, so the child never blocks on a full pipe.
 fn drain(pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
@@ -244,7 +267,19 @@ fn a_worker_killed_mid_job_loses_nothing_and_its_work_runs_again() {
     eprintln!("job finished at {:?}\n{printed}", started.elapsed());
 
     // Exactly the right counts: nothing lost, nothing counted twice.
-    assert_eq!(read_output(&output, REDUCERS), expected_counts(&input));
+    let expected = expected_counts(&input);
+    assert_eq!(read_output(&output, REDUCERS), expected);
+    // The job's counters add up the attempts whose work the job used, not the lost ones.
+    assert_eq!(
+        summary_counter(&printed, "input:"),
+        lines(&input),
+        "input records\n{printed}"
+    );
+    assert_eq!(
+        summary_counter(&printed, "output:"),
+        expected.len() as u64,
+        "output records\n{printed}"
+    );
 
     // The coordinator ran the victim's work again.
     let view = job_view(&cluster.address, &job_id);

@@ -39,6 +39,8 @@ pub struct Task {
     /// Failed attempts so far (lost workers and fetch failures do not count).
     pub failures: u32,
     pub last_error: String,
+    /// What the attempt that did this task counted, while it is done; part of the job's totals.
+    pub counters: Counters,
 }
 
 impl Task {
@@ -47,6 +49,7 @@ impl Task {
             state: TaskState::Pending,
             failures: 0,
             last_error: String::new(),
+            counters: Counters::default(),
         }
     }
 }
@@ -85,6 +88,7 @@ pub struct Job {
     pub reduces_done: u32,
     pub phase: JobPhase,
     pub error: Option<String>,
+    /// The counters of the attempts whose work the job uses: those of done tasks.
     pub counters: Counters,
     pub submitted: Instant,
     pub finished: Option<Instant>,
@@ -161,7 +165,27 @@ impl Job {
         None
     }
 
-    /// Puts a task back to run again, ahead of tasks that never ran.
+    /// A task is done by `attempt` on `worker`, which counted `counters`.
+    pub fn task_done(
+        &mut self,
+        task: TaskRef,
+        attempt: AttemptId,
+        worker: WorkerId,
+        counters: Counters,
+    ) {
+        let t = self.task_mut(task);
+        t.state = TaskState::Done { attempt, worker };
+        t.counters = counters;
+        add_counters(&mut self.counters, &counters);
+        match task.kind {
+            TaskKind::Map => self.maps_done += 1,
+            _ => self.reduces_done += 1,
+        }
+    }
+
+    /// Puts a task back to run again, ahead of tasks that never ran. A done task's work is lost
+    /// (a map output on a dead worker): its counters leave the job's totals, as the next attempt
+    /// counts the same input again.
     pub fn requeue(&mut self, task: TaskRef) {
         if self.task(task).state == TaskState::Pending {
             return;
@@ -172,6 +196,8 @@ impl Job {
             } else {
                 self.reduces_done -= 1;
             }
+            let lost = std::mem::take(&mut self.task_mut(task).counters);
+            subtract_counters(&mut self.counters, &lost);
         }
         self.task_mut(task).state = TaskState::Pending;
         match task.kind {
@@ -205,4 +231,17 @@ pub fn add_counters(total: &mut Counters, more: &Counters) {
     total.output_records += more.output_records;
     total.output_bytes += more.output_bytes;
     total.spills += more.spills;
+}
+
+/// Takes the counters of an attempt whose work was lost out of the job's.
+fn subtract_counters(total: &mut Counters, lost: &Counters) {
+    total.input_records -= lost.input_records;
+    total.input_bytes -= lost.input_bytes;
+    total.map_output_records -= lost.map_output_records;
+    total.combine_output_records -= lost.combine_output_records;
+    total.shuffle_bytes -= lost.shuffle_bytes;
+    total.reduce_input_groups -= lost.reduce_input_groups;
+    total.output_records -= lost.output_records;
+    total.output_bytes -= lost.output_bytes;
+    total.spills -= lost.spills;
 }

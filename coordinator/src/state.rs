@@ -2,7 +2,7 @@
 //! never held across an `.await`. Every method is synchronous and O(1)-ish per decision; anything
 //! that needs I/O (committing a job's output) comes back as an [`Action`] for the caller to run.
 
-use crate::job::{AttemptRecord, Job, JobPhase, TaskRef, TaskState, add_counters};
+use crate::job::{AttemptRecord, Job, JobPhase, TaskRef, TaskState};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{Assignment, AttemptState, MapOutputLocation, TaskKind, TaskReport};
 use std::cmp::Reverse;
@@ -192,17 +192,8 @@ impl State {
         let Some(job) = self.jobs.get_mut(&running.job) else {
             return Vec::new();
         };
-        job.task_mut(running.task).state = TaskState::Done {
-            attempt,
-            worker: running.worker,
-        };
-        if let Some(counters) = &report.counters {
-            add_counters(&mut job.counters, counters);
-        }
-        match running.task.kind {
-            TaskKind::Map => job.maps_done += 1,
-            _ => job.reduces_done += 1,
-        }
+        let counters = report.counters.unwrap_or_default();
+        job.task_done(running.task, attempt, running.worker, counters);
         self.commit_if_complete(running.job)
     }
 
@@ -374,5 +365,79 @@ impl State {
         }
         self.update_free(worker);
         attempt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::split::Split;
+    use quern_proto::{Counters, JobSpec};
+
+    fn map_counters(records: u64) -> Counters {
+        Counters {
+            input_records: records,
+            input_bytes: 10 * records,
+            map_output_records: 3 * records,
+            ..Counters::default()
+        }
+    }
+
+    fn succeed(state: &mut State, attempt: u64, counters: Counters) {
+        let report = TaskReport {
+            attempt_id: attempt,
+            succeeded: true,
+            counters: Some(counters),
+            ..TaskReport::default()
+        };
+        assert!(state.report(&report).0, "attempt {attempt} expected");
+    }
+
+    #[test]
+    fn a_lost_map_output_takes_its_counters_out_of_the_job() {
+        let mut state = State::default();
+        let id = state.new_job_id();
+        let spec = JobSpec {
+            job_name: "wc".to_string(),
+            reducers: 1,
+            max_attempts: 4,
+            ..JobSpec::default()
+        };
+        let splits = (0..2)
+            .map(|i| Split {
+                url: "file:///in".to_string(),
+                start: 10 * i,
+                end: 10 * i + 10,
+                object_size: 20,
+            })
+            .collect();
+        state.add_job(Job::new(id, spec, splits));
+        let worker = state.register_worker("http://w".to_string(), 2, vec!["wc".to_string()]);
+        let (sender, mut assignments) = mpsc::unbounded_channel();
+        state.attach_stream(worker, sender);
+        state.schedule();
+        let first = assignments.try_recv().unwrap().unwrap();
+        let second = assignments.try_recv().unwrap().unwrap();
+        succeed(&mut state, first.attempt_id, map_counters(1));
+        succeed(&mut state, second.attempt_id, map_counters(2));
+        assert_eq!(state.jobs[&id].counters, map_counters(3));
+
+        // The reduce cannot fetch the first map's output: the map runs again, and counts its
+        // input once more.
+        let reduce = assignments.try_recv().unwrap().unwrap();
+        assert_eq!(reduce.kind, TaskKind::Reduce as i32);
+        let fetch_failed = TaskReport {
+            attempt_id: reduce.attempt_id,
+            failed_map_attempt: first.attempt_id,
+            error: "cannot fetch".to_string(),
+            ..TaskReport::default()
+        };
+        assert!(state.report(&fetch_failed).0);
+        assert_eq!(state.jobs[&id].maps_done, 1);
+        assert_eq!(state.jobs[&id].counters, map_counters(2));
+        let again = assignments.try_recv().unwrap().unwrap();
+        assert_eq!((again.kind, again.task), (first.kind, first.task));
+        succeed(&mut state, again.attempt_id, map_counters(1));
+        assert_eq!(state.jobs[&id].counters, map_counters(3));
     }
 }
