@@ -72,6 +72,9 @@ pub struct JobArgs {
     /// Map-side sort buffer per task; it spills to disk past this size.
     #[arg(long, default_value = "64MiB", env = "QUERN_SORT_BUFFER", value_parser = parse_size)]
     pub sort_buffer: u64,
+    /// Longest input line; a longer one fails the job, naming the object and offset.
+    #[arg(long, default_value = "64MiB", env = "QUERN_MAX_LINE", value_parser = parse_size)]
+    pub max_line: u64,
     /// Attempts per task before the job fails.
     #[arg(long, default_value = "4", env = "QUERN_MAX_ATTEMPTS")]
     pub max_attempts: u32,

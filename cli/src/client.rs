@@ -63,6 +63,7 @@ pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
         split_size: args.split_size,
         overwrite: args.overwrite,
         sort_buffer_bytes: args.sort_buffer,
+        max_line_bytes: args.max_line,
         max_attempts: args.max_attempts,
     })
 }

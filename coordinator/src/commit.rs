@@ -2,15 +2,22 @@
 //! leftovers and write `_SUCCESS` last, holding a small JSON manifest. A failed job only has its
 //! leftovers removed, so it never gets a `_SUCCESS`.
 
+use crate::job::OpenUpload;
 use quern_proto::Counters;
-use quern_storage::{OutputDir, StorageError, StorageUrl, commit::part_name};
+use quern_storage::{OutputDir, StorageError, StorageUrl};
 
 #[derive(serde::Serialize)]
 struct Manifest<'a> {
     job_id: &'a str,
     job_name: &'a str,
-    parts: Vec<String>,
+    parts: Vec<PartJson>,
     counters: CountersJson,
+}
+
+#[derive(serde::Serialize)]
+struct PartJson {
+    name: String,
+    bytes: u64,
 }
 
 #[derive(serde::Serialize)]
@@ -49,23 +56,37 @@ pub struct JobCommit {
     pub output: String,
     pub reducers: u32,
     pub counters: Counters,
+    /// Multipart uploads of attempts that never committed, to abort.
+    pub stray_uploads: Vec<OpenUpload>,
 }
 
+/// Commits a job whose every partition is committed: leftovers go, then `_SUCCESS` comes.
 pub async fn commit_job(job: &JobCommit) -> Result<(), StorageError> {
-    let out = OutputDir::open(&StorageUrl::parse(&job.output)?)?;
-    out.discard_temporary().await?;
+    let out = clean_up_job(job).await?;
     let manifest = Manifest {
         job_id: &job.job_id,
         job_name: &job.job_name,
-        parts: (0..job.reducers).map(part_name).collect(),
+        parts: out
+            .part_sizes(job.reducers)
+            .await?
+            .into_iter()
+            .map(|(name, bytes)| PartJson { name, bytes })
+            .collect(),
         counters: (&job.counters).into(),
     };
     let json = serde_json::to_vec_pretty(&manifest).expect("the manifest serializes");
     out.write_success(json).await
 }
 
-pub async fn clean_up_job(output: &str) -> Result<(), StorageError> {
-    OutputDir::open(&StorageUrl::parse(output)?)?
-        .discard_temporary()
-        .await
+/// Removes what uncommitted attempts left: open multipart uploads and `_temporary/`.
+pub async fn clean_up_job(job: &JobCommit) -> Result<OutputDir, StorageError> {
+    let out = OutputDir::open(&StorageUrl::parse(&job.output)?)?;
+    for upload in &job.stray_uploads {
+        // Most were aborted by their own attempt already; servers differ in how they say so.
+        if let Err(e) = out.abort_upload(upload.partition, &upload.upload_id).await {
+            tracing::info!(job = %job.job_id, upload = %upload.upload_id, error = %quern_proto::error_chain(&e), "could not abort an uncommitted upload");
+        }
+    }
+    out.discard_temporary().await?;
+    Ok(out)
 }

@@ -33,10 +33,19 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::OutputBusy { .. } => Code::AlreadyExists,
             CoordinatorError::Timeout { .. } => Code::DeadlineExceeded,
             CoordinatorError::Storage(s) => match s {
-                StorageError::InvalidUrl { .. } => Code::InvalidArgument,
-                StorageError::NotFound { .. } | StorageError::NoMatch { .. } => Code::NotFound,
+                StorageError::InvalidUrl { .. } | StorageError::Config { .. } => {
+                    Code::InvalidArgument
+                }
+                StorageError::NotFound { .. }
+                | StorageError::NoMatch { .. }
+                | StorageError::ObjectNotFound { .. }
+                | StorageError::NoBucket { .. } => Code::NotFound,
                 StorageError::OutputExists { .. } => Code::AlreadyExists,
-                StorageError::Store { .. } | StorageError::Local { .. } => Code::Unavailable,
+                StorageError::CredentialsRefused { .. } => Code::PermissionDenied,
+                StorageError::LineTooLong { .. } => Code::InvalidArgument,
+                StorageError::Unreachable { .. }
+                | StorageError::Store { .. }
+                | StorageError::Local { .. } => Code::Unavailable,
             },
         };
         Status::new(code, error_chain(&e))

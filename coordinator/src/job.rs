@@ -93,6 +93,16 @@ pub struct Job {
     pub submitted: Instant,
     pub finished: Option<Instant>,
     pub history: Vec<AttemptRecord>,
+    /// Multipart uploads reduce attempts opened (S3); those not committed are aborted at the end.
+    pub uploads: Vec<OpenUpload>,
+}
+
+/// A multipart upload a reduce attempt opened for its part file.
+#[derive(Debug, Clone)]
+pub struct OpenUpload {
+    pub partition: u32,
+    pub attempt: AttemptId,
+    pub upload_id: String,
 }
 
 impl Job {
@@ -115,6 +125,7 @@ impl Job {
             submitted: Instant::now(),
             finished: None,
             history: Vec::new(),
+            uploads: Vec::new(),
         }
     }
 
@@ -204,6 +215,19 @@ impl Job {
             TaskKind::Map => self.pending_maps.push_front(task.index),
             _ => self.pending_reduces.push_front(task.index),
         }
+    }
+
+    /// Uploads that no committed attempt owns: every one, but for the attempt that did each
+    /// finished reduce.
+    pub fn uncommitted_uploads(&self) -> Vec<OpenUpload> {
+        self.uploads
+            .iter()
+            .filter(|u| {
+                let task = &self.reduces[u.partition as usize];
+                !matches!(task.state, TaskState::Done { attempt, .. } if attempt == u.attempt)
+            })
+            .cloned()
+            .collect()
     }
 
     pub fn is_active(&self) -> bool {

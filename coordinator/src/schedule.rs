@@ -55,6 +55,7 @@ impl State {
             attempt_id: attempt.0,
             reducers: j.spec.reducers,
             sort_buffer_bytes: j.spec.sort_buffer_bytes,
+            max_line_bytes: j.spec.max_line_bytes,
             split,
             output: j.spec.output.clone(),
         }

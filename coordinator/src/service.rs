@@ -4,7 +4,7 @@
 use crate::CoordinatorConfig;
 use crate::commit::{JobCommit, clean_up_job, commit_job};
 use crate::error::{CoordinatorError, error_chain};
-use crate::job::Job;
+use crate::job::{Job, OpenUpload};
 use crate::split::make_splits;
 use crate::state::{Action, State};
 use crate::status::{cluster_status, job_status};
@@ -19,6 +19,7 @@ use tonic::{Request, Response, Status};
 
 const DEFAULT_SORT_BUFFER: u64 = 64 << 20;
 const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+const DEFAULT_MAX_LINE: u64 = 64 << 20;
 
 #[derive(Clone)]
 pub struct CoordinatorService {
@@ -67,7 +68,7 @@ impl CoordinatorService {
                 let Some(commit) = self.job_commit(id) else {
                     return;
                 };
-                if let Err(e) = clean_up_job(&commit.output).await {
+                if let Err(e) = clean_up_job(&commit).await {
                     tracing::warn!(job = %id, error = %error_chain(&e), "cannot clean up a failed job's output");
                 }
             }
@@ -83,6 +84,7 @@ impl CoordinatorService {
             output: job.spec.output.clone(),
             reducers: job.spec.reducers,
             counters: job.counters,
+            stray_uploads: job.uncommitted_uploads(),
         })
     }
 
@@ -110,6 +112,9 @@ impl CoordinatorService {
             .collect::<Result<Vec<_>, _>>()?;
         let output = StorageUrl::parse(&spec.output)?;
         spec.output = output.to_string();
+        if spec.max_line_bytes == 0 {
+            spec.max_line_bytes = DEFAULT_MAX_LINE;
+        }
         if spec.sort_buffer_bytes == 0 {
             spec.sort_buffer_bytes = DEFAULT_SORT_BUFFER;
         }
@@ -310,5 +315,30 @@ impl Coordinator for CoordinatorService {
         let attempt = AttemptId(request.into_inner().attempt_id);
         let granted = self.lock().commit_permission(attempt);
         Ok(Response::new(CommitResponse { granted }))
+    }
+
+    async fn record_upload(
+        &self,
+        request: Request<UploadRecord>,
+    ) -> Result<Response<RecordUploadResponse>, Status> {
+        let record = request.into_inner();
+        let id = parse_job(&record.job_id)?;
+        let mut state = self.lock();
+        let job = state
+            .jobs
+            .get_mut(&id)
+            .ok_or_else(|| CoordinatorError::UnknownJob(record.job_id.clone()))?;
+        if record.partition >= job.spec.reducers {
+            return Err(Status::invalid_argument(format!(
+                "{id} has no partition {}",
+                record.partition
+            )));
+        }
+        job.uploads.push(OpenUpload {
+            partition: record.partition,
+            attempt: AttemptId(record.attempt_id),
+            upload_id: record.upload_id,
+        });
+        Ok(Response::new(RecordUploadResponse {}))
     }
 }

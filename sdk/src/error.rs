@@ -9,8 +9,11 @@ pub enum JobError {
     ValueDecode(#[source] bincode::error::DecodeError),
     #[error("cannot encode a value")]
     ValueEncode(#[source] bincode::error::EncodeError),
-    #[error("{0}")]
+    #[error("job code failed: {0}")]
     User(String),
+    /// The split's input could not be read (a storage error, a line over the length limit).
+    #[error("cannot read the input")]
+    Input(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The engine's own I/O under a job's call (a spill file, a fetched segment).
     #[error("I/O error in the task's local data")]
     Io(#[source] std::io::Error),

@@ -1,22 +1,28 @@
 //! The output committer, Hadoop's layout: `OUTPUT/part-r-NNNNN`, then `OUTPUT/_SUCCESS` last.
 //!
-//! A reduce attempt streams its part file to `OUTPUT/_temporary/attempt-A/part-r-NNNNN` with a
-//! multipart upload ([`PartUpload`]), then holds it as a [`PendingPart`] while it asks the
-//! coordinator for permission. Only the accepted attempt [`PendingPart::commit`]s, an atomic
-//! rename onto the final name; every other attempt [`PendingPart::abort`]s, deleting its own
-//! temporary object. So exactly one attempt's output per partition reaches the final names.
+//! A reduce attempt streams its part file with a [`PartUpload`], then holds the finished upload as
+//! a [`PendingPart`] while it asks the coordinator for permission. Only the accepted attempt
+//! [`PendingPart::commit`]s; every other attempt [`PendingPart::abort`]s its own. So exactly one
+//! attempt's output per partition reaches the final name. Two protocols sit behind that one
+//! interface:
+//! - local disk: the upload goes to `OUTPUT/_temporary/attempt-A/part-r-NNNNN`; commit is an atomic
+//!   rename onto the final name, abort a delete;
+//! - S3, which has no rename (copy-then-delete is slow and not atomic): the upload is a multipart
+//!   upload to the final key whose parts are sent but which is not completed; commit completes it,
+//!   abort aborts it. No copy, no delete, no orphaned parts.
 
 use crate::{Location, StorageError, StorageUrl};
 use futures::TryStreamExt;
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{MultipartId, ObjectStore, ObjectStoreExt, WriteMultipart};
 use std::sync::Arc;
 
 const SUCCESS: &str = "_SUCCESS";
 const TEMPORARY: &str = "_temporary";
-/// Uploads of a part go out in chunks of this size.
-const UPLOAD_CHUNK: usize = 8 << 20;
-/// Chunks that may be in flight before a writer waits.
+/// Bytes per uploaded part (S3 wants at least 5 MiB for all parts but the last).
+const PART_SIZE: usize = 8 << 20;
+/// Local-disk chunks that may be in flight before a writer waits.
 const UPLOADS_IN_FLIGHT: usize = 2;
 
 /// The final name of a reduce partition's output, `part-r-00000`.
@@ -24,7 +30,7 @@ pub fn part_name(partition: u32) -> String {
     format!("part-r-{partition:05}")
 }
 
-/// A job's output directory.
+/// A job's output directory (or key prefix).
 #[derive(Debug, Clone)]
 pub struct OutputDir {
     location: Location,
@@ -53,27 +59,44 @@ impl OutputDir {
             })
     }
 
-    fn error(&self) -> impl FnOnce(object_store::Error) -> StorageError {
-        StorageError::store(self.location.url.to_string())
+    fn error(&self, relative: &str) -> impl FnOnce(object_store::Error) -> StorageError + use<> {
+        self.location.error(&self.location.url.join(relative))
     }
 
-    /// Checks the output before a job starts: a finished job's output is refused unless
-    /// `overwrite`, in which case everything under the output is removed first.
+    /// Checks the output before a job starts: it must be writable (a probe object is written and
+    /// removed), and a finished job's output is refused unless `overwrite`, in which case
+    /// everything under the output is removed first.
     pub async fn prepare(&self, overwrite: bool) -> Result<(), StorageError> {
+        // A listing names a missing bucket; some servers create one on a first write.
+        self.store()
+            .list_with_delimiter(Some(&self.location.path))
+            .await
+            .map_err(self.error(""))?;
         let finished = match self.store().head(&self.child(SUCCESS)).await {
             Ok(_) => true,
             Err(object_store::Error::NotFound { .. }) => false,
-            Err(e) => return Err(self.error()(e)),
+            Err(e) => return Err(self.error(SUCCESS)(e)),
         };
         if finished && !overwrite {
             return Err(StorageError::OutputExists {
                 url: self.location.url.to_string(),
             });
         }
+        self.probe_write().await?;
         if overwrite {
             self.delete_below(&self.location.path).await?;
         }
         Ok(())
+    }
+
+    async fn probe_write(&self) -> Result<(), StorageError> {
+        let name = format!("_quern-probe-{}", std::process::id());
+        let probe = self.child(&name);
+        self.store()
+            .put(&probe, b"probe".to_vec().into())
+            .await
+            .map_err(self.error(&name))?;
+        self.store().delete(&probe).await.map_err(self.error(&name))
     }
 
     /// Starts the upload of one attempt's part file.
@@ -82,25 +105,74 @@ impl OutputDir {
         partition: u32,
         attempt: u64,
     ) -> Result<PartUpload, StorageError> {
-        let temp = self.child(&format!(
-            "{TEMPORARY}/attempt-{attempt}/{}",
-            part_name(partition)
-        ));
-        let upload = self
-            .store()
-            .put_multipart(&temp)
-            .await
-            .map_err(self.error())?;
+        let name = part_name(partition);
+        let url = self.location.url.join(&name);
+        let final_path = self.child(&name);
+        let writer = match &self.location.multipart {
+            Some(multipart) => {
+                let id = multipart
+                    .create_multipart(&final_path)
+                    .await
+                    .map_err(self.error(&name))?;
+                PartWriter::Multipart {
+                    multipart: multipart.clone(),
+                    id,
+                    parts: Vec::new(),
+                    buffer: Vec::with_capacity(PART_SIZE),
+                }
+            }
+            None => {
+                let temp = self.child(&format!("{TEMPORARY}/attempt-{attempt}/{name}"));
+                let upload = self
+                    .store()
+                    .put_multipart(&temp)
+                    .await
+                    .map_err(self.error(&name))?;
+                PartWriter::Staged {
+                    writer: WriteMultipart::new_with_chunk_size(upload, PART_SIZE),
+                    temp,
+                }
+            }
+        };
         Ok(PartUpload {
-            writer: WriteMultipart::new_with_chunk_size(upload, UPLOAD_CHUNK),
-            pending: PendingPart {
-                store: self.store().clone(),
-                temp,
-                final_path: self.child(&part_name(partition)),
-                url: self.location.url.join(&part_name(partition)),
-            },
+            writer,
+            store: self.store().clone(),
+            final_path,
+            url,
+            endpoint: self.location.clone(),
             bytes: 0,
         })
+    }
+
+    /// Aborts a multipart upload of a part file that an attempt started but never committed (its
+    /// worker died, or its job failed). An upload that was completed or aborted already is fine.
+    pub async fn abort_upload(&self, partition: u32, upload_id: &str) -> Result<(), StorageError> {
+        let Some(multipart) = &self.location.multipart else {
+            return Ok(());
+        };
+        let name = part_name(partition);
+        match multipart
+            .abort_multipart(&self.child(&name), &upload_id.to_string())
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(&name)(e)),
+        }
+    }
+
+    /// Sizes of the committed part files, by name.
+    pub async fn part_sizes(&self, partitions: u32) -> Result<Vec<(String, u64)>, StorageError> {
+        let mut sizes = Vec::with_capacity(partitions as usize);
+        for partition in 0..partitions {
+            let name = part_name(partition);
+            let head = self
+                .store()
+                .head(&self.child(&name))
+                .await
+                .map_err(self.error(&name))?;
+            sizes.push((name, head.size));
+        }
+        Ok(sizes)
     }
 
     /// Writes `_SUCCESS`, holding `manifest`. Call only after every partition committed.
@@ -108,7 +180,7 @@ impl OutputDir {
         self.store()
             .put(&self.child(SUCCESS), manifest.into())
             .await
-            .map_err(self.error())?;
+            .map_err(self.error(SUCCESS))?;
         Ok(())
     }
 
@@ -124,47 +196,86 @@ impl OutputDir {
                     source: e,
                 }),
             },
+            StorageUrl::S3 { .. } => self.delete_below(&self.child(TEMPORARY)).await,
         }
     }
 
     async fn delete_below(&self, prefix: &Path) -> Result<(), StorageError> {
-        let listed = self
-            .store()
-            .list(Some(prefix))
-            .map_ok(|meta| meta.location)
-            .boxed_stream();
+        let listed = self.store().list(Some(prefix)).map_ok(|meta| meta.location);
         self.store()
-            .delete_stream(listed)
+            .delete_stream(Box::pin(listed))
             .try_collect::<Vec<_>>()
             .await
-            .map_err(self.error())?;
+            .map_err(self.error(""))?;
         Ok(())
     }
 }
 
-trait BoxedStream: futures::Stream + Sized + Send + 'static {
-    fn boxed_stream(self) -> futures::stream::BoxStream<'static, Self::Item> {
-        Box::pin(self)
-    }
+enum PartWriter {
+    /// Local disk: a staged object under `_temporary/`.
+    Staged { writer: WriteMultipart, temp: Path },
+    /// S3: an open multipart upload to the final key.
+    Multipart {
+        multipart: Arc<dyn MultipartStore>,
+        id: MultipartId,
+        parts: Vec<PartId>,
+        buffer: Vec<u8>,
+    },
 }
-impl<S: futures::Stream + Send + 'static> BoxedStream for S {}
 
 /// One attempt's part file being written.
 pub struct PartUpload {
-    writer: WriteMultipart,
-    pending: PendingPart,
+    writer: PartWriter,
+    store: Arc<dyn ObjectStore>,
+    final_path: Path,
+    url: StorageUrl,
+    endpoint: Location,
     bytes: u64,
 }
 
 impl PartUpload {
-    /// Appends `data`, waiting while too many chunks are in flight.
+    /// The multipart upload id, where the store holds one open until commit (S3).
+    pub fn upload_id(&self) -> Option<&str> {
+        match &self.writer {
+            PartWriter::Multipart { id, .. } => Some(id),
+            PartWriter::Staged { .. } => None,
+        }
+    }
+
+    fn error(&self) -> impl FnOnce(object_store::Error) -> StorageError + use<> {
+        self.endpoint.error(&self.url)
+    }
+
+    /// Appends `data`; memory stays bounded by one part.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        self.writer
-            .wait_for_capacity(UPLOADS_IN_FLIGHT)
-            .await
-            .map_err(StorageError::store(self.pending.url.to_string()))?;
-        self.writer.write(data);
         self.bytes += data.len() as u64;
+        let error = self.endpoint.error(&self.url);
+        match &mut self.writer {
+            PartWriter::Staged { writer, .. } => {
+                writer
+                    .wait_for_capacity(UPLOADS_IN_FLIGHT)
+                    .await
+                    .map_err(error)?;
+                writer.write(data);
+            }
+            PartWriter::Multipart {
+                multipart,
+                id,
+                parts,
+                buffer,
+            } => {
+                buffer.extend_from_slice(data);
+                while buffer.len() >= PART_SIZE {
+                    let rest = buffer.split_off(PART_SIZE);
+                    let full = std::mem::replace(buffer, rest);
+                    let part = multipart
+                        .put_part(&self.final_path, id, parts.len(), full.into())
+                        .await
+                        .map_err(self.endpoint.error(&self.url))?;
+                    parts.push(part);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -173,49 +284,113 @@ impl PartUpload {
         self.bytes
     }
 
-    /// Finishes the upload under the temporary name; the part is not yet visible.
+    /// Finishes the upload without making it visible under the final name.
     pub async fn finish(self) -> Result<PendingPart, StorageError> {
-        let url = self.pending.url.to_string();
-        self.writer
-            .finish()
-            .await
-            .map_err(StorageError::store(url))?;
-        Ok(self.pending)
+        let error = self.error();
+        let commit = match self.writer {
+            PartWriter::Staged { writer, temp } => {
+                writer.finish().await.map_err(error)?;
+                Commit::Rename { temp }
+            }
+            PartWriter::Multipart {
+                multipart,
+                id,
+                mut parts,
+                buffer,
+            } => {
+                // The last part may be short; an empty output still needs one (empty) part.
+                if !buffer.is_empty() || parts.is_empty() {
+                    let part = multipart
+                        .put_part(&self.final_path, &id, parts.len(), buffer.into())
+                        .await
+                        .map_err(error)?;
+                    parts.push(part);
+                }
+                Commit::Complete {
+                    multipart,
+                    id,
+                    parts,
+                }
+            }
+        };
+        Ok(PendingPart {
+            commit,
+            store: self.store,
+            final_path: self.final_path,
+            url: self.url,
+            endpoint: self.endpoint,
+        })
     }
 
     /// Gives up on the upload, leaving nothing behind.
     pub async fn abort(self) -> Result<(), StorageError> {
-        let url = self.pending.url.to_string();
-        self.writer.abort().await.map_err(StorageError::store(url))
+        let error = self.error();
+        match self.writer {
+            PartWriter::Staged { writer, .. } => writer.abort().await.map_err(error),
+            PartWriter::Multipart { multipart, id, .. } => multipart
+                .abort_multipart(&self.final_path, &id)
+                .await
+                .map_err(error),
+        }
     }
+}
+
+enum Commit {
+    Rename {
+        temp: Path,
+    },
+    Complete {
+        multipart: Arc<dyn MultipartStore>,
+        id: MultipartId,
+        parts: Vec<PartId>,
+    },
 }
 
 /// A finished, not yet visible part file: commit it or abort it.
 pub struct PendingPart {
+    commit: Commit,
     store: Arc<dyn ObjectStore>,
-    temp: Path,
     final_path: Path,
     url: StorageUrl,
+    endpoint: Location,
 }
 
 impl PendingPart {
     /// Makes this attempt's output the partition's final part file.
     pub async fn commit(self) -> Result<(), StorageError> {
-        self.store
-            .rename(&self.temp, &self.final_path)
-            .await
-            .map_err(StorageError::store(self.url.to_string()))
+        let error = self.endpoint.error(&self.url);
+        match self.commit {
+            Commit::Rename { temp } => self
+                .store
+                .rename(&temp, &self.final_path)
+                .await
+                .map_err(error),
+            Commit::Complete {
+                multipart,
+                id,
+                parts,
+            } => multipart
+                .complete_multipart(&self.final_path, &id, parts)
+                .await
+                .map(|_| ())
+                .map_err(error),
+        }
     }
 
     /// Discards this attempt's output.
     pub async fn abort(self) -> Result<(), StorageError> {
-        match self.store.delete(&self.temp).await {
+        let result = match self.commit {
+            Commit::Rename { temp } => self.store.delete(&temp).await,
+            Commit::Complete { multipart, id, .. } => {
+                multipart.abort_multipart(&self.final_path, &id).await
+            }
+        };
+        match result {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(StorageError::store(self.url.to_string())(e)),
+            Err(e) => Err(self.endpoint.error(&self.url)(e)),
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,17 @@
 //! Quern's storage layer. Everything the engine reads or writes outside a worker's local disk goes
 //! through here, and through `object_store`, so local disk and object stores share one code path.
 //!
-//! - [`url`]: parses input and output URLs (plain paths, `file://`) into a store and a path.
+//! - [`url`]: parses input and output URLs (plain paths, `file://`, `s3://`) into a store and a
+//!   path; `s3` configures S3-compatible stores from the environment.
 //! - [`list`]: expands inputs (files, directories, globs) into the objects to split.
-//! - [`commit`]: the output committer: part files written under a temporary name, made final only
-//!   for the attempt the coordinator accepts, and `_SUCCESS` written last.
+//! - [`commit`]: the output committer: only the attempt the coordinator accepts makes its part file
+//!   final (a rename on local disk, completing the multipart upload on S3); `_SUCCESS` comes last.
 //! - [`error`]: what goes wrong, naming the URL it went wrong on.
 
 pub mod commit;
 pub mod error;
 pub mod list;
+mod s3;
 pub mod url;
 
 pub use commit::{OutputDir, PartUpload, PendingPart};

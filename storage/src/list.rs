@@ -1,12 +1,12 @@
-//! Input listing: expands one input URL (a file, a directory, or a glob) into the objects to split,
-//! sorted by path. As in Hadoop, names starting with `_` or `.` below the input are skipped, so a
-//! previous job's `_SUCCESS` or an editor's `.swp` is never read as data.
+//! Input listing: expands one input URL (a file, a directory or key prefix, or a glob) into the
+//! objects to split, sorted by URL. As in Hadoop, names starting with `_` or `.` below the input
+//! are skipped, so a previous job's `_SUCCESS` or an editor's `.swp` is never read as data.
+//! Object store listings are paginated by `object_store`, so a prefix of any size is listed whole.
 
 use crate::{Location, StorageError, StorageUrl};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use std::path::PathBuf;
 
 /// One object to read, with its size.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,88 +15,105 @@ pub struct InputObject {
     pub size: u64,
 }
 
-fn has_glob(text: &str) -> bool {
-    text.contains(['*', '?', '['])
-}
-
-/// Expands `url` into the objects it names. A missing path and a glob that matches nothing are
-/// errors; an existing directory with no visible files is an empty input.
+/// Expands `url` into the objects it names. A missing path, an empty prefix and a glob that
+/// matches nothing are errors; an existing local directory with no visible files is an empty
+/// input.
 pub async fn list_inputs(url: &StorageUrl) -> Result<Vec<InputObject>, StorageError> {
-    let StorageUrl::Local(path) = url;
-    if has_glob(&path.to_string_lossy()) {
-        return list_glob(url, path).await;
+    if let Some(base) = url.glob_base() {
+        return list_glob(url, &base).await;
     }
-    let meta = std::fs::metadata(path).map_err(|_| StorageError::NotFound {
-        url: url.to_string(),
-    })?;
     let location = url.locate()?;
-    if meta.is_file() {
-        let head = location
-            .store
-            .head(&location.path)
-            .await
-            .map_err(StorageError::store(url.to_string()))?;
-        return Ok(vec![InputObject {
-            url: url.clone(),
-            size: head.size,
-        }]);
+    match url {
+        StorageUrl::Local(path) => {
+            let meta = std::fs::metadata(path).map_err(|_| StorageError::NotFound {
+                url: url.to_string(),
+            })?;
+            if meta.is_file() {
+                return single(&location).await;
+            }
+            list_below(&location, |_| true).await
+        }
+        StorageUrl::S3 { key, .. } => {
+            if !key.is_empty() && !key.ends_with('/') {
+                match single(&location).await {
+                    Err(StorageError::ObjectNotFound { .. }) => {}
+                    found => return found,
+                }
+            }
+            let objects = list_below(&location, |_| true).await?;
+            if objects.is_empty() {
+                return Err(StorageError::NotFound {
+                    url: url.to_string(),
+                });
+            }
+            Ok(objects)
+        }
     }
-    list_below(&location, |_| true).await
 }
 
-async fn list_glob(
-    url: &StorageUrl,
-    path: &std::path::Path,
-) -> Result<Vec<InputObject>, StorageError> {
-    let no_match = || StorageError::NoMatch {
+async fn single(location: &Location) -> Result<Vec<InputObject>, StorageError> {
+    let head = location
+        .store
+        .head(&location.path)
+        .await
+        .map_err(location.error(&location.url))?;
+    Ok(vec![InputObject {
+        url: location.url.clone(),
+        size: head.size,
+    }])
+}
+
+async fn list_glob(url: &StorageUrl, base: &StorageUrl) -> Result<Vec<InputObject>, StorageError> {
+    let pattern = glob::Pattern::new(&url.to_string()).map_err(|e| StorageError::InvalidUrl {
         url: url.to_string(),
-    };
-    let base: PathBuf = path
-        .components()
-        .take_while(|c| !has_glob(&c.as_os_str().to_string_lossy()))
-        .collect();
-    let pattern =
-        glob::Pattern::new(&path.to_string_lossy()).map_err(|e| StorageError::InvalidUrl {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?;
-    if !base.is_dir() {
-        return Err(no_match());
-    }
-    let location = StorageUrl::Local(base).locate()?;
+        reason: e.to_string(),
+    })?;
     let options = glob::MatchOptions {
         require_literal_separator: true,
         ..Default::default()
     };
-    let objects = list_below(&location, |p| {
-        pattern.matches_with(&format!("/{p}"), options)
+    let location = base.locate()?;
+    let objects = list_below(&location, |candidate| {
+        pattern.matches_with(&candidate.to_string(), options)
     })
     .await?;
     if objects.is_empty() {
-        return Err(no_match());
+        return Err(StorageError::NoMatch {
+            url: url.to_string(),
+        });
     }
     Ok(objects)
 }
 
-/// Every visible object below `location` whose path passes `keep`, sorted by path.
+/// Every visible object below `location` whose URL passes `keep`, sorted by URL.
 async fn list_below(
     location: &Location,
-    keep: impl Fn(&Path) -> bool,
+    keep: impl Fn(&StorageUrl) -> bool,
 ) -> Result<Vec<InputObject>, StorageError> {
-    let listed: Vec<_> = location
+    let listed: Vec<_> = match location
         .store
         .list(Some(&location.path))
         .try_collect()
         .await
-        .map_err(StorageError::store(location.url.to_string()))?;
+    {
+        Ok(listed) => listed,
+        // A local directory that does not exist lists as nothing, like an empty prefix.
+        Err(object_store::Error::NotFound { .. })
+            if matches!(location.url, StorageUrl::Local(_)) =>
+        {
+            Vec::new()
+        }
+        Err(e) => return Err(location.error(&location.url)(e)),
+    };
     let base_depth = location.path.parts().count();
     let mut objects: Vec<InputObject> = listed
         .into_iter()
-        .filter(|meta| !hidden_below(&meta.location, base_depth) && keep(&meta.location))
+        .filter(|meta| !hidden_below(&meta.location, base_depth))
         .map(|meta| InputObject {
             url: location.url_of(&meta.location),
             size: meta.size,
         })
+        .filter(|object| keep(&object.url))
         .collect();
     objects.sort_by_key(|o| o.url.to_string());
     Ok(objects)
@@ -108,7 +125,6 @@ fn hidden_below(path: &Path, base_depth: usize) -> bool {
         .skip(base_depth)
         .any(|part| part.as_ref().starts_with(['_', '.']))
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

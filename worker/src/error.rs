@@ -12,7 +12,7 @@ pub enum TaskError {
     MissingField(&'static str),
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("job code failed")]
+    #[error(transparent)]
     Job(#[from] JobError),
     #[error("{context}")]
     Io {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use object_store::ObjectStoreExt;
 use quern_proto::{Assignment, Counters, MapSplit};
 use quern_sdk::JobError;
-use quern_storage::{Location, StorageError, StorageUrl};
+use quern_storage::{Location, StorageUrl};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -38,9 +38,14 @@ pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters,
     let (sender, mut receiver) = mpsc::channel(READ_AHEAD);
     let reader = tokio::spawn(read_chunks(location, split.clone(), sender));
     let (partitions, buffer) = (assignment.reducers, assignment.sort_buffer_bytes as usize);
+    let max_line = match assignment.max_line_bytes {
+        0 => u64::MAX,
+        limit => limit,
+    };
     let mapped = tokio::task::spawn_blocking(move || {
         let chunks = std::iter::from_fn(move || receiver.blocking_recv());
-        let mut lines = SplitLines::new(chunks, split.start, split.end);
+        let mut lines =
+            SplitLines::new(chunks, split.start, split.end).with_line_limit(max_line, &split.url);
         let mut writer = MapOutputWriter::new(job.clone(), partitions, buffer, dir);
         job.map(&mut lines, &mut writer)?;
         let output = writer.finish()?;
@@ -81,11 +86,7 @@ async fn read_chunks(
             .store
             .get_range(&location.path, pos..end)
             .await
-            .map_err(|e| {
-                JobError::Io(std::io::Error::other(StorageError::store(
-                    split.url.clone(),
-                )(e)))
-            });
+            .map_err(|e| JobError::Input(Box::new(location.error(&location.url)(e))));
         let failed = chunk.is_err();
         if sender.send(chunk).await.is_err() || failed {
             return;

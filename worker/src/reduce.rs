@@ -7,7 +7,9 @@ use crate::context::Context;
 use crate::error::TaskError;
 use crate::merge::{Groups, Merge};
 use crate::shuffle_fetch::{Fetched, fetch_all};
-use quern_proto::{Assignment, Counters, MapOutputLocation, MapOutputLocationsRequest};
+use quern_proto::{
+    Assignment, Counters, MapOutputLocation, MapOutputLocationsRequest, UploadRecord,
+};
 use quern_sdk::JobEngine;
 use quern_storage::{OutputDir, PartUpload, StorageUrl};
 use std::sync::Arc;
@@ -34,7 +36,12 @@ pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counte
 
     let output = OutputDir::open(&StorageUrl::parse(&assignment.output)?)?;
     let mut upload = output.create_part(partition, assignment.attempt_id).await?;
-    let (groups, records) = match reduce_into(job, segments, &mut upload).await {
+    let upload_id = upload.upload_id().map(str::to_string);
+    let written = match record_upload(ctx, assignment, upload_id).await {
+        Ok(()) => reduce_into(job, segments, &mut upload).await,
+        Err(e) => Err(e),
+    };
+    let (groups, records) = match written {
         Ok(done) => done,
         Err(e) => {
             if let Err(abort) = upload.abort().await {
@@ -82,6 +89,29 @@ async fn map_output_locations(
             Err(status) => return Err(TaskError::Coordinator(status)),
         }
     }
+}
+
+/// Tells the coordinator about an upload held open until commit (S3), so that it can abort the
+/// upload if this attempt never commits.
+async fn record_upload(
+    ctx: &Context,
+    assignment: &Assignment,
+    upload_id: Option<String>,
+) -> Result<(), TaskError> {
+    let Some(upload_id) = upload_id else {
+        return Ok(());
+    };
+    let record = UploadRecord {
+        job_id: assignment.job_id.clone(),
+        attempt_id: assignment.attempt_id,
+        partition: assignment.task,
+        upload_id,
+    };
+    ctx.coordinator()
+        .record_upload(record)
+        .await
+        .map_err(TaskError::Coordinator)?;
+    Ok(())
 }
 
 /// Merges and reduces on a blocking thread while this task uploads what it produces.

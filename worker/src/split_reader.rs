@@ -9,6 +9,7 @@
 
 use quern_sdk::JobError;
 use quern_sdk::engine::LineSource;
+use quern_storage::StorageError;
 
 /// Where a split's reader starts in its object.
 pub fn read_start(start: u64) -> u64 {
@@ -30,6 +31,9 @@ pub struct SplitLines<C> {
     done: bool,
     bytes_read: u64,
     lines_read: u64,
+    /// Longest line allowed, and the object's URL to name when one is longer.
+    max_line: u64,
+    url: String,
 }
 
 impl<C, E> SplitLines<C>
@@ -49,7 +53,25 @@ where
             done: start >= end,
             bytes_read: 0,
             lines_read: 0,
+            max_line: u64::MAX,
+            url: String::new(),
         }
+    }
+
+    /// Fails on a line longer than `max_line` bytes, naming `url`; also bounds the memory a
+    /// reader holds for one line.
+    pub fn with_line_limit(mut self, max_line: u64, url: &str) -> Self {
+        self.max_line = max_line;
+        self.url = url.to_string();
+        self
+    }
+
+    fn line_too_long(&self) -> JobError {
+        JobError::Input(Box::new(StorageError::LineTooLong {
+            url: self.url.clone(),
+            offset: self.buf_offset + self.cursor as u64,
+            limit: self.max_line,
+        }))
     }
 
     /// Bytes of the object this reader consumed, including the look-behind and look-ahead.
@@ -93,10 +115,16 @@ where
             if let Some(i) = memchr::memchr(b'\n', &self.buf[from..]) {
                 let start = self.cursor;
                 let len = searched + i;
+                if len as u64 > self.max_line {
+                    return Err(self.line_too_long());
+                }
                 self.cursor = start + len + 1;
                 return Ok(Some((start, len)));
             }
             searched = self.buf.len() - self.cursor;
+            if searched as u64 > self.max_line {
+                return Err(self.line_too_long());
+            }
             if !self.refill()? {
                 break;
             }
@@ -221,6 +249,24 @@ mod tests {
             vec![(0, b"0123456789abcdef".to_vec())]
         );
         assert_eq!(split_lines(text, 8, 19, 2), vec![(17, b"x".to_vec())]);
+    }
+
+    #[test]
+    fn a_line_over_the_limit_fails_naming_the_object_and_offset() {
+        let text = b"short\nthis line is too long\nok\n";
+        let chunks: Vec<Result<Bytes, JobError>> = text
+            .chunks(4)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let mut lines = SplitLines::new(chunks.into_iter(), 0, text.len() as u64)
+            .with_line_limit(10, "s3://b/k");
+        assert_eq!(lines.next_line().unwrap(), Some((0, &b"short"[..])));
+        let err = lines.next_line().unwrap_err();
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert_eq!(
+            cause,
+            "a line at byte 6 of s3://b/k is longer than the 10-byte limit"
+        );
     }
 
     #[test]
