@@ -88,9 +88,15 @@ pub fn read_output(dir: &Path, reducers: u32) -> HashMap<Vec<u8>, u64> {
 
 /// Runs `quern ARGS` to completion.
 pub fn quern(args: &[&str]) -> Output {
+    quern_with_env(args, &[])
+}
+
+/// Runs `quern ARGS` to completion with extra environment variables.
+pub fn quern_with_env(args: &[&str], env: &[(&str, String)]) -> Output {
     Command::new(QUERN)
         .args(args)
         .env("QUERN_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("quern runs")
 }
@@ -121,6 +127,8 @@ impl Drop for Processes {
 pub struct Cluster {
     pub address: String,
     pub processes: Processes,
+    /// Environment every process of the cluster gets (S3 settings, say).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Cluster {
@@ -132,9 +140,20 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with extra coordinator flags (`--heartbeat-ms 100`, …).
     pub fn start_with(workers: usize, slots: u32, coordinator_flags: &[&str]) -> Cluster {
+        Cluster::start_with_env(Vec::new(), workers, slots, coordinator_flags)
+    }
+
+    /// Like [`Cluster::start_with`], every process with `env` in its environment.
+    pub fn start_with_env(
+        env: Vec<(&'static str, String)>,
+        workers: usize,
+        slots: u32,
+        coordinator_flags: &[&str],
+    ) -> Cluster {
         let mut coordinator = Command::new(QUERN)
             .args(["coordinator", "--listen", "127.0.0.1:0"])
             .args(coordinator_flags)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -151,6 +170,7 @@ impl Cluster {
         let mut cluster = Cluster {
             address,
             processes: Processes(vec![coordinator]),
+            env,
         };
         for _ in 0..workers {
             cluster.add_worker(slots);
@@ -168,6 +188,7 @@ impl Cluster {
         let worker = Command::new(QUERN)
             .args(["worker", "--coordinator", &self.address])
             .args(flags)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
