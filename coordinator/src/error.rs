@@ -12,8 +12,8 @@ pub enum CoordinatorError {
     UnknownJob(String),
     #[error("unknown worker '{0}'; register first")]
     UnknownWorker(String),
-    #[error("output {output} is in use by running job {job}")]
-    OutputBusy { output: String, job: String },
+    #[error("output {output} is in use by {holder}")]
+    OutputBusy { output: String, holder: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("{what} timed out after {seconds} s")]
@@ -40,7 +40,9 @@ impl From<CoordinatorError> for Status {
                 | StorageError::NoMatch { .. }
                 | StorageError::ObjectNotFound { .. }
                 | StorageError::NoBucket { .. } => Code::NotFound,
-                StorageError::OutputExists { .. } => Code::AlreadyExists,
+                StorageError::OutputExists { .. } | StorageError::OutputHasParts { .. } => {
+                    Code::AlreadyExists
+                }
                 StorageError::CredentialsRefused { .. } => Code::PermissionDenied,
                 StorageError::LineTooLong { .. } => Code::InvalidArgument,
                 StorageError::Unreachable { .. }

@@ -38,6 +38,8 @@ pub struct Task {
     pub state: TaskState,
     /// Failed attempts so far (lost workers and fetch failures do not count).
     pub failures: u32,
+    /// Reduce attempts that failed because a map output could not be fetched.
+    pub fetch_failures: u32,
     pub last_error: String,
     /// What the attempt that did this task counted, while it is done; part of the job's totals.
     pub counters: Counters,
@@ -48,6 +50,7 @@ impl Task {
         Task {
             state: TaskState::Pending,
             failures: 0,
+            fetch_failures: 0,
             last_error: String::new(),
             counters: Counters::default(),
         }

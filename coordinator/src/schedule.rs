@@ -24,13 +24,12 @@ impl State {
 
     /// The ready worker with the most free slots that can run some runnable job, and that job.
     fn pick(&self) -> Option<(WorkerId, JobId)> {
-        if !self.jobs.values().any(|j| j.has_runnable()) {
+        if !self.active_jobs().any(|j| j.has_runnable()) {
             return None;
         }
         self.free.iter().find_map(|(_, id)| {
             let worker = &self.workers[id];
-            self.jobs
-                .values()
+            self.active_jobs()
                 .find(|j| j.has_runnable() && worker.jobs.contains(&j.spec.job_name))
                 .map(|j| (*id, j.id))
         })

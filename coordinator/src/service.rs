@@ -5,7 +5,7 @@ use crate::CoordinatorConfig;
 use crate::commit::{JobCommit, clean_up_job, commit_job};
 use crate::error::{CoordinatorError, error_chain};
 use crate::job::{Job, OpenUpload};
-use crate::split::make_splits;
+use crate::split::{Split, make_splits};
 use crate::state::{Action, State};
 use crate::status::{cluster_status, job_status};
 use quern_proto::coordinator_server::Coordinator;
@@ -19,6 +19,9 @@ use tonic::{Request, Response, Status};
 
 const DEFAULT_SORT_BUFFER: u64 = 64 << 20;
 const DEFAULT_MAX_ATTEMPTS: u32 = 4;
+/// Bounds that keep one job from exhausting the coordinator's memory.
+const MAX_REDUCERS: u32 = 100_000;
+const MAX_MAP_TASKS: usize = 1_000_000;
 const DEFAULT_MAX_LINE: u64 = 64 << 20;
 
 #[derive(Clone)]
@@ -99,6 +102,9 @@ impl CoordinatorService {
         if spec.reducers == 0 {
             return invalid("--reducers must be at least 1");
         }
+        if spec.reducers > MAX_REDUCERS {
+            return invalid(&format!("--reducers may be at most {MAX_REDUCERS}"));
+        }
         if spec.split_size == 0 {
             return invalid("--split-size must be at least 1 byte");
         }
@@ -126,19 +132,40 @@ impl CoordinatorService {
 
     async fn submit(&self, spec: JobSpec) -> Result<SubmitJobResponse, CoordinatorError> {
         let (spec, inputs, output) = Self::normalize(spec)?;
-        if let Some(job) = self.lock().job_writing_to(&spec.output) {
-            return Err(CoordinatorError::OutputBusy {
-                output: spec.output,
-                job: job.to_string(),
-            });
-        }
+        // Hold the output while its storage is checked, so that two submits cannot both pass
+        // (and an --overwrite cannot wipe a running job's output).
+        self.lock().reserve_output(&spec.output)?;
+        let splits = self.split_input(&spec, &inputs, &output).await;
+        let mut state = self.lock();
+        state.release_output(&spec.output);
+        let splits = splits?;
+        let id = state.new_job_id();
+        let response = SubmitJobResponse {
+            job_id: id.to_string(),
+            map_tasks: splits.len() as u32,
+            reduce_tasks: spec.reducers,
+        };
+        tracing::info!(job = %id, name = %spec.job_name, maps = splits.len(), reduces = spec.reducers, "job submitted");
+        let actions = state.add_job(Job::new(id, spec, splits));
+        drop(state);
+        self.run_actions(actions);
+        Ok(response)
+    }
+
+    /// Lists the input and checks the output, within the storage timeout, and cuts the splits.
+    async fn split_input(
+        &self,
+        spec: &JobSpec,
+        inputs: &[StorageUrl],
+        output: &StorageUrl,
+    ) -> Result<Vec<Split>, CoordinatorError> {
         let storage_timeout = self.config.storage_timeout;
-        let prepared = tokio::time::timeout(storage_timeout, async {
+        let objects = tokio::time::timeout(storage_timeout, async {
             let mut objects = Vec::new();
-            for input in &inputs {
+            for input in inputs {
                 objects.extend(list_inputs(input).await?);
             }
-            OutputDir::open(&output)?.prepare(spec.overwrite).await?;
+            OutputDir::open(output)?.prepare(spec.overwrite).await?;
             Ok::<_, CoordinatorError>(objects)
         })
         .await
@@ -149,26 +176,14 @@ impl CoordinatorService {
             ),
             seconds: storage_timeout.as_secs(),
         })??;
-        let splits = make_splits(&prepared, spec.split_size);
-        let (response, actions) = {
-            let mut state = self.lock();
-            if let Some(job) = state.job_writing_to(&spec.output) {
-                return Err(CoordinatorError::OutputBusy {
-                    output: spec.output,
-                    job: job.to_string(),
-                });
-            }
-            let id = state.new_job_id();
-            let response = SubmitJobResponse {
-                job_id: id.to_string(),
-                map_tasks: splits.len() as u32,
-                reduce_tasks: spec.reducers,
-            };
-            tracing::info!(job = %id, name = %spec.job_name, maps = splits.len(), reduces = spec.reducers, "job submitted");
-            (response, state.add_job(Job::new(id, spec, splits)))
-        };
-        self.run_actions(actions);
-        Ok(response)
+        let splits = make_splits(&objects, spec.split_size);
+        if splits.len() > MAX_MAP_TASKS {
+            return Err(CoordinatorError::InvalidJob(format!(
+                "the input makes {} map tasks, more than the {MAX_MAP_TASKS} a job may have; raise --split-size",
+                splits.len()
+            )));
+        }
+        Ok(splits)
     }
 }
 
@@ -312,8 +327,9 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<CommitRequest>,
     ) -> Result<Response<CommitResponse>, Status> {
-        let attempt = AttemptId(request.into_inner().attempt_id);
-        let granted = self.lock().commit_permission(attempt);
+        let request = request.into_inner();
+        let attempt = AttemptId(request.attempt_id);
+        let granted = self.lock().commit_permission(attempt, &request.job_id);
         Ok(Response::new(CommitResponse { granted }))
     }
 
@@ -324,6 +340,14 @@ impl Coordinator for CoordinatorService {
         let record = request.into_inner();
         let id = parse_job(&record.job_id)?;
         let mut state = self.lock();
+        // An attempt the coordinator gave up on aborts its own upload, as the job's clean-up
+        // may have run already.
+        if !state.expects(AttemptId(record.attempt_id), &record.job_id, "") {
+            return Err(Status::failed_precondition(format!(
+                "attempt {} of {} is no longer expected",
+                record.attempt_id, record.job_id
+            )));
+        }
         let job = state
             .jobs
             .get_mut(&id)

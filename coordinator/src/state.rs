@@ -2,6 +2,7 @@
 //! never held across an `.await`. Every method is synchronous and O(1)-ish per decision; anything
 //! that needs I/O (committing a job's output) comes back as an [`Action`] for the caller to run.
 
+use crate::error::CoordinatorError;
 use crate::job::{AttemptRecord, Job, JobPhase, TaskRef, TaskState};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{Assignment, AttemptState, MapOutputLocation, TaskKind, TaskReport};
@@ -10,6 +11,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tonic::Status;
+
+/// Fetch failures a reduce may have per allowed attempt before its job fails.
+const FETCH_FAILURE_ALLOWANCE: u32 = 3;
 
 /// Where a worker's assignments go: the open `Assignments` stream.
 pub type AssignmentSender = mpsc::UnboundedSender<Result<Assignment, Status>>;
@@ -58,6 +62,10 @@ pub struct State {
     /// Ready workers with a free slot, most free slots first.
     pub free: BTreeSet<(Reverse<u32>, WorkerId)>,
     pub attempts: HashMap<AttemptId, RunningAttempt>,
+    /// Jobs still running or committing: what scheduling looks at.
+    active: BTreeSet<JobId>,
+    /// Outputs of jobs being submitted (their storage is being checked).
+    reserved_outputs: HashSet<String>,
     next_job: u32,
     next_worker: u32,
     next_attempt: u64,
@@ -77,18 +85,42 @@ impl State {
     pub fn add_job(&mut self, job: Job) -> Vec<Action> {
         let id = job.id;
         self.jobs.insert(id, job);
+        self.active.insert(id);
         // A job with no reduces to run has nothing to wait for.
         let actions = self.commit_if_complete(id);
         self.schedule();
         actions
     }
 
-    /// The running job, if any, that writes to `output`.
-    pub fn job_writing_to(&self, output: &str) -> Option<JobId> {
-        self.jobs
-            .values()
-            .find(|j| j.is_active() && j.spec.output == output)
-            .map(|j| j.id)
+    /// Claims `output` for a job being submitted, unless a running job or another submit has it.
+    pub fn reserve_output(&mut self, output: &str) -> Result<(), CoordinatorError> {
+        let key = output.trim_end_matches('/').to_string();
+        let holder = self
+            .active_jobs()
+            .find(|j| j.spec.output.trim_end_matches('/') == key)
+            .map(|j| format!("running job {}", j.id))
+            .or_else(|| {
+                self.reserved_outputs
+                    .contains(&key)
+                    .then(|| "a job being submitted".to_string())
+            });
+        if let Some(holder) = holder {
+            return Err(CoordinatorError::OutputBusy {
+                output: output.to_string(),
+                holder,
+            });
+        }
+        self.reserved_outputs.insert(key);
+        Ok(())
+    }
+
+    pub fn release_output(&mut self, output: &str) {
+        self.reserved_outputs.remove(output.trim_end_matches('/'));
+    }
+
+    /// Jobs still running or committing, oldest first.
+    pub fn active_jobs(&self) -> impl Iterator<Item = &Job> {
+        self.active.iter().filter_map(|id| self.jobs.get(id))
     }
 
     pub fn register_worker(&mut self, address: String, slots: u32, jobs: Vec<String>) -> WorkerId {
@@ -166,6 +198,9 @@ impl State {
     /// Handles a task report. Returns whether the attempt was expected, and follow-up actions.
     pub fn report(&mut self, report: &TaskReport) -> (bool, Vec<Action>) {
         let attempt = AttemptId(report.attempt_id);
+        if !self.expects(attempt, &report.job_id, &report.worker_id) {
+            return (false, Vec::new());
+        }
         let state = if report.succeeded {
             AttemptState::Succeeded
         } else {
@@ -211,29 +246,48 @@ impl State {
         }
     }
 
+    /// Whether `attempt` is one the coordinator waits for, of job `job_id`, on `worker_id` (when
+    /// given): a report or request from anything else is ignored.
+    pub fn expects(&self, attempt: AttemptId, job_id: &str, worker_id: &str) -> bool {
+        self.attempts.get(&attempt).is_some_and(|running| {
+            running.job.to_string() == job_id
+                && (worker_id.is_empty() || running.worker.to_string() == worker_id)
+        })
+    }
+
     fn task_failed(&mut self, running: &RunningAttempt, report: &TaskReport) -> Vec<Action> {
-        if report.failed_map_attempt != 0 {
-            // The reduce could not fetch a map output: run that map again; not the reduce's fault.
-            self.map_output_lost(running.job, AttemptId(report.failed_map_attempt));
+        let Some(job) = self.jobs.get_mut(&running.job) else {
+            return Vec::new();
+        };
+        let max_attempts = job.spec.max_attempts.max(1);
+        let fetch_failure = report.failed_map_attempt != 0;
+        let task = job.task_mut(running.task);
+        task.last_error = report.error.clone();
+        // A fetch failure is not the reduce's fault (the map output was lost), so it gets a
+        // larger allowance; but a map output that can never be fetched must end the job.
+        let (failures, limit) = if fetch_failure {
+            task.fetch_failures += 1;
+            (task.fetch_failures, max_attempts * FETCH_FAILURE_ALLOWANCE)
+        } else {
+            task.failures += 1;
+            (task.failures, max_attempts)
+        };
+        if failures < limit {
+            if fetch_failure {
+                self.map_output_lost(running.job, AttemptId(report.failed_map_attempt));
+            }
             if let Some(job) = self.jobs.get_mut(&running.job) {
                 job.requeue(running.task);
             }
             return Vec::new();
         }
-        let Some(job) = self.jobs.get_mut(&running.job) else {
-            return Vec::new();
+        let what = if fetch_failure {
+            "could not fetch map output"
+        } else {
+            "failed"
         };
-        let max_attempts = job.spec.max_attempts.max(1);
-        let task = job.task_mut(running.task);
-        task.failures += 1;
-        task.last_error = report.error.clone();
-        let failures = task.failures;
-        if failures < max_attempts {
-            job.requeue(running.task);
-            return Vec::new();
-        }
         let error = format!(
-            "task {} failed {failures} times; last error: {}",
+            "task {} {what} {failures} times; last error: {}",
             running.task, report.error
         );
         self.fail_job(running.job, error)
@@ -249,6 +303,7 @@ impl State {
         }
         tracing::warn!(job = %id, %error, "job failed");
         job.fail(error);
+        self.active.remove(&id);
         let doomed: Vec<AttemptId> = self
             .attempts
             .iter()
@@ -303,7 +358,10 @@ impl State {
 
     /// Whether a reduce attempt may make its output final: only the attempt the coordinator is
     /// waiting for, of a running job.
-    pub fn commit_permission(&self, attempt: AttemptId) -> bool {
+    pub fn commit_permission(&self, attempt: AttemptId, job_id: &str) -> bool {
+        if !self.expects(attempt, job_id, "") {
+            return false;
+        }
         let Some(running) = self.attempts.get(&attempt) else {
             return false;
         };
@@ -321,6 +379,7 @@ impl State {
         };
         match result {
             Ok(()) => {
+                self.active.remove(&id);
                 job.phase = JobPhase::Succeeded;
                 job.finished = Some(Instant::now());
                 tracing::info!(job = %id, "job succeeded");
@@ -385,6 +444,7 @@ mod tests {
 
     fn succeed(state: &mut State, attempt: u64, counters: Counters) {
         let report = TaskReport {
+            job_id: "job-0001".to_string(),
             attempt_id: attempt,
             succeeded: true,
             counters: Some(counters),
@@ -393,29 +453,110 @@ mod tests {
         assert!(state.report(&report).0, "attempt {attempt} expected");
     }
 
-    #[test]
-    fn a_lost_map_output_takes_its_counters_out_of_the_job() {
+    type Assignments = mpsc::UnboundedReceiver<Result<Assignment, Status>>;
+
+    /// A state with one job (`maps` maps, one reduce) and one worker with two slots.
+    fn one_job(maps: u64, max_attempts: u32) -> (State, JobId, Assignments) {
         let mut state = State::default();
         let id = state.new_job_id();
         let spec = JobSpec {
             job_name: "wc".to_string(),
+            output: "file:///out".to_string(),
             reducers: 1,
-            max_attempts: 4,
+            max_attempts,
             ..JobSpec::default()
         };
-        let splits = (0..2)
+        let splits = (0..maps)
             .map(|i| Split {
                 url: "file:///in".to_string(),
                 start: 10 * i,
                 end: 10 * i + 10,
-                object_size: 20,
+                object_size: 10 * maps,
             })
             .collect();
         state.add_job(Job::new(id, spec, splits));
         let worker = state.register_worker("http://w".to_string(), 2, vec!["wc".to_string()]);
-        let (sender, mut assignments) = mpsc::unbounded_channel();
+        let (sender, assignments) = mpsc::unbounded_channel();
         state.attach_stream(worker, sender);
         state.schedule();
+        (state, id, assignments)
+    }
+
+    fn next(assignments: &mut Assignments) -> Assignment {
+        assignments
+            .try_recv()
+            .expect("an assignment")
+            .expect("not an error")
+    }
+
+    #[test]
+    fn a_map_output_that_can_never_be_fetched_fails_the_job() {
+        let (mut state, id, mut assignments) = one_job(1, 1);
+        let mut map = next(&mut assignments);
+        for round in 1..=FETCH_FAILURE_ALLOWANCE {
+            succeed(&mut state, map.attempt_id, Counters::default());
+            let reduce = next(&mut assignments);
+            let fetch_failed = TaskReport {
+                job_id: id.to_string(),
+                attempt_id: reduce.attempt_id,
+                failed_map_attempt: map.attempt_id,
+                error: "peer unreachable".to_string(),
+                ..TaskReport::default()
+            };
+            assert!(state.report(&fetch_failed).0);
+            if round < FETCH_FAILURE_ALLOWANCE {
+                assert_eq!(state.jobs[&id].phase, JobPhase::Running);
+                map = next(&mut assignments);
+            }
+        }
+        let job = &state.jobs[&id];
+        assert_eq!(job.phase, JobPhase::Failed);
+        assert_eq!(
+            job.error.as_deref(),
+            Some("task r-00000 could not fetch map output 3 times; last error: peer unreachable")
+        );
+    }
+
+    #[test]
+    fn reports_naming_another_job_or_worker_are_ignored() {
+        let (mut state, id, mut assignments) = one_job(1, 4);
+        let map = next(&mut assignments);
+        for (job_id, worker_id) in [("job-0002", ""), ("job-0001", "worker-9")] {
+            let report = TaskReport {
+                job_id: job_id.to_string(),
+                worker_id: worker_id.to_string(),
+                attempt_id: map.attempt_id,
+                succeeded: true,
+                ..TaskReport::default()
+            };
+            assert!(!state.report(&report).0, "{job_id} {worker_id}");
+        }
+        assert!(!state.commit_permission(AttemptId(map.attempt_id), "job-0002"));
+        assert_eq!(state.jobs[&id].maps_done, 0);
+        succeed(&mut state, map.attempt_id, Counters::default());
+        assert_eq!(state.jobs[&id].maps_done, 1);
+    }
+
+    #[test]
+    fn an_output_is_held_by_its_running_job_and_by_a_submit_in_progress() {
+        let (mut state, _, _assignments) = one_job(1, 4);
+        let err = state.reserve_output("file:///out/").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "output file:///out/ is in use by running job job-0001"
+        );
+        state.reserve_output("s3://b/next").unwrap();
+        let err = state.reserve_output("s3://b/next/").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "output s3://b/next/ is in use by a job being submitted"
+        );
+        state.release_output("s3://b/next");
+        state.reserve_output("s3://b/next/").unwrap();
+    }
+    #[test]
+    fn a_lost_map_output_takes_its_counters_out_of_the_job() {
+        let (mut state, id, mut assignments) = one_job(2, 4);
         let first = assignments.try_recv().unwrap().unwrap();
         let second = assignments.try_recv().unwrap().unwrap();
         succeed(&mut state, first.attempt_id, map_counters(1));
@@ -427,6 +568,7 @@ mod tests {
         let reduce = assignments.try_recv().unwrap().unwrap();
         assert_eq!(reduce.kind, TaskKind::Reduce as i32);
         let fetch_failed = TaskReport {
+            job_id: id.to_string(),
             attempt_id: reduce.attempt_id,
             failed_map_attempt: first.attempt_id,
             error: "cannot fetch".to_string(),

@@ -67,20 +67,25 @@ impl OutputDir {
     /// removed), and a finished job's output is refused unless `overwrite`, in which case
     /// everything under the output is removed first.
     pub async fn prepare(&self, overwrite: bool) -> Result<(), StorageError> {
-        // A listing names a missing bucket; some servers create one on a first write.
-        self.store()
+        // One listing names a missing bucket (some servers create one on a first write), and
+        // shows a finished job, or part files an earlier run left that a new job's parts must
+        // not mix with.
+        let listed = self
+            .store()
             .list_with_delimiter(Some(&self.location.path))
             .await
             .map_err(self.error(""))?;
-        let finished = match self.store().head(&self.child(SUCCESS)).await {
-            Ok(_) => true,
-            Err(object_store::Error::NotFound { .. }) => false,
-            Err(e) => return Err(self.error(SUCCESS)(e)),
-        };
-        if finished && !overwrite {
-            return Err(StorageError::OutputExists {
-                url: self.location.url.to_string(),
-            });
+        let names: Vec<&str> = listed
+            .objects
+            .iter()
+            .filter_map(|o| o.location.filename())
+            .collect();
+        let url = self.location.url.to_string();
+        if !overwrite && names.contains(&SUCCESS) {
+            return Err(StorageError::OutputExists { url });
+        }
+        if !overwrite && names.iter().any(|name| name.starts_with("part-")) {
+            return Err(StorageError::OutputHasParts { url });
         }
         self.probe_write().await?;
         if overwrite {
@@ -421,6 +426,23 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["_SUCCESS", "part-r-00003"]);
+    }
+
+    #[tokio::test]
+    async fn part_files_of_an_earlier_run_are_refused_unless_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = StorageUrl::Local(dir.path().to_path_buf());
+        std::fs::write(dir.path().join("part-r-00005"), "stale\n").unwrap();
+        let out = OutputDir::open(&url).unwrap();
+        let err = out.prepare(false).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "output {url} holds part files of an earlier run; choose another output or pass --overwrite"
+            )
+        );
+        out.prepare(true).await.unwrap();
+        assert!(!dir.path().join("part-r-00005").exists());
     }
 
     #[tokio::test]

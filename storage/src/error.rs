@@ -36,6 +36,10 @@ pub enum StorageError {
         "output {url} already holds a finished job (_SUCCESS exists); choose another output or pass --overwrite"
     )]
     OutputExists { url: String },
+    #[error(
+        "output {url} holds part files of an earlier run; choose another output or pass --overwrite"
+    )]
+    OutputHasParts { url: String },
     #[error("a line at byte {offset} of {url} is longer than the {limit}-byte limit")]
     LineTooLong {
         url: String,

@@ -69,11 +69,18 @@ impl StorageUrl {
             }
             StorageUrl::S3 { bucket, key } => {
                 let client = crate::s3::client(bucket, self)?;
+                // Keys as S3 lists them, unencoded (Path::from would percent-encode `%`, `~`, …).
+                let path = Path::parse(key.trim_end_matches('/')).map_err(|e| {
+                    StorageError::InvalidUrl {
+                        url: self.to_string(),
+                        reason: e.to_string(),
+                    }
+                })?;
                 Ok(Location {
                     store: client.store.clone(),
                     multipart: Some(client.store),
                     endpoint: client.endpoint,
-                    path: Path::from(key.as_str()),
+                    path,
                     url: self.clone(),
                 })
             }

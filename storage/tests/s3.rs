@@ -47,6 +47,13 @@ async fn listing_covers_more_than_one_page(server: &S3Server) {
     );
     let globbed = list_inputs(&url("s3://data/many/obj-0100?")).await.unwrap();
     assert_eq!(globbed.len(), 10);
+    // Keys are used as S3 has them, not percent-encoded.
+    server.put_file("data", "odd/a~b%20c.txt", b"tilde\n");
+    let odd = list_inputs(&url("s3://data/odd/a~b%20c.txt"))
+        .await
+        .unwrap();
+    assert_eq!(odd.len(), 1);
+    assert_eq!(odd[0].size, 6);
 }
 
 async fn empty_prefixes_and_missing_buckets_are_errors(server: &S3Server) {

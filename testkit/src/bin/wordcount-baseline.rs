@@ -28,7 +28,10 @@ fn main() -> std::io::Result<()> {
     let files: Vec<_> = std::fs::read_dir(input)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
-    let contents: Vec<Vec<u8>> = files.par_iter().map(std::fs::read).collect::<Result<_, _>>()?;
+    let contents: Vec<Vec<u8>> = files
+        .par_iter()
+        .map(std::fs::read)
+        .collect::<Result<_, _>>()?;
     let total = contents
         .par_iter()
         .map(|bytes| count(bytes))
