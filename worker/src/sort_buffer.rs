@@ -1,6 +1,9 @@
 //! The map-side sort buffer: records accumulate in one byte arena with a small index entry each;
 //! when the arena is full the index is sorted by (partition, key bytes) and written out as a run.
 //! Memory per map task is bounded by the buffer's limit, however large the split.
+//!
+//! Each index entry carries the key's first eight bytes as a big-endian integer, so most
+//! comparisons in the sort are one integer compare instead of a `memcmp` into the arena.
 
 use crate::spill::{RunWriter, write_group};
 use quern_sdk::{JobEngine, JobError, ValueStream};
@@ -8,13 +11,34 @@ use quern_sdk::{JobEngine, JobError, ValueStream};
 /// Where one record lies in the arena; the value follows the key.
 #[derive(Clone, Copy)]
 struct Entry {
+    /// The key's first eight bytes, zero-padded, big-endian: orders like the bytes.
+    prefix: u64,
     partition: u32,
     key_start: u32,
     key_len: u32,
     value_len: u32,
 }
 
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = key.len().min(8);
+    bytes[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(bytes)
+}
+
 impl Entry {
+    /// Orders by (partition, key bytes), touching the arena only when the prefixes tie.
+    fn cmp_in(&self, other: &Entry, arena: &[u8]) -> std::cmp::Ordering {
+        (self.partition, self.prefix)
+            .cmp(&(other.partition, other.prefix))
+            .then_with(|| {
+                let (a, b) = (self.key(arena), other.key(arena));
+                a[a.len().min(8)..]
+                    .cmp(&b[b.len().min(8)..])
+                    .then(a.len().cmp(&b.len()))
+            })
+    }
+
     fn key<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
         let start = self.key_start as usize;
         &arena[start..start + self.key_len as usize]
@@ -23,6 +47,55 @@ impl Entry {
     fn value<'a>(&self, arena: &'a [u8]) -> &'a [u8] {
         let start = (self.key_start + self.key_len) as usize;
         &arena[start..start + self.value_len as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_order_exactly_as_their_key_bytes() {
+        let keys: [&[u8]; 12] = [
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefghi",
+            b"abcdefgz",
+            b"b",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\0",
+        ];
+        let mut arena = Vec::new();
+        let entries: Vec<Entry> = keys
+            .iter()
+            .map(|k| {
+                let entry = Entry {
+                    prefix: key_prefix(k),
+                    partition: 0,
+                    key_start: arena.len() as u32,
+                    key_len: k.len() as u32,
+                    value_len: 0,
+                };
+                arena.extend_from_slice(k);
+                entry
+            })
+            .collect();
+        for (i, a) in entries.iter().enumerate() {
+            for (j, b) in entries.iter().enumerate() {
+                assert_eq!(
+                    a.cmp_in(b, &arena),
+                    keys[i].cmp(keys[j]),
+                    "{:?} vs {:?}",
+                    keys[i],
+                    keys[j]
+                );
+            }
+        }
     }
 }
 
@@ -62,6 +135,7 @@ impl SortBuffer {
 
     pub fn push(&mut self, partition: u32, key: &[u8], value: &[u8]) {
         let entry = Entry {
+            prefix: key_prefix(key),
             partition,
             key_start: self.arena.len() as u32,
             key_len: key.len() as u32,
@@ -80,13 +154,8 @@ impl SortBuffer {
         out: &mut RunWriter,
     ) -> Result<(), JobError> {
         let arena = &self.arena;
-        self.entries.sort_unstable_by(|a, b| {
-            a.partition
-                .cmp(&b.partition)
-                .then_with(|| a.key(arena).cmp(b.key(arena)))
-        });
-        let same_group =
-            |a: &Entry, b: &Entry| a.partition == b.partition && a.key(arena) == b.key(arena);
+        self.entries.sort_unstable_by(|a, b| a.cmp_in(b, arena));
+        let same_group = |a: &Entry, b: &Entry| a.cmp_in(b, arena).is_eq();
         for group in self.entries.chunk_by(same_group) {
             let first = group[0];
             out.start_partition(first.partition)?;
