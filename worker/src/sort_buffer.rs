@@ -32,6 +32,10 @@ impl Entry {
         (self.partition, self.prefix)
             .cmp(&(other.partition, other.prefix))
             .then_with(|| {
+                if self.key_len <= 8 && other.key_len <= 8 {
+                    // Equal prefixes of short keys differ only in trailing zero bytes.
+                    return self.key_len.cmp(&other.key_len);
+                }
                 let (a, b) = (self.key(arena), other.key(arena));
                 a[a.len().min(8)..]
                     .cmp(&b[b.len().min(8)..])
