@@ -2,6 +2,7 @@
 //! directory, and gRPC channels to the coordinator and to peer workers.
 
 use crate::error::TaskError;
+use crate::shuffle_fetch::FETCH_IDLE_TIMEOUT;
 use crate::shuffle_server::MapOutputs;
 use quern_proto::coordinator_client::CoordinatorClient;
 use quern_proto::shuffle_client::ShuffleClient;
@@ -15,11 +16,19 @@ use tonic::transport::{Channel, Endpoint};
 /// Largest gRPC message either way (map output locations grow with the map count).
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// An HTTP/2 ping goes to every peer this often, busy or idle...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// ...and a peer that does not answer one within this is dead: its calls fail, and the channel
+/// connects again on next use. Without it, a call to a machine that vanished (power loss, a
+/// network partition, a stopped process) waits forever: TCP alone never notices.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Context {
     pub registry: JobRegistry,
     pub outputs: MapOutputs,
     pub work_dir: PathBuf,
+    /// How long a shuffle fetch waits for the next chunk before failing; tests shorten it.
+    pub fetch_idle_timeout: Duration,
     coordinator: Channel,
     peers: Mutex<HashMap<String, Channel>>,
 }
@@ -30,6 +39,7 @@ impl Context {
             registry,
             outputs: MapOutputs::default(),
             work_dir,
+            fetch_idle_timeout: FETCH_IDLE_TIMEOUT,
             coordinator,
             peers: Mutex::default(),
         }
@@ -70,6 +80,33 @@ impl Context {
 pub fn lazy_channel(address: &str) -> Result<Channel, tonic::transport::Error> {
     Ok(Endpoint::from_shared(address.to_string())?
         .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
         .tcp_nodelay(true)
         .connect_lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{black_hole, context};
+    use std::time::Instant;
+
+    /// A coordinator (or peer) that accepted the connection and then went silent: the call fails
+    /// once a keepalive ping goes unanswered, instead of waiting forever.
+    #[tokio::test]
+    async fn a_call_to_a_silent_peer_fails_instead_of_hanging() {
+        let work = tempfile::tempdir().unwrap();
+        let ctx = context(&black_hole(), work.path(), JobRegistry::new());
+        let started = Instant::now();
+        let mut coordinator = ctx.coordinator();
+        let call = coordinator.heartbeat(quern_proto::HeartbeatRequest::default());
+        let bound = KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT + Duration::from_secs(10);
+        match tokio::time::timeout(bound, call).await {
+            Ok(Err(status)) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status}"),
+            Ok(Ok(_)) => panic!("a black hole answered"),
+            Err(_) => panic!("still waiting after {:?}", started.elapsed()),
+        }
+    }
 }

@@ -26,5 +26,7 @@ pub mod sort_buffer;
 pub mod spill;
 pub mod split_reader;
 pub mod task;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use session::{WorkerConfig, WorkerError, run};

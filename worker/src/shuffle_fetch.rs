@@ -1,7 +1,8 @@
 //! Shuffle fetch: a reduce task streams its partition of every map output from the workers that
 //! hold them, several at once. A small segment stays in memory; past the budget, segments go to
-//! the task's local directory. A peer that cannot serve after a few tries is a fetch failure,
-//! which the coordinator answers by running that map again.
+//! the task's local directory. A peer that cannot serve after a few tries, or that goes silent
+//! for [`FETCH_IDLE_TIMEOUT`] mid-fetch, is a fetch failure, which the coordinator answers by
+//! running that map again.
 
 use crate::context::Context;
 use crate::error::TaskError;
@@ -21,6 +22,10 @@ const PARALLEL_FETCHES: usize = 8;
 const MEMORY_BUDGET: i64 = 128 << 20;
 const FETCH_TRIES: u32 = 3;
 const RETRY_DELAY: Duration = Duration::from_millis(200);
+/// A fetch that receives nothing (no response, no next chunk) for this long fails at once, with
+/// no retry: the peer is alive enough to answer keepalive pings but does not serve (a full or
+/// failing disk, a stuck process), and waiting on it would hold the reduce forever.
+pub const FETCH_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One fetched segment.
 pub enum Fetched {
@@ -74,6 +79,13 @@ async fn fetch_with_retries(
         match fetch_one(ctx, job_id, partition, &location, dir, budget).await {
             Ok(fetched) => return Ok(fetched),
             Err(FetchError::Local(e)) => return Err(e),
+            Err(FetchError::Stalled(status)) => {
+                return Err(TaskError::Fetch {
+                    map_attempt: location.attempt_id,
+                    address: location.address.clone(),
+                    source: status,
+                });
+            }
             Err(FetchError::Peer(status))
                 if tries >= FETCH_TRIES || status.code() == tonic::Code::NotFound =>
             {
@@ -92,8 +104,24 @@ async fn fetch_with_retries(
 }
 
 enum FetchError {
+    /// The peer answered with an error, or the connection broke: worth another try.
     Peer(tonic::Status),
+    /// The peer sent nothing for the idle timeout: not worth another.
+    Stalled(tonic::Status),
     Local(TaskError),
+}
+
+/// Waits for `next` at most `idle`.
+async fn within<T>(
+    idle: Duration,
+    next: impl Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, FetchError> {
+    match tokio::time::timeout(idle, next).await {
+        Ok(result) => result.map_err(FetchError::Peer),
+        Err(_) => Err(FetchError::Stalled(tonic::Status::deadline_exceeded(
+            format!("the peer sent nothing for {} s", idle.as_secs_f64()),
+        ))),
+    }
 }
 
 async fn fetch_one(
@@ -110,15 +138,14 @@ async fn fetch_one(
         map_attempt_id: location.attempt_id,
         partition,
     };
-    let mut stream = client
-        .fetch_partition(request)
-        .await
-        .map_err(FetchError::Peer)?
+    let idle = ctx.fetch_idle_timeout;
+    let mut stream = within(idle, client.fetch_partition(request))
+        .await?
         .into_inner();
     let mut memory = Vec::new();
     let mut file: Option<(tokio::fs::File, PathBuf)> = None;
     let mut total = 0u64;
-    while let Some(chunk) = stream.message().await.map_err(FetchError::Peer)? {
+    while let Some(chunk) = within(idle, stream.message()).await? {
         let data = chunk.data;
         total += data.len() as u64;
         if file.is_none()
@@ -164,4 +191,81 @@ async fn spill_to_disk(
         .await
         .map_err(TaskError::io(context()))?;
     Ok((file, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{context, serve};
+    use quern_proto::shuffle_server::{Shuffle, ShuffleServer};
+    use quern_proto::{FetchChunk, FetchRequest};
+    use quern_sdk::JobRegistry;
+    use std::pin::Pin;
+    use std::time::Instant;
+
+    /// A peer that sends one chunk of a partition and then nothing, keeping the stream open.
+    struct Stalling;
+
+    #[tonic::async_trait]
+    impl Shuffle for Stalling {
+        type FetchPartitionStream =
+            Pin<Box<dyn futures::Stream<Item = Result<FetchChunk, tonic::Status>> + Send>>;
+
+        async fn fetch_partition(
+            &self,
+            _: tonic::Request<FetchRequest>,
+        ) -> Result<tonic::Response<Self::FetchPartitionStream>, tonic::Status> {
+            let first = FetchChunk {
+                data: bytes::Bytes::from_static(b"\x03abc"),
+            };
+            let stream =
+                futures::stream::once(async { Ok(first) }).chain(futures::stream::pending());
+            Ok(tonic::Response::new(Box::pin(stream)))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_stops_sending_mid_fetch_is_a_fetch_failure() {
+        let peer =
+            serve(tonic::transport::Server::builder().add_service(ShuffleServer::new(Stalling)))
+                .await;
+        let work = tempfile::tempdir().unwrap();
+        let mut ctx = context(
+            &crate::testing::black_hole(),
+            work.path(),
+            JobRegistry::new(),
+        );
+        ctx.fetch_idle_timeout = Duration::from_millis(300);
+        let location = MapOutputLocation {
+            map_task: 0,
+            attempt_id: 7,
+            address: peer.clone(),
+        };
+        let started = Instant::now();
+        let fetched = tokio::time::timeout(
+            Duration::from_secs(10),
+            fetch_all(&ctx, "job-0001", 0, vec![location], work.path()),
+        )
+        .await
+        .expect("the fetch gave up on the silent peer");
+        match fetched {
+            Err(TaskError::Fetch {
+                map_attempt,
+                address,
+                source,
+            }) => {
+                assert_eq!((map_attempt, address), (7, peer));
+                assert_eq!(source.code(), tonic::Code::DeadlineExceeded);
+                assert!(source.message().contains("sent nothing"), "{source}");
+            }
+            Err(e) => panic!("not a fetch failure: {e}"),
+            Ok(_) => panic!("a stalled fetch succeeded"),
+        }
+        // Once, not once per retry.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }
