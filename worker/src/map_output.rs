@@ -105,6 +105,15 @@ impl MapSink for MapOutputWriter {
             self.spill()?;
         }
         let partition = self.job.partition(key, self.partitions);
+        if partition >= self.partitions {
+            // Job code: a user partitioner can answer anything. Going on would lose the record.
+            return Err(JobError::user(format!(
+                "the partitioner put a key in partition {partition}, but the job has {} \
+                 partitions (0..={})",
+                self.partitions,
+                self.partitions - 1
+            )));
+        }
         self.buffer.push(partition, key, value);
         self.emitted += 1;
         Ok(())
@@ -148,6 +157,29 @@ mod tests {
                 counts
             })
             .collect()
+    }
+
+    #[test]
+    fn a_partition_out_of_range_fails_the_task_naming_it() {
+        for partitions in [1, 3] {
+            let job: Arc<dyn JobEngine> = Arc::new(crate::testing::TestJob {
+                partition: Some(partitions),
+                ..Default::default()
+            });
+            let dir = tempfile::tempdir().unwrap();
+            let mut writer =
+                MapOutputWriter::new(job.clone(), partitions, 1 << 20, dir.path().to_path_buf());
+            let lines: Vec<&[u8]> = vec![b"a b c"];
+            let error = job
+                .map(&mut Text(lines.into_iter()), &mut writer)
+                .expect_err("a record in no partition");
+            let message = error.to_string();
+            assert!(
+                message.contains(&format!("partition {partitions},"))
+                    && message.contains(&format!("has {partitions} partitions")),
+                "{message}"
+            );
+        }
     }
 
     #[test]

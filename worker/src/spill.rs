@@ -67,9 +67,18 @@ impl RunWriter {
         })
     }
 
-    /// Marks the start of `partition`; partitions skipped over are empty.
+    /// Marks the start of `partition`; partitions skipped over are empty. A partition out of
+    /// range is an error: its records would be in the file but in no partition anyone reads.
     pub fn start_partition(&mut self, partition: u32) -> io::Result<()> {
-        debug_assert!(partition < self.partitions, "partition out of range");
+        if partition >= self.partitions {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "partition {partition} out of range: the run has {} partitions",
+                    self.partitions
+                ),
+            ));
+        }
         while self.offsets.len() <= partition as usize {
             self.offsets.push(self.written);
         }
@@ -118,4 +127,21 @@ pub fn write_group(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_refuses_a_partition_out_of_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = RunWriter::create(&dir.path().join("run"), 2).unwrap();
+        run.start_partition(1).unwrap();
+        let error = run.start_partition(2).expect_err("out of range");
+        assert!(
+            error.to_string().contains("partition 2 out of range"),
+            "{error}"
+        );
+    }
 }
