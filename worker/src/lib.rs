@@ -8,9 +8,10 @@
 //!   [`commit`] (only the accepted attempt's part file becomes final).
 //!
 //! Around it: [`record`] (the framing of records on disk and on the wire), [`task`] (running and
-//! reporting attempts), [`session`] (registration, assignments and heartbeats), [`context`] and
-//! [`error`].
+//! reporting attempts), [`attempt`] (what an attempt releases however it ends), [`session`]
+//! (registration, assignments and heartbeats), [`context`] and [`error`].
 
+pub mod attempt;
 pub mod commit;
 pub mod context;
 pub mod error;

@@ -1,7 +1,9 @@
 //! A map task: stream the split's bytes from storage (async, with read-ahead), and on a blocking
 //! thread split them into lines, run the mapper, and partition, sort, combine and spill its
-//! output into a map output file that the shuffle service then serves.
+//! output into a map output file that the shuffle service then serves. A cancelled or failed
+//! attempt stops its reader and mapper and leaves no directory behind (see [`crate::attempt`]).
 
+use crate::attempt::{AbortOnDrop, AttemptDir, Cancel, CancellableLines};
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::map_output::MapOutputWriter;
@@ -32,27 +34,38 @@ pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters,
         "map-{:05}-{}",
         assignment.task, assignment.attempt_id
     ));
-    std::fs::create_dir_all(&dir)
+    let dir = AttemptDir::create(dir.clone())
         .map_err(TaskError::io(format!("cannot create {}", dir.display())))?;
+    // Dropping this future (a cancel) stops the reader and, within a few lines, the mapper.
+    let cancel = Cancel::default();
+    let _cancel_on_drop = cancel.on_drop();
 
     let (sender, mut receiver) = mpsc::channel(READ_AHEAD);
-    let reader = tokio::spawn(read_chunks(location, split.clone(), sender));
+    let _reader = AbortOnDrop(tokio::spawn(read_chunks(location, split.clone(), sender)));
     let (partitions, buffer) = (assignment.reducers, assignment.sort_buffer_bytes as usize);
     let max_line = match assignment.max_line_bytes {
         0 => u64::MAX,
         limit => limit,
     };
+    // The blocking thread holds the directory too, so that a cancelled attempt's directory goes
+    // only once its mapper stopped writing there.
+    let blocking_dir = dir.clone();
     let mapped = tokio::task::spawn_blocking(move || {
         let chunks = std::iter::from_fn(move || receiver.blocking_recv());
-        let mut lines =
+        let lines =
             SplitLines::new(chunks, split.start, split.end).with_line_limit(max_line, &split.url);
-        let mut writer = MapOutputWriter::new(job.clone(), partitions, buffer, dir);
+        let mut lines = CancellableLines::new(lines, cancel.clone());
+        let mut writer =
+            MapOutputWriter::new(job.clone(), partitions, buffer, blocking_dir.path().into());
         job.map(&mut lines, &mut writer)?;
+        // A cancelled reader ends the chunks early, which looks like the end of the input.
+        if cancel.is_cancelled() {
+            return Err(Cancel::error());
+        }
         let output = writer.finish()?;
-        Ok::<_, JobError>((output, lines.lines_read(), lines.bytes_read()))
+        Ok::<_, JobError>((output, lines.inner.lines_read(), lines.inner.bytes_read()))
     })
     .await;
-    reader.abort();
     let (output, lines, bytes) = mapped.map_err(TaskError::from_join)??;
     let counters = Counters {
         input_records: lines,
@@ -62,6 +75,7 @@ pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters,
         spills: output.spills,
         ..Counters::default()
     };
+    dir.keep();
     ctx.outputs
         .insert(&assignment.job_id, assignment.attempt_id, output.run);
     Ok(counters)
@@ -92,5 +106,108 @@ async fn read_chunks(
             return;
         }
         pos = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestJob, black_hole, context, wait_until_gone};
+    use quern_proto::TaskKind;
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    /// Map task 0, attempt 1 of job-0001 over the whole of `input`.
+    fn assignment(input: &Path) -> Assignment {
+        let size = std::fs::metadata(input).unwrap().len();
+        Assignment {
+            job_id: "job-0001".into(),
+            job_name: TestJob::NAME.into(),
+            kind: TaskKind::Map as i32,
+            task: 0,
+            attempt_id: 1,
+            reducers: 2,
+            sort_buffer_bytes: 1 << 20,
+            split: Some(MapSplit {
+                url: input.display().to_string(),
+                start: 0,
+                end: size,
+                object_size: size,
+            }),
+            ..Assignment::default()
+        }
+    }
+
+    fn input(dir: &Path, lines: usize) -> std::path::PathBuf {
+        let path = dir.join("input.txt");
+        std::fs::write(&path, "to be or not to be\n".repeat(lines)).unwrap();
+        path
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_cancelled_map_stops_its_mapper_and_leaves_no_directory() {
+        let work = tempfile::tempdir().unwrap();
+        // 1 ms a line: about 100 s if nothing stops it.
+        let job = TestJob {
+            delay: Duration::from_millis(1),
+            ..TestJob::default()
+        };
+        let ctx = Arc::new(context(
+            &black_hole(),
+            &work.path().join("work"),
+            job.registry(),
+        ));
+        let assignment = assignment(&input(work.path(), 100_000));
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { run_map(&ctx, &assignment).await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while job.calls() < 20 {
+            assert!(Instant::now() < deadline, "the mapper did not start");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        // The mapper's thread holds the directory: its going means the thread ended.
+        wait_until_gone(&work.path().join("work/job-0001/map-00000-1")).await;
+        let calls = job.calls();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(job.calls(), calls, "the mapper still runs");
+        assert!(calls < 10_000, "{calls} lines mapped");
+        assert!(ctx.outputs.jobs().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_map_leaves_no_directory() {
+        let work = tempfile::tempdir().unwrap();
+        let job = TestJob {
+            fail_map: true,
+            ..TestJob::default()
+        };
+        let ctx = context(&black_hole(), &work.path().join("work"), job.registry());
+        let error = run_map(&ctx, &assignment(&input(work.path(), 10)))
+            .await
+            .expect_err("the mapper fails");
+        assert!(error.to_string().contains("always fails"), "{error}");
+        wait_until_gone(&work.path().join("work/job-0001/map-00000-1")).await;
+    }
+
+    #[tokio::test]
+    async fn a_successful_map_keeps_its_output() {
+        let work = tempfile::tempdir().unwrap();
+        let job = TestJob::default();
+        let ctx = context(&black_hole(), &work.path().join("work"), job.registry());
+        let counters = run_map(&ctx, &assignment(&input(work.path(), 10)))
+            .await
+            .unwrap();
+        assert_eq!(counters.input_records, 10);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            work.path()
+                .join("work/job-0001/map-00000-1/output")
+                .is_file()
+        );
+        assert_eq!(ctx.outputs.jobs(), ["job-0001"]);
     }
 }

@@ -1,7 +1,9 @@
 //! A reduce task: learn where the map outputs are, fetch this partition of each, k-way merge them
 //! by key on a blocking thread, run the reducer over each key group, and stream the text output
-//! into this attempt's part upload, which [`crate::commit`] makes final or discards.
+//! into this attempt's part upload, which [`crate::commit`] makes final or discards. The
+//! attempt's directory (segments spilled by the fetch) goes when it ends, however it ends.
 
+use crate::attempt::{AttemptDir, Cancel};
 use crate::commit::commit_part;
 use crate::context::Context;
 use crate::error::TaskError;
@@ -29,16 +31,20 @@ pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counte
         .work_dir
         .join(&assignment.job_id)
         .join(format!("reduce-{partition:05}-{}", assignment.attempt_id));
-    std::fs::create_dir_all(&dir)
+    // Removed when the attempt ends, whichever way.
+    let dir = AttemptDir::create(dir.clone())
         .map_err(TaskError::io(format!("cannot create {}", dir.display())))?;
+    // Dropping this future (a cancel) stops the reducer's thread too.
+    let cancel = Cancel::default();
+    let _cancel_on_drop = cancel.on_drop();
     let (segments, shuffle_bytes) =
-        fetch_all(ctx, &assignment.job_id, partition, locations, &dir).await?;
+        fetch_all(ctx, &assignment.job_id, partition, locations, dir.path()).await?;
 
     let output = OutputDir::open(&StorageUrl::parse(&assignment.output)?)?;
     let mut upload = output.create_part(partition, assignment.attempt_id).await?;
     let upload_id = upload.upload_id().map(str::to_string);
     let written = match record_upload(ctx, assignment, upload_id).await {
-        Ok(()) => reduce_into(job, segments, &mut upload).await,
+        Ok(()) => reduce_into(job, segments, &mut upload, cancel, dir).await,
         Err(e) => Err(e),
     };
     let (groups, records) = match written {
@@ -52,7 +58,6 @@ pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counte
     };
     let output_bytes = upload.bytes();
     commit_part(ctx, assignment, upload.finish().await?).await?;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Counters {
         shuffle_bytes,
         reduce_input_groups: groups,
@@ -114,14 +119,19 @@ async fn record_upload(
     Ok(())
 }
 
-/// Merges and reduces on a blocking thread while this task uploads what it produces.
+/// Merges and reduces on a blocking thread while this task uploads what it produces. The thread
+/// stops at the next key group once `cancel` is raised, and holds `dir` (where fetched segments
+/// lie) until it ends.
 async fn reduce_into(
     job: Arc<dyn JobEngine>,
     segments: Vec<Fetched>,
     upload: &mut PartUpload,
+    cancel: Cancel,
+    dir: Arc<AttemptDir>,
 ) -> Result<(u64, u64), TaskError> {
     let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(2);
     let reducer = tokio::task::spawn_blocking(move || -> Result<(u64, u64), TaskError> {
+        let _dir = dir;
         let sources = segments
             .into_iter()
             .map(Fetched::open)
@@ -132,6 +142,9 @@ async fn reduce_into(
         let (mut key, mut out) = (Vec::new(), Vec::with_capacity(OUTPUT_PIECE));
         let (mut group_count, mut records) = (0, 0);
         while groups.next_group(&mut key)? {
+            if cancel.is_cancelled() {
+                return Err(TaskError::Cancelled);
+            }
             group_count += 1;
             records += job.reduce(&key, &mut groups, &mut out)?;
             if out.len() >= OUTPUT_PIECE {
@@ -152,4 +165,152 @@ async fn reduce_into(
         upload.write(&piece).await?;
     }
     reducer.await.map_err(TaskError::from_join)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::map_output::MapOutputWriter;
+    use crate::shuffle_server::{MapOutputs, ShuffleService};
+    use crate::testing::{FakeCoordinator, TestJob, context, serve, wait_until_gone};
+    use quern_proto::TaskKind;
+    use quern_proto::shuffle_server::ShuffleServer;
+    use quern_sdk::engine::LineSource;
+    use quern_sdk::{JobError, engine::MapSink};
+    use std::path::Path;
+
+    /// A peer serving one map output (attempt 1) of `words` distinct words; its location.
+    async fn peer_with_words(dir: &Path, words: usize) -> MapOutputLocation {
+        struct Words(std::ops::Range<usize>, String);
+        impl LineSource for Words {
+            fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+                Ok(self.0.next().map(|i| {
+                    self.1 = format!("word{i}");
+                    (0, self.1.as_bytes())
+                }))
+            }
+        }
+        let job: Arc<dyn JobEngine> = Arc::new(quern_examples::wordcount::job());
+        let mut writer = MapOutputWriter::new(job.clone(), 1, 1 << 20, dir.to_path_buf());
+        job.map(
+            &mut Words(0..words, String::new()),
+            &mut writer as &mut dyn MapSink,
+        )
+        .unwrap();
+        let outputs = MapOutputs::default();
+        outputs.insert("job-0001", 1, writer.finish().unwrap().run);
+        let address = serve(
+            tonic::transport::Server::builder()
+                .add_service(ShuffleServer::new(ShuffleService { outputs })),
+        )
+        .await;
+        MapOutputLocation {
+            map_task: 0,
+            attempt_id: 1,
+            address,
+        }
+    }
+
+    /// Reduce partition 0, attempt 2 of job-0001, writing to `output`.
+    fn assignment(output: &Path) -> Assignment {
+        Assignment {
+            job_id: "job-0001".into(),
+            job_name: TestJob::NAME.into(),
+            kind: TaskKind::Reduce as i32,
+            task: 0,
+            attempt_id: 2,
+            reducers: 1,
+            output: output.display().to_string(),
+            ..Assignment::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_cancelled_reduce_stops_its_reducer_and_leaves_no_directory() {
+        let work = tempfile::tempdir().unwrap();
+        std::fs::create_dir(work.path().join("map")).unwrap();
+        let location = peer_with_words(&work.path().join("map"), 20_000).await;
+        let coordinator = FakeCoordinator {
+            locations: vec![location],
+        }
+        .serve()
+        .await;
+        // 1 ms a key group: about 20 s if nothing stops it.
+        let job = TestJob {
+            delay: Duration::from_millis(1),
+            ..TestJob::default()
+        };
+        let ctx = Arc::new(context(
+            &coordinator,
+            &work.path().join("work"),
+            job.registry(),
+        ));
+        let assignment = assignment(&work.path().join("out"));
+        let task = tokio::spawn({
+            let ctx = ctx.clone();
+            async move { run_reduce(&ctx, &assignment).await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while job.calls() < 20 {
+            assert!(Instant::now() < deadline, "the reducer did not start");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        // The reducer's thread holds the directory: its going means the thread ended.
+        wait_until_gone(&work.path().join("work/job-0001/reduce-00000-2")).await;
+        let calls = job.calls();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(job.calls(), calls, "the reducer still runs");
+        assert!(calls < 10_000, "{calls} groups reduced");
+    }
+
+    #[tokio::test]
+    async fn a_failed_reduce_leaves_no_directory() {
+        let work = tempfile::tempdir().unwrap();
+        let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = format!("http://{}", nobody.local_addr().unwrap());
+        drop(nobody);
+        let coordinator = FakeCoordinator {
+            locations: vec![MapOutputLocation {
+                map_task: 0,
+                attempt_id: 1,
+                address: dead,
+            }],
+        }
+        .serve()
+        .await;
+        let job = TestJob::default();
+        let ctx = context(&coordinator, &work.path().join("work"), job.registry());
+        let error = run_reduce(&ctx, &assignment(&work.path().join("out")))
+            .await
+            .expect_err("the map output cannot be fetched");
+        assert!(
+            matches!(error, TaskError::Fetch { map_attempt: 1, .. }),
+            "{error}"
+        );
+        assert!(work.path().join("work/job-0001").is_dir());
+        wait_until_gone(&work.path().join("work/job-0001/reduce-00000-2")).await;
+    }
+
+    #[tokio::test]
+    async fn a_reduce_commits_its_part_and_leaves_no_directory() {
+        let work = tempfile::tempdir().unwrap();
+        std::fs::create_dir(work.path().join("map")).unwrap();
+        let location = peer_with_words(&work.path().join("map"), 100).await;
+        let coordinator = FakeCoordinator {
+            locations: vec![location],
+        }
+        .serve()
+        .await;
+        let job = TestJob::default();
+        let ctx = context(&coordinator, &work.path().join("work"), job.registry());
+        let counters = run_reduce(&ctx, &assignment(&work.path().join("out")))
+            .await
+            .unwrap();
+        assert_eq!(counters.reduce_input_groups, 100);
+        let part = std::fs::read_to_string(work.path().join("out/part-r-00000")).unwrap();
+        assert_eq!(part.lines().count(), 100);
+        wait_until_gone(&work.path().join("work/job-0001/reduce-00000-2")).await;
+    }
 }

@@ -1,13 +1,26 @@
-//! Test support for the worker's unit tests: serving fake peers, peers that never answer, and a
-//! job whose map and reduce are slow and counted, or broken on purpose.
+//! Test support for the worker's unit tests: a fake coordinator, fake peers, peers that never
+//! answer, and a job whose map and reduce are slow and counted, or broken on purpose.
 
 use crate::context::{Context, lazy_channel};
+use quern_proto::coordinator_server::{Coordinator, CoordinatorServer};
+use quern_proto::*;
 use quern_sdk::engine::{LineSource, MapSink, TextSink, ValueStream};
 use quern_sdk::{JobEngine, JobError, JobRegistry};
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tonic::{Request, Response, Status};
+
+/// Waits (up to 10 s) for `path` to disappear; panics if it does not.
+pub async fn wait_until_gone(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while path.exists() {
+        assert!(Instant::now() < deadline, "{} still exists", path.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// An address that accepts TCP connections and then never says anything: a peer that died
 /// without closing its connections, as far as the caller can tell.
@@ -42,6 +55,95 @@ pub fn context(coordinator: &str, work_dir: &Path, registry: JobRegistry) -> Con
     )
 }
 
+/// A coordinator that knows where map outputs are and grants every commit; nothing else.
+#[derive(Default, Clone)]
+pub struct FakeCoordinator {
+    pub locations: Vec<MapOutputLocation>,
+}
+
+impl FakeCoordinator {
+    pub async fn serve(self) -> String {
+        serve(tonic::transport::Server::builder().add_service(CoordinatorServer::new(self))).await
+    }
+}
+
+type Stream<T> = Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send>>;
+
+fn unimplemented<T>() -> Result<Response<T>, Status> {
+    Err(Status::unimplemented("not in the fake coordinator"))
+}
+
+#[tonic::async_trait]
+impl Coordinator for FakeCoordinator {
+    type AssignmentsStream = Stream<Assignment>;
+
+    async fn submit_job(
+        &self,
+        _: Request<SubmitJobRequest>,
+    ) -> Result<Response<SubmitJobResponse>, Status> {
+        unimplemented()
+    }
+    async fn get_job(&self, _: Request<GetJobRequest>) -> Result<Response<JobStatus>, Status> {
+        unimplemented()
+    }
+    async fn list_jobs(
+        &self,
+        _: Request<ListJobsRequest>,
+    ) -> Result<Response<ListJobsResponse>, Status> {
+        unimplemented()
+    }
+    async fn cluster_status(
+        &self,
+        _: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        unimplemented()
+    }
+    async fn register_worker(
+        &self,
+        _: Request<RegisterWorkerRequest>,
+    ) -> Result<Response<RegisterWorkerResponse>, Status> {
+        unimplemented()
+    }
+    async fn heartbeat(
+        &self,
+        _: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        unimplemented()
+    }
+    async fn assignments(
+        &self,
+        _: Request<AssignmentsRequest>,
+    ) -> Result<Response<Self::AssignmentsStream>, Status> {
+        unimplemented()
+    }
+    async fn report_task(
+        &self,
+        _: Request<TaskReport>,
+    ) -> Result<Response<ReportTaskResponse>, Status> {
+        unimplemented()
+    }
+    async fn map_output_locations(
+        &self,
+        _: Request<MapOutputLocationsRequest>,
+    ) -> Result<Response<MapOutputLocationsResponse>, Status> {
+        Ok(Response::new(MapOutputLocationsResponse {
+            outputs: self.locations.clone(),
+        }))
+    }
+    async fn record_upload(
+        &self,
+        _: Request<UploadRecord>,
+    ) -> Result<Response<RecordUploadResponse>, Status> {
+        Ok(Response::new(RecordUploadResponse {}))
+    }
+    async fn commit_permission(
+        &self,
+        _: Request<CommitRequest>,
+    ) -> Result<Response<CommitResponse>, Status> {
+        Ok(Response::new(CommitResponse { granted: true }))
+    }
+}
+
 /// Word count, slowed down and observed: every line mapped and every key group reduced adds
 /// one to `calls` after sleeping `delay`. `fail_map` makes the mapper fail at once; `partition`
 /// replaces the partitioner's answer.
@@ -68,6 +170,16 @@ impl Default for TestJob {
 
 impl TestJob {
     pub const NAME: &str = "test-job";
+
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn registry(&self) -> JobRegistry {
+        let mut registry = JobRegistry::new();
+        registry.register(self.clone());
+        registry
+    }
 
     fn tick(&self) {
         std::thread::sleep(self.delay);

@@ -1,0 +1,189 @@
+//! What a running attempt owns and must give back when it ends, however it ends: its blocking
+//! thread, its background tasks and its local directory.
+//!
+//! An attempt is cancelled by dropping its future (see [`crate::task`]). Dropping a future stops
+//! it at its next `.await`, but it cannot stop a `spawn_blocking` closure, nor a task it spawned:
+//! those run to the end unless told. So an attempt holds a [`CancelOnDrop`] whose [`Cancel`] flag
+//! its blocking loops check, an [`AbortOnDrop`] for each task it spawns, and an [`AttemptDir`]
+//! that removes its directory once nothing uses it any more.
+
+use quern_sdk::JobError;
+use quern_sdk::engine::LineSource;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::task::JoinHandle;
+
+/// Lines a map reads between two looks at its cancellation flag.
+const LINES_PER_CHECK: u32 = 256;
+
+/// A flag the blocking part of an attempt polls to learn that the attempt was cancelled.
+#[derive(Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// A guard that raises the flag when dropped: held by the attempt's future, so that dropping
+    /// the future (cancellation, or the worker stopping) stops its blocking work too.
+    pub fn on_drop(&self) -> CancelOnDrop {
+        CancelOnDrop(self.clone())
+    }
+
+    /// The error a blocking loop returns when it sees the flag.
+    pub fn error() -> JobError {
+        JobError::Io(std::io::Error::new(
+            std::io::ErrorKind::Interrupted,
+            "the attempt was cancelled",
+        ))
+    }
+}
+
+pub struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// A spawned task that is aborted when this handle is dropped (a plain `JoinHandle` detaches).
+pub struct AbortOnDrop<T>(pub JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A map's lines that fail with [`Cancel::error`] once the attempt is cancelled, so that a
+/// mapper stops within a few lines of it.
+pub struct CancellableLines<L> {
+    pub inner: L,
+    cancel: Cancel,
+    until_check: u32,
+}
+
+impl<L> CancellableLines<L> {
+    pub fn new(inner: L, cancel: Cancel) -> Self {
+        CancellableLines {
+            inner,
+            cancel,
+            until_check: 0,
+        }
+    }
+}
+
+impl<L: LineSource> LineSource for CancellableLines<L> {
+    fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+        if self.until_check == 0 {
+            if self.cancel.is_cancelled() {
+                return Err(Cancel::error());
+            }
+            self.until_check = LINES_PER_CHECK;
+        }
+        self.until_check -= 1;
+        self.inner.next_line()
+    }
+}
+
+/// An attempt's local directory, shared (in an `Arc`) by the attempt's future and its blocking
+/// thread; it is removed when the last of them lets go, unless [`AttemptDir::keep`] was called.
+/// So a failed or cancelled attempt leaves nothing behind, and the directory is never removed
+/// under a blocking thread that still writes to it.
+pub struct AttemptDir {
+    path: PathBuf,
+    keep: AtomicBool,
+}
+
+impl AttemptDir {
+    /// Creates `path` (and its parents).
+    pub fn create(path: PathBuf) -> std::io::Result<Arc<AttemptDir>> {
+        std::fs::create_dir_all(&path)?;
+        Ok(Arc::new(AttemptDir {
+            path,
+            keep: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Leaves the directory in place: it holds a map output that the shuffle now serves.
+    pub fn keep(&self) {
+        self.keep.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for AttemptDir {
+    fn drop(&mut self) {
+        if self.keep.load(Ordering::Relaxed) {
+            return;
+        }
+        let path = std::mem::take(&mut self.path);
+        let remove = move || match std::fs::remove_dir_all(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(dir = %path.display(), error = %e, "cannot remove an attempt's directory")
+            }
+        };
+        // Off the async threads: a slow disk must not stall the runtime.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::wait_until_gone;
+
+    #[tokio::test]
+    async fn an_attempt_dir_goes_when_its_last_holder_does_unless_kept() {
+        let work = tempfile::tempdir().unwrap();
+        let dir = AttemptDir::create(work.path().join("job/map-00000-1")).unwrap();
+        std::fs::write(dir.path().join("spill-0"), b"data").unwrap();
+        let other = dir.clone();
+        drop(dir);
+        assert!(work.path().join("job/map-00000-1/spill-0").exists());
+        drop(other);
+        wait_until_gone(&work.path().join("job/map-00000-1")).await;
+
+        let kept = AttemptDir::create(work.path().join("job/map-00001-2")).unwrap();
+        kept.keep();
+        drop(kept);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(work.path().join("job/map-00001-2").is_dir());
+    }
+
+    #[test]
+    fn cancellable_lines_stop_soon_after_the_flag() {
+        struct Endless(Vec<u8>);
+        impl LineSource for Endless {
+            fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+                Ok(Some((0, &self.0)))
+            }
+        }
+        let cancel = Cancel::default();
+        let mut lines = CancellableLines::new(Endless(b"x".to_vec()), cancel.clone());
+        for _ in 0..1000 {
+            assert!(lines.next_line().is_ok());
+        }
+        drop(cancel.on_drop());
+        let read = (0..=LINES_PER_CHECK)
+            .take_while(|_| lines.next_line().is_ok())
+            .count();
+        assert!(read < LINES_PER_CHECK as usize + 1, "read {read} lines");
+        assert!(lines.next_line().is_err());
+    }
+}
