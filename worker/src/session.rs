@@ -208,7 +208,7 @@ async fn heartbeats(ctx: &Context, running: &Running, worker_id: &str, interval:
                     running.cancel(attempt);
                 }
                 for job in response.finished_jobs {
-                    forget_job(ctx, &job).await;
+                    forget_job(ctx, &job);
                 }
             }
             Err(status) => tracing::warn!(error = %status.message(), "heartbeat failed"),
@@ -216,13 +216,44 @@ async fn heartbeats(ctx: &Context, running: &Running, worker_id: &str, interval:
     }
 }
 
-/// Deletes a finished job's map outputs from this worker's disk.
-async fn forget_job(ctx: &Context, job: &str) {
+/// Deletes a finished job's map outputs: they stop being served (and held) at once, and their
+/// files go in the background, so that a slow disk never delays the next heartbeat.
+fn forget_job(ctx: &Context, job: &str) -> tokio::task::JoinHandle<()> {
     ctx.outputs.remove_job(job);
     let dir = ctx.work_dir.join(job);
-    match tokio::fs::remove_dir_all(&dir).await {
-        Ok(()) => tracing::debug!(job, "removed a finished job's map outputs"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(job, error = %e, "cannot remove a finished job's map outputs"),
+    let job = job.to_string();
+    tokio::spawn(async move {
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => tracing::debug!(job, "removed a finished job's map outputs"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(job, error = %e, "cannot remove a finished job's map outputs"),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spill::Run;
+    use crate::testing::{black_hole, context, wait_until_gone};
+
+    #[tokio::test]
+    async fn a_finished_job_is_forgotten_at_once_and_its_files_removed_in_the_background() {
+        let work = tempfile::tempdir().unwrap();
+        let ctx = context(&black_hole(), work.path(), JobRegistry::new());
+        let dir = work.path().join("job-0001/map-00000-1");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("output"), b"").unwrap();
+        let run = Run {
+            path: dir.join("output"),
+            offsets: vec![0, 0],
+        };
+        ctx.outputs.insert("job-0001", 1, run.clone());
+        ctx.outputs.insert("job-0002", 2, run);
+        // Not async: the heartbeat loop calling it cannot be held up by the disk.
+        let removal: tokio::task::JoinHandle<()> = forget_job(&ctx, "job-0001");
+        assert_eq!(ctx.outputs.jobs(), ["job-0002"]);
+        removal.await.unwrap();
+        wait_until_gone(&work.path().join("job-0001")).await;
     }
 }
