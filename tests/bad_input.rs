@@ -171,3 +171,23 @@ fn a_worker_retries_an_unreachable_coordinator_with_backoff_and_says_so() {
     let _ = worker.wait();
     assert_eq!(delays, [100, 200, 400], "the worker backs off");
 }
+
+#[test]
+fn a_worker_on_a_wildcard_address_without_an_advertised_host_is_refused_at_startup() {
+    let address = dead_address();
+    let err = fails(&["worker", "--coordinator", &address, "--listen", "0.0.0.0:0"]);
+    assert!(
+        err.contains("--listen 0.0.0.0:0") && err.contains("--advertise HOST"),
+        "{err}"
+    );
+    let err = fails(&[
+        "worker",
+        "--coordinator",
+        &address,
+        "--listen",
+        "0.0.0.0:0",
+        "--advertise",
+        "node-1:7071",
+    ]);
+    assert!(err.contains("--advertise 'node-1:7071'"), "{err}");
+}

@@ -199,3 +199,54 @@ fn workers_delete_map_outputs_of_finished_jobs() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Workers listening on every interface advertise the host they were given, with the port they
+/// bound: the coordinator lists them there, and reducers fetch map output from each other there.
+#[test]
+fn workers_listening_on_all_interfaces_advertise_the_given_host() {
+    let mut cluster = Cluster::start(0, 1);
+    for _ in 0..2 {
+        cluster.add_worker_with(&[
+            "--slots",
+            "2",
+            "--listen",
+            "0.0.0.0:0",
+            "--advertise",
+            "127.0.0.1",
+        ]);
+    }
+    cluster.wait_for_ready_workers(2);
+    let status = stdout(&quern(&["status", "--coordinator", &cluster.address]));
+    let workers: Vec<&str> = status.lines().filter(|l| l.contains(" ready ")).collect();
+    assert_eq!(workers.len(), 2, "{status}");
+    for line in workers {
+        let address = line.split_whitespace().nth(1).unwrap();
+        let port = address
+            .strip_prefix("http://127.0.0.1:")
+            .unwrap_or_else(|| panic!("advertised {address}"));
+        assert_ne!(port.parse::<u16>().unwrap(), 0, "{address}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for i in 0..8 {
+        std::fs::write(input.join(format!("{i}.txt")), format!("a b{i} c\nc a\n")).unwrap();
+    }
+    let output = dir.path().join("out");
+    let run = quern(&[
+        "submit",
+        "wordcount",
+        "--coordinator",
+        &cluster.address,
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--reducers",
+        "2",
+        "--wait",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(read_output(&output, 2), expected_counts(&input));
+}

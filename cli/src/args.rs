@@ -120,6 +120,10 @@ pub struct WorkerArgs {
     /// Address of this worker's shuffle service (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:0", env = "QUERN_WORKER_LISTEN")]
     pub listen: SocketAddr,
+    /// Host name or IP that the coordinator and other workers reach this worker at; it is
+    /// advertised with the port bound. Required when --listen is 0.0.0.0 or [::].
+    #[arg(long, value_name = "HOST", env = "QUERN_ADVERTISE")]
+    pub advertise: Option<String>,
     /// Where map output goes [default: a fresh temporary directory, removed on exit].
     #[arg(long, env = "QUERN_WORK_DIR")]
     pub work_dir: Option<PathBuf>,

@@ -34,6 +34,7 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
             let config = quern_worker::WorkerConfig {
                 coordinator: address.clone(),
                 listen: ([127, 0, 0, 1], 0).into(),
+                advertise: None,
                 slots: 1,
                 work_dir: None,
             };

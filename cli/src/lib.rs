@@ -120,6 +120,7 @@ async fn worker(args: WorkerArgs, registry: JobRegistry) -> Result<()> {
     let config = quern_worker::WorkerConfig {
         coordinator: args.coordinator,
         listen: args.listen,
+        advertise: args.advertise,
         slots: args.slots.unwrap_or_else(cores).max(1),
         work_dir: args.work_dir,
     };

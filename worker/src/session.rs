@@ -9,7 +9,7 @@ use quern_proto::shuffle_server::ShuffleServer;
 use quern_proto::{AssignmentsRequest, HeartbeatRequest, RegisterWorkerRequest};
 use quern_sdk::JobRegistry;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +26,10 @@ pub struct WorkerConfig {
     pub coordinator: String,
     /// Where the shuffle service listens; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// The host name or IP other machines reach this worker at; the address the coordinator is
+    /// given is `http://ADVERTISE:PORT`, PORT the one bound. Required when `listen` is a wildcard
+    /// address (0.0.0.0 or ::); the bound address itself when None.
+    pub advertise: Option<String>,
     /// Tasks run at once.
     pub slots: u32,
     /// Where map output goes; a fresh temporary directory (removed on exit) if None.
@@ -50,6 +54,51 @@ pub enum WorkerError {
     },
     #[error("shuffle service failed")]
     Shuffle(#[source] tonic::transport::Error),
+    #[error(
+        "--listen {listen} is not an address other machines can connect to; \
+         pass --advertise HOST, the host name or IP they reach this worker at"
+    )]
+    NoAdvertisedHost { listen: SocketAddr },
+    #[error("--advertise '{host}' is not a host name or IP address (give no scheme and no port)")]
+    BadAdvertisedHost { host: String },
+}
+
+/// The host part of the URL this worker advertises: `config.advertise`, checked (an IPv6
+/// address bracketed), or None to advertise the bound address itself.
+fn advertised_host(config: &WorkerConfig) -> Result<Option<String>, WorkerError> {
+    let Some(host) = &config.advertise else {
+        if config.listen.ip().is_unspecified() {
+            return Err(WorkerError::NoAdvertisedHost {
+                listen: config.listen,
+            });
+        }
+        return Ok(None);
+    };
+    let bad = || WorkerError::BadAdvertisedHost { host: host.clone() };
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return match ip {
+            _ if ip.is_unspecified() => Err(bad()),
+            IpAddr::V4(ip) => Ok(Some(ip.to_string())),
+            IpAddr::V6(ip) => Ok(Some(format!("[{ip}]"))),
+        };
+    }
+    let name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+    if host.is_empty() || !host.chars().all(name_char) || host.starts_with(['-', '.']) {
+        return Err(bad());
+    }
+    Ok(Some(host.clone()))
+}
+
+/// The URL the coordinator hands to reducers for this worker's map outputs.
+fn advertised_address(host: Option<&str>, bound: SocketAddr) -> String {
+    match host {
+        Some(host) => format!("http://{host}:{}", bound.port()),
+        None => format!("http://{bound}"),
+    }
 }
 
 /// Runs a worker until `stop` completes.
@@ -58,6 +107,7 @@ pub async fn run(
     registry: JobRegistry,
     stop: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
+    let host = advertised_host(&config)?;
     let listener =
         TcpListener::bind(config.listen)
             .await
@@ -90,8 +140,8 @@ pub async fn run(
             ),
     );
     let running = Running::default();
-    let address = format!("http://{local}");
-    tracing::info!(%address, slots = config.slots, "worker started");
+    let address = advertised_address(host.as_deref(), local);
+    tracing::info!(%address, listen = %local, slots = config.slots, "worker started");
     tokio::select! {
         _ = stop => {}
         _ = serve_coordinator(ctx, running.clone(), &config, address) => {}
@@ -236,6 +286,81 @@ mod tests {
     use super::*;
     use crate::spill::Run;
     use crate::testing::{black_hole, context, wait_until_gone};
+
+    fn config(listen: &str, advertise: Option<&str>) -> WorkerConfig {
+        WorkerConfig {
+            coordinator: "http://127.0.0.1:7070".into(),
+            listen: listen.parse().unwrap(),
+            advertise: advertise.map(str::to_string),
+            slots: 1,
+            work_dir: None,
+        }
+    }
+
+    /// The address advertised for `listen` and `--advertise`, bound on port 7071.
+    fn advertised(listen: &str, advertise: Option<&str>) -> Result<String, WorkerError> {
+        let config = config(listen, advertise);
+        let mut bound = config.listen;
+        bound.set_port(7071);
+        Ok(advertised_address(
+            advertised_host(&config)?.as_deref(),
+            bound,
+        ))
+    }
+
+    #[test]
+    fn a_worker_advertises_the_given_host_with_the_bound_port() {
+        let cases = [
+            ("127.0.0.1:0", None, "http://127.0.0.1:7071"),
+            ("[::1]:0", None, "http://[::1]:7071"),
+            (
+                "0.0.0.0:0",
+                Some("node-3.example.com"),
+                "http://node-3.example.com:7071",
+            ),
+            ("0.0.0.0:7071", Some("10.0.0.5"), "http://10.0.0.5:7071"),
+            ("[::]:0", Some("fd00::5"), "http://[fd00::5]:7071"),
+            ("[::]:0", Some("[fd00::5]"), "http://[fd00::5]:7071"),
+            ("127.0.0.1:0", Some("localhost"), "http://localhost:7071"),
+        ];
+        for (listen, advertise, expected) in cases {
+            assert_eq!(
+                advertised(listen, advertise).unwrap(),
+                expected,
+                "{listen} {advertise:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wildcard_listen_address_needs_an_advertised_host() {
+        for listen in ["0.0.0.0:7071", "[::]:0"] {
+            let error = advertised(listen, None).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!(
+                    "--listen {}",
+                    listen.parse::<SocketAddr>().unwrap()
+                )) && error.contains("--advertise HOST"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_advertised_host_with_a_scheme_or_port_is_refused() {
+        for host in [
+            "http://node",
+            "node:7071",
+            "",
+            "0.0.0.0",
+            "[::]",
+            "a b",
+            "node/x",
+        ] {
+            let error = advertised("0.0.0.0:0", Some(host)).unwrap_err().to_string();
+            assert!(error.contains(&format!("--advertise '{host}'")), "{error}");
+        }
+    }
 
     #[tokio::test]
     async fn a_finished_job_is_forgotten_at_once_and_its_files_removed_in_the_background() {
