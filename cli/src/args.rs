@@ -51,14 +51,9 @@ fn parse_reducers(text: &str) -> Result<u32, String> {
 pub struct JobArgs {
     /// The job to run (e.g. wordcount).
     pub job: String,
-    /// Input: a file, a directory or a glob; a path, file:// URL. Repeatable.
-    #[arg(
-        long = "input",
-        short = 'i',
-        required = true,
-        env = "QUERN_INPUT",
-        value_delimiter = ','
-    )]
+    /// Input: a file, a directory, a key prefix or a glob; a path, file:// or s3:// URL.
+    /// Repeatable. A comma is part of the name, not a separator.
+    #[arg(long = "input", short = 'i', required = true, env = "QUERN_INPUT")]
     pub inputs: Vec<String>,
     /// Output directory (part-r-NNNNN files and _SUCCESS).
     #[arg(long, short = 'o', env = "QUERN_OUTPUT")]
@@ -161,4 +156,31 @@ pub struct StatusArgs {
 /// The number of cores, for defaults.
 pub fn cores() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(args: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(
+            ["quern", "run", "wordcount", "--output", "out"]
+                .iter()
+                .chain(args),
+        )
+        .unwrap();
+        match cli.command {
+            Command::Run(run) => run.job.inputs,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_input_with_a_comma_is_one_input_and_the_flag_repeats() {
+        assert_eq!(inputs(&["--input", "data/a,b.csv"]), ["data/a,b.csv"]);
+        assert_eq!(
+            inputs(&["--input", "s3://b/x,y/", "-i", "data/c.txt"]),
+            ["s3://b/x,y/", "data/c.txt"]
+        );
+    }
 }
