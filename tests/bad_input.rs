@@ -191,3 +191,52 @@ fn a_worker_on_a_wildcard_address_without_an_advertised_host_is_refused_at_start
     ]);
     assert!(err.contains("--advertise 'node-1:7071'"), "{err}");
 }
+
+/// `quern run` whose workers all fail to start (here: no temporary directory for their work
+/// directories) fails with their error instead of waiting for a worker forever.
+#[test]
+fn quern_run_fails_when_no_worker_can_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a b\n").unwrap();
+    let (out, missing) = (dir.path().join("out"), dir.path().join("no-such-tmp"));
+    let args = [
+        "run",
+        "wordcount",
+        "--input",
+        path(&input),
+        "--output",
+        path(&out),
+        "--workers",
+        "2",
+    ];
+    // Not `quern()`: without the fix this waits forever, and the test must fail, not hang.
+    let mut run = Command::new(QUERN)
+        .args(args)
+        .env("QUERN_LOG", "warn")
+        .env("TMPDIR", &missing)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while run.try_wait().unwrap().is_none() {
+        if started.elapsed() > BOUND {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("quern run still waiting after {BOUND:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = run.wait_with_output().unwrap();
+    assert!(!output.status.success(), "succeeded: {}", stdout(&output));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "one line of error, got: {err}");
+    assert!(
+        err.contains(&format!(
+            "worker failed: cannot create a work directory in {}",
+            missing.display()
+        )),
+        "{err}"
+    );
+}

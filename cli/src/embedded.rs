@@ -1,6 +1,7 @@
 //! `quern run`: a whole cluster in one process. A coordinator and N workers start on loopback
 //! ports and talk real gRPC, exactly as separate processes would; the job is submitted through the
-//! same client as `quern submit`, and everything stops when it ends.
+//! same client as `quern submit`, and everything stops when it ends. If every worker fails (say,
+//! none can create its work directory), the run fails with the first worker's error.
 
 use crate::args::{RunArgs, cores};
 use crate::client;
@@ -8,6 +9,7 @@ use anyhow::{Context as _, Result};
 use quern_sdk::JobRegistry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
     let spec = client::job_spec(&args.job, &registry)?;
@@ -29,34 +31,49 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
         quern_coordinator::CoordinatorConfig::default(),
         until_stopped(stopped.clone()),
     ));
-    let workers: Vec<_> = (0..args.workers.unwrap_or_else(cores).max(1))
-        .map(|_| {
-            let config = quern_worker::WorkerConfig {
-                coordinator: address.clone(),
-                listen: ([127, 0, 0, 1], 0).into(),
-                advertise: None,
-                slots: 1,
-                work_dir: None,
-            };
-            tokio::spawn(quern_worker::run(
-                config,
-                registry.clone(),
-                until_stopped(stopped.clone()),
-            ))
-        })
-        .collect();
+    let mut workers = JoinSet::new();
+    for _ in 0..args.workers.unwrap_or_else(cores).max(1) {
+        let config = quern_worker::WorkerConfig {
+            coordinator: address.clone(),
+            listen: ([127, 0, 0, 1], 0).into(),
+            advertise: None,
+            slots: 1,
+            work_dir: None,
+        };
+        workers.spawn(quern_worker::run(
+            config,
+            registry.clone(),
+            until_stopped(stopped.clone()),
+        ));
+    }
 
-    let outcome = async {
+    let job = async {
         let mut client = client::connect(&address).await?;
         let submitted = client::submit(&mut client, spec).await?;
         client::wait(&mut client, &submitted.job_id).await
-    }
-    .await;
+    };
+    // A worker ends only when stopped or when it fails; with none left, the job cannot finish.
+    let outcome = tokio::select! {
+        outcome = job => outcome,
+        error = all_ended(&mut workers) => Err(error),
+    };
 
     let _ = stop.send(true);
-    for worker in workers {
-        let _ = worker.await;
-    }
+    while workers.join_next().await.is_some() {}
     let _ = coordinator.await;
     crate::finish(&outcome?)
+}
+
+/// Waits until every worker has ended; returns why the first one did.
+async fn all_ended(workers: &mut JoinSet<Result<(), quern_worker::WorkerError>>) -> anyhow::Error {
+    let mut first = None;
+    while let Some(ended) = workers.join_next().await {
+        let error = match ended {
+            Ok(Err(e)) => anyhow::Error::new(e).context("worker failed"),
+            Ok(Ok(())) => anyhow::anyhow!("a worker stopped"),
+            Err(e) => anyhow::Error::new(e).context("worker crashed"),
+        };
+        first.get_or_insert(error);
+    }
+    first.unwrap_or_else(|| anyhow::anyhow!("the embedded cluster has no workers"))
 }

@@ -44,8 +44,12 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot create the work directory")]
-    WorkDir(#[source] std::io::Error),
+    #[error("cannot create a work directory in {}", .dir.display())]
+    WorkDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid coordinator address '{address}'")]
     CoordinatorAddress {
         address: String,
@@ -157,14 +161,20 @@ pub async fn run(
 fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir>), WorkerError> {
     match given {
         Some(dir) => {
-            std::fs::create_dir_all(&dir).map_err(WorkerError::WorkDir)?;
+            std::fs::create_dir_all(&dir).map_err(|source| WorkerError::WorkDir {
+                dir: dir.clone(),
+                source,
+            })?;
             Ok((dir, None))
         }
         None => {
             let temp = tempfile::Builder::new()
                 .prefix("quern-worker-")
                 .tempdir()
-                .map_err(WorkerError::WorkDir)?;
+                .map_err(|source| WorkerError::WorkDir {
+                    dir: std::env::temp_dir(),
+                    source,
+                })?;
             Ok((temp.path().to_path_buf(), Some(temp)))
         }
     }
