@@ -1,7 +1,10 @@
 //! Collects a map task's records into its map output: partition each record, buffer it, spill
 //! sorted runs when the buffer fills, and at the end merge the spills (combining again) into one
-//! run file on local disk, which the shuffle service serves partition by partition.
+//! run file on local disk, which the shuffle service serves partition by partition. Jobs with a
+//! combiner buffer in a [`CombineTable`] (hash aggregation, no sort of records); others in a
+//! [`SortBuffer`].
 
+use crate::combine_table::CombineTable;
 use crate::merge::{Groups, Merge};
 use crate::sort_buffer::SortBuffer;
 use crate::spill::{Run, RunWriter, write_group};
@@ -20,11 +23,57 @@ pub struct MapOutput {
     pub spills: u64,
 }
 
+/// Where records wait before a run is written.
+enum Buffer {
+    Sort(SortBuffer),
+    Combine(CombineTable),
+}
+
+impl Buffer {
+    fn is_empty(&self) -> bool {
+        match self {
+            Buffer::Sort(buffer) => buffer.is_empty(),
+            Buffer::Combine(table) => table.is_empty(),
+        }
+    }
+
+    /// Whether the buffer must be written out before this record goes in.
+    fn must_spill(&self, key: &[u8], value: &[u8]) -> bool {
+        match self {
+            Buffer::Sort(buffer) => !buffer.fits(key, value),
+            Buffer::Combine(table) => table.is_full(),
+        }
+    }
+
+    fn push(
+        &mut self,
+        job: &dyn JobEngine,
+        partitions: u32,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), JobError> {
+        match self {
+            Buffer::Sort(buffer) => {
+                buffer.push(partition_of(job, key, partitions)?, key, value);
+                Ok(())
+            }
+            Buffer::Combine(table) => table.insert(job, partitions, key, value),
+        }
+    }
+
+    fn write_sorted(&mut self, job: &dyn JobEngine, out: &mut RunWriter) -> Result<(), JobError> {
+        match self {
+            Buffer::Sort(buffer) => buffer.write_sorted(job, out),
+            Buffer::Combine(table) => table.write_sorted(job, out),
+        }
+    }
+}
+
 /// The [`MapSink`] a map task writes to.
 pub struct MapOutputWriter {
     job: Arc<dyn JobEngine>,
     partitions: u32,
-    buffer: SortBuffer,
+    buffer: Buffer,
     dir: PathBuf,
     spills: Vec<Run>,
     emitted: u64,
@@ -38,10 +87,15 @@ impl MapOutputWriter {
         buffer_bytes: usize,
         dir: PathBuf,
     ) -> Self {
+        let buffer = if job.has_combiner() {
+            Buffer::Combine(CombineTable::new(buffer_bytes))
+        } else {
+            Buffer::Sort(SortBuffer::new(buffer_bytes))
+        };
         MapOutputWriter {
             job,
             partitions: partitions.max(1),
-            buffer: SortBuffer::new(buffer_bytes),
+            buffer,
             dir,
             spills: Vec::new(),
             emitted: 0,
@@ -101,23 +155,28 @@ impl MapOutputWriter {
 
 impl MapSink for MapOutputWriter {
     fn emit(&mut self, key: &[u8], value: &[u8]) -> Result<(), JobError> {
-        if !self.buffer.fits(key, value) {
+        if self.buffer.must_spill(key, value) {
             self.spill()?;
         }
-        let partition = self.job.partition(key, self.partitions);
-        if partition >= self.partitions {
-            // Job code: a user partitioner can answer anything. Going on would lose the record.
-            return Err(JobError::user(format!(
-                "the partitioner put a key in partition {partition}, but the job has {} \
-                 partitions (0..={})",
-                self.partitions,
-                self.partitions - 1
-            )));
-        }
-        self.buffer.push(partition, key, value);
+        self.buffer
+            .push(self.job.as_ref(), self.partitions, key, value)?;
         self.emitted += 1;
         Ok(())
     }
+}
+
+/// The partition of `key`, checked: a user partitioner can answer anything, and going on with an
+/// answer out of range would lose the record.
+pub fn partition_of(job: &dyn JobEngine, key: &[u8], partitions: u32) -> Result<u32, JobError> {
+    let partition = job.partition(key, partitions);
+    if partition >= partitions {
+        return Err(JobError::user(format!(
+            "the partitioner put a key in partition {partition}, but the job has {partitions} \
+             partitions (0..={})",
+            partitions - 1
+        )));
+    }
+    Ok(partition)
 }
 
 #[cfg(test)]
@@ -133,8 +192,9 @@ mod tests {
         }
     }
 
-    /// Word counts per partition, read back from a run: the merged, combined map output.
-    fn read_counts(run: &Run, partitions: u32) -> Vec<BTreeMap<Vec<u8>, u64>> {
+    /// Word counts per partition, read back from a run: the merged map output. Without a combiner
+    /// a key repeats, and its counts add up.
+    fn read_counts(run: &Run, partitions: u32, combined: bool) -> Vec<BTreeMap<Vec<u8>, u64>> {
         (0..partitions)
             .map(|p| {
                 let mut segment = run.open_partition(p).unwrap();
@@ -142,16 +202,17 @@ mod tests {
                 let mut last: Option<Vec<u8>> = None;
                 while segment.advance().unwrap() {
                     let key = segment.key().to_vec();
-                    assert!(
-                        last.as_ref() < Some(&key),
-                        "keys sorted and unique after combining"
-                    );
+                    if combined {
+                        assert!(last.as_ref() < Some(&key), "keys sorted and unique");
+                    } else {
+                        assert!(last.as_ref() <= Some(&key), "keys sorted");
+                    }
                     let (count, _) = bincode::decode_from_slice::<u64, _>(
                         segment.value(),
                         bincode::config::standard(),
                     )
                     .unwrap();
-                    counts.insert(key.clone(), count);
+                    *counts.entry(key.clone()).or_insert(0) += count;
                     last = Some(key);
                 }
                 counts
@@ -196,21 +257,34 @@ mod tests {
                 *expected.entry(word.as_bytes().to_vec()).or_default() += 1;
             }
         }
-        let job: Arc<dyn JobEngine> = Arc::new(quern_examples::wordcount::job());
-        for buffer in [64, 1 << 20] {
+        let combined: Arc<dyn JobEngine> = Arc::new(quern_examples::wordcount::job());
+        let plain: Arc<dyn JobEngine> = Arc::new(quern_sdk::JobDef::new(
+            "wc-no-combiner",
+            quern_examples::wordcount::TokenMapper,
+            quern_examples::wordcount::SumReducer,
+        ));
+        for (job, buffer) in [
+            (&combined, 64),
+            (&combined, 1 << 20),
+            (&plain, 64),
+            (&plain, 1 << 20),
+        ] {
             let dir = tempfile::tempdir().unwrap();
             let mut writer = MapOutputWriter::new(job.clone(), 3, buffer, dir.path().to_path_buf());
             let lines: Vec<&[u8]> = text.iter().map(|l| l.as_bytes()).collect();
             job.map(&mut Text(lines.into_iter()), &mut writer).unwrap();
             let output = writer.finish().unwrap();
             assert_eq!(output.spills > 0, buffer == 64, "buffer {buffer}");
-            let parts = read_counts(&output.run, 3);
+            let parts = read_counts(&output.run, 3, job.has_combiner());
             for (p, counts) in parts.iter().enumerate() {
                 for key in counts.keys() {
                     assert_eq!(job.partition(key, 3), p as u32);
                 }
             }
             let merged: BTreeMap<Vec<u8>, u64> = parts.into_iter().flatten().collect();
+            if job.has_combiner() {
+                assert_eq!(output.records as usize, expected.len());
+            }
             assert_eq!(merged, expected, "buffer {buffer}");
             let left: Vec<_> = std::fs::read_dir(dir.path())
                 .unwrap()

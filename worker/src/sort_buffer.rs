@@ -54,55 +54,6 @@ impl Entry {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn entries_order_exactly_as_their_key_bytes() {
-        let keys: [&[u8]; 12] = [
-            b"",
-            b"\0",
-            b"a",
-            b"a\0",
-            b"ab",
-            b"abcdefgh",
-            b"abcdefgh\0",
-            b"abcdefghi",
-            b"abcdefgz",
-            b"b",
-            b"\xff\xff\xff\xff\xff\xff\xff\xff",
-            b"\xff\xff\xff\xff\xff\xff\xff\xff\0",
-        ];
-        let mut arena = Vec::new();
-        let entries: Vec<Entry> = keys
-            .iter()
-            .map(|k| {
-                let entry = Entry {
-                    prefix: key_prefix(k),
-                    partition: 0,
-                    key_start: arena.len() as u32,
-                    key_len: k.len() as u32,
-                    value_len: 0,
-                };
-                arena.extend_from_slice(k);
-                entry
-            })
-            .collect();
-        for (i, a) in entries.iter().enumerate() {
-            for (j, b) in entries.iter().enumerate() {
-                assert_eq!(
-                    a.cmp_in(b, &arena),
-                    keys[i].cmp(keys[j]),
-                    "{:?} vs {:?}",
-                    keys[i],
-                    keys[j]
-                );
-            }
-        }
-    }
-}
-
 /// The arena addresses records with u32 offsets.
 const MAX_LIMIT: usize = u32::MAX as usize;
 
@@ -189,5 +140,54 @@ struct BufferValues<'a> {
 impl ValueStream for BufferValues<'_> {
     fn next_value(&mut self) -> Result<Option<&[u8]>, JobError> {
         Ok(self.entries.next().map(|entry| entry.value(self.arena)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_order_exactly_as_their_key_bytes() {
+        let keys: [&[u8]; 12] = [
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefghi",
+            b"abcdefgz",
+            b"b",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\0",
+        ];
+        let mut arena = Vec::new();
+        let entries: Vec<Entry> = keys
+            .iter()
+            .map(|k| {
+                let entry = Entry {
+                    prefix: key_prefix(k),
+                    partition: 0,
+                    key_start: arena.len() as u32,
+                    key_len: k.len() as u32,
+                    value_len: 0,
+                };
+                arena.extend_from_slice(k);
+                entry
+            })
+            .collect();
+        for (i, a) in entries.iter().enumerate() {
+            for (j, b) in entries.iter().enumerate() {
+                assert_eq!(
+                    a.cmp_in(b, &arena),
+                    keys[i].cmp(keys[j]),
+                    "{:?} vs {:?}",
+                    keys[i],
+                    keys[j]
+                );
+            }
+        }
     }
 }

@@ -1,0 +1,158 @@
+//! Map-side hash combining, for jobs with a combiner (Spark's map-side aggregation). Records go
+//! into a hash table keyed by their key bytes; each key's values are appended and folded by the
+//! combiner every [`FOLD_EVERY`] values, so a word seen a million times costs a million appends
+//! and a few thousand combiner calls, and no sort. Only when the table outgrows its memory limit,
+//! or at the end of the task, are its distinct keys sorted (few, next to the records) and written
+//! out as a run; runs merge as the sort buffer's do.
+
+use crate::map_output::partition_of;
+use crate::spill::RunWriter;
+use integer_encoding::VarInt;
+use quern_sdk::{JobEngine, JobError, ValueStream};
+use std::collections::HashMap;
+
+/// Values a key collects before the combiner folds them into one.
+const FOLD_EVERY: u32 = 64;
+/// Bookkeeping bytes per distinct key (table slot, boxed key, value buffer), for the limit.
+const KEY_OVERHEAD: usize = 64;
+
+/// One key's pending values, each framed as `varint(length) bytes`.
+struct Slot {
+    partition: u32,
+    values: Vec<u8>,
+    count: u32,
+}
+
+pub struct CombineTable {
+    table: HashMap<Box<[u8]>, Slot, foldhash::fast::RandomState>,
+    bytes: usize,
+    limit: usize,
+    scratch: Vec<u8>,
+}
+
+impl CombineTable {
+    /// A table holding about `limit` bytes of keys and values.
+    pub fn new(limit: usize) -> Self {
+        CombineTable {
+            table: HashMap::default(),
+            bytes: 0,
+            limit: limit.max(1),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Whether the table has outgrown its limit and should be written out.
+    pub fn is_full(&self) -> bool {
+        self.bytes > self.limit
+    }
+
+    /// Adds one record, folding the key's values when enough have gathered.
+    /// The key's partition is computed once, when the key is first seen.
+    pub fn insert(
+        &mut self,
+        job: &dyn JobEngine,
+        partitions: u32,
+        key: &[u8],
+        value: &[u8],
+    ) -> Result<(), JobError> {
+        let slot = match self.table.get_mut(key) {
+            Some(slot) => slot,
+            None => {
+                let partition = partition_of(job, key, partitions)?;
+                self.bytes += key.len() + KEY_OVERHEAD;
+                self.table.entry(key.into()).or_insert(Slot {
+                    partition,
+                    values: Vec::new(),
+                    count: 0,
+                })
+            }
+        };
+        let before = slot.values.len();
+        push_framed(&mut slot.values, value);
+        slot.count += 1;
+        if slot.count >= FOLD_EVERY {
+            fold(job, key, slot, &mut self.scratch)?;
+        }
+        self.bytes = self.bytes + slot.values.len() - before;
+        Ok(())
+    }
+
+    /// Writes every key, sorted by (partition, key), with its values folded into one, and empties
+    /// the table.
+    pub fn write_sorted(
+        &mut self,
+        job: &dyn JobEngine,
+        out: &mut RunWriter,
+    ) -> Result<(), JobError> {
+        let mut entries: Vec<(Box<[u8]>, Slot)> = self.table.drain().collect();
+        entries.sort_unstable_by(|a, b| (a.1.partition, &a.0).cmp(&(b.1.partition, &b.0)));
+        for (key, mut slot) in entries {
+            if slot.count > 1 {
+                fold(job, &key, &mut slot, &mut self.scratch)?;
+            }
+            out.start_partition(slot.partition)?;
+            let mut values = Framed {
+                bytes: &slot.values,
+            };
+            while let Some(value) = values.next_value()? {
+                out.write(&key, value)?;
+            }
+        }
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+fn push_framed(out: &mut Vec<u8>, value: &[u8]) {
+    let mut header = [0u8; 10];
+    let used = (value.len() as u64).encode_var(&mut header);
+    out.extend_from_slice(&header[..used]);
+    out.extend_from_slice(value);
+}
+
+/// Replaces a slot's values with the combiner's fold of them.
+fn fold(
+    job: &dyn JobEngine,
+    key: &[u8],
+    slot: &mut Slot,
+    scratch: &mut Vec<u8>,
+) -> Result<(), JobError> {
+    scratch.clear();
+    job.combine(
+        key,
+        &mut Framed {
+            bytes: &slot.values,
+        },
+        scratch,
+    )?;
+    slot.values.clear();
+    push_framed(&mut slot.values, scratch);
+    slot.count = 1;
+    Ok(())
+}
+
+/// The framed values of one slot.
+struct Framed<'a> {
+    bytes: &'a [u8],
+}
+
+impl ValueStream for Framed<'_> {
+    fn next_value(&mut self) -> Result<Option<&[u8]>, JobError> {
+        if self.bytes.is_empty() {
+            return Ok(None);
+        }
+        let corrupt = || JobError::Io(std::io::Error::other("corrupt combine table frame"));
+        let (len, used) = u64::decode_var(self.bytes).ok_or_else(corrupt)?;
+        let end = used
+            .checked_add(len as usize)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(corrupt)?;
+        let value = &self.bytes[used..end];
+        self.bytes = &self.bytes[end..];
+        Ok(Some(value))
+    }
+}
