@@ -254,7 +254,7 @@ async fn heartbeats(ctx: &Context, running: &Running, worker_id: &str, interval:
         let request = HeartbeatRequest {
             worker_id: worker_id.to_string(),
             running_attempts: running.attempts(),
-            held_jobs: ctx.outputs.jobs(),
+            held_jobs: held_jobs(ctx).await,
         };
         match ctx.coordinator().heartbeat(request).await {
             Ok(response) => {
@@ -278,6 +278,22 @@ async fn heartbeats(ctx: &Context, running: &Running, worker_id: &str, interval:
 
 /// Deletes a finished job's map outputs: they stop being served (and held) at once, and their
 /// files go in the background, so that a slow disk never delays the next heartbeat.
+/// Jobs with anything on this worker's disk: map outputs it serves, or a job directory (a worker
+/// that only ran reduces, or only failed attempts, still has one).
+async fn held_jobs(ctx: &Context) -> Vec<String> {
+    let mut jobs = ctx.outputs.jobs();
+    if let Ok(mut entries) = tokio::fs::read_dir(&ctx.work_dir).await {
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if let Some(name) = entry.file_name().to_str().filter(|n| n.starts_with("job-")) {
+                jobs.push(name.to_string());
+            }
+        }
+    }
+    jobs.sort();
+    jobs.dedup();
+    jobs
+}
+
 fn forget_job(ctx: &Context, job: &str) -> tokio::task::JoinHandle<()> {
     ctx.outputs.remove_job(job);
     let dir = ctx.work_dir.join(job);
@@ -370,6 +386,20 @@ mod tests {
             let error = advertised("0.0.0.0:0", Some(host)).unwrap_err().to_string();
             assert!(error.contains(&format!("--advertise '{host}'")), "{error}");
         }
+    }
+
+    #[tokio::test]
+    async fn jobs_held_are_those_with_map_outputs_or_a_directory() {
+        let work = tempfile::tempdir().unwrap();
+        let ctx = context(&black_hole(), work.path(), JobRegistry::new());
+        std::fs::create_dir_all(work.path().join("job-0003/reduce-00000-9")).unwrap();
+        std::fs::create_dir_all(work.path().join("not-a-job")).unwrap();
+        let run = Run {
+            path: work.path().join("job-0001/output"),
+            offsets: vec![0, 0],
+        };
+        ctx.outputs.insert("job-0001", 1, run);
+        assert_eq!(held_jobs(&ctx).await, ["job-0001", "job-0003"]);
     }
 
     #[tokio::test]
