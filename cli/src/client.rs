@@ -11,7 +11,9 @@ use tonic::transport::{Channel, Endpoint};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(50);
+/// Status polls start fast, so a tiny job is seen to end within milliseconds, and back off.
+const FIRST_POLL: Duration = Duration::from_millis(1);
+const MAX_POLL: Duration = Duration::from_millis(100);
 
 pub type Client = CoordinatorClient<Channel>;
 
@@ -97,11 +99,13 @@ pub async fn job_status(client: &mut Client, job_id: &str, history: bool) -> Res
 
 /// Polls until the job ends; returns its final status.
 pub async fn wait(client: &mut Client, job_id: &str) -> Result<JobStatus> {
+    let mut delay = FIRST_POLL;
     loop {
         let status = job_status(client, job_id, false).await?;
         if status.state != JobState::Running as i32 {
             return Ok(status);
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_POLL);
     }
 }
