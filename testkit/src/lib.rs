@@ -124,6 +124,8 @@ async fn serve(
             },
             _ = &mut stop => return,
         };
+        // Small responses must not wait ~40 ms for a delayed ACK (Nagle).
+        let _ = socket.set_nodelay(true);
         let connection = http
             .serve_connection(TokioIo::new(socket), service.clone())
             .into_owned();
