@@ -299,3 +299,68 @@ fn an_object_that_vanishes_after_listing_fails_the_job_naming_its_key() {
     );
     assert!(!out.join("_SUCCESS").exists());
 }
+
+/// The reduce's worker dies while its part file is an open multipart upload: another attempt
+/// commits the partition, the dead attempt's upload is aborted, and exactly one part file, with
+/// the right contents, is left.
+#[test]
+fn a_reducer_killed_mid_upload_leaves_one_part_and_no_open_upload() {
+    let server = S3Server::start();
+    server.create_bucket("big");
+    // Enough input that the one reduce holds its upload open for a while in a debug build.
+    let books = corpus();
+    let mut expected = expected_counts(&books);
+    for count in expected.values_mut() {
+        *count *= 4;
+    }
+    for copy in 0..4 {
+        upload_dir(&server, &books, "big", &format!("in/{copy}"));
+    }
+    let mut cluster = Cluster::start_with_env(
+        server.env(),
+        0,
+        1,
+        &["--heartbeat-ms", "100", "--worker-timeout-ms", "1000"],
+    );
+    let victim = cluster.add_worker_with(&["--slots", "2"]);
+    cluster.wait_for_ready_workers(1);
+    let mut submit = std::process::Command::new(QUERN)
+        .args([
+            "submit",
+            "wordcount",
+            "--coordinator",
+            &cluster.address,
+            "--input",
+            "s3://big/in/",
+            "--output",
+            "s3://big/out/",
+            "--split-size",
+            "64KiB",
+            "--wait",
+        ])
+        .envs(cluster.env.iter().map(|(k, v)| (k, v)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.open_uploads().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the reduce never opened its upload"
+        );
+        assert!(
+            submit.try_wait().unwrap().is_none(),
+            "the job ended before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cluster.processes.0[victim].kill().unwrap();
+    cluster.add_worker(2);
+    let status = submit.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut submit.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{err}");
+    assert_eq!(read_output(&server.root().join("big/out"), 1), expected);
+    assert_eq!(server.open_uploads(), Vec::<String>::new());
+}

@@ -130,6 +130,65 @@ impl CoordinatorService {
         Ok((spec, inputs, output))
     }
 
+    /// Opens the upload of a reduce attempt's part file, where the store holds one open until
+    /// commit, and records it with the job so it is aborted if the attempt never commits.
+    async fn open_and_record(
+        &self,
+        job: JobId,
+        attempt: AttemptId,
+        partition: u32,
+        output: &str,
+    ) -> Result<Option<String>, Status> {
+        let out = OutputDir::open(&StorageUrl::parse(output).map_err(CoordinatorError::from)?)
+            .map_err(CoordinatorError::from)?;
+        let Some(upload_id) = out
+            .open_upload(partition)
+            .await
+            .map_err(CoordinatorError::from)?
+        else {
+            return Ok(None);
+        };
+        let recorded = match self.lock().jobs.get_mut(&job) {
+            Some(j) if j.is_active() => {
+                j.uploads.push(OpenUpload {
+                    partition,
+                    attempt,
+                    upload_id: upload_id.clone(),
+                });
+                true
+            }
+            _ => false,
+        };
+        if !recorded {
+            // The job ended while the upload was being opened: nobody will commit it.
+            let _ = out.abort_upload(partition, &upload_id).await;
+            return Err(Status::failed_precondition(format!("{job} is over")));
+        }
+        Ok(Some(upload_id))
+    }
+
+    /// The job, partition and output of a running reduce attempt of `job_id`.
+    fn reduce_attempt(
+        &self,
+        attempt: AttemptId,
+        job_id: &str,
+    ) -> Result<(JobId, u32, String), Status> {
+        let state = self.lock();
+        if !state.expects(attempt, job_id, "") {
+            return Err(Status::failed_precondition(format!(
+                "attempt {attempt} of {job_id} is no longer expected"
+            )));
+        }
+        let running = &state.attempts[&attempt];
+        if running.task.kind != TaskKind::Reduce {
+            return Err(Status::invalid_argument(format!(
+                "attempt {attempt} is not a reduce"
+            )));
+        }
+        let output = state.jobs[&running.job].spec.output.clone();
+        Ok((running.job, running.task.index, output))
+    }
+
     async fn submit(&self, spec: JobSpec) -> Result<SubmitJobResponse, CoordinatorError> {
         let (spec, inputs, output) = Self::normalize(spec)?;
         // Hold the output while its storage is checked, so that two submits cannot both pass
@@ -208,7 +267,13 @@ impl Coordinator for CoordinatorService {
             .spec
             .ok_or(CoordinatorError::MissingField("spec"))?;
         let name = spec.job_name.clone();
-        match self.submit(spec).await {
+        // In a task of its own: a client that goes away mid-submit drops this handler, which
+        // must not leave the output reserved or a job half added.
+        let service = self.clone();
+        let submitted = tokio::spawn(async move { service.submit(spec).await })
+            .await
+            .map_err(|e| Status::internal(format!("submitting failed: {e}")))?;
+        match submitted {
             Ok(response) => Ok(Response::new(response)),
             Err(e) => {
                 tracing::info!(job_name = %name, error = %error_chain(&e), "job refused");
@@ -333,36 +398,26 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(CommitResponse { granted }))
     }
 
-    async fn record_upload(
+    async fn open_upload(
         &self,
-        request: Request<UploadRecord>,
-    ) -> Result<Response<RecordUploadResponse>, Status> {
-        let record = request.into_inner();
-        let id = parse_job(&record.job_id)?;
-        let mut state = self.lock();
-        // An attempt the coordinator gave up on aborts its own upload, as the job's clean-up
-        // may have run already.
-        if !state.expects(AttemptId(record.attempt_id), &record.job_id, "") {
-            return Err(Status::failed_precondition(format!(
-                "attempt {} of {} is no longer expected",
-                record.attempt_id, record.job_id
-            )));
-        }
-        let job = state
-            .jobs
-            .get_mut(&id)
-            .ok_or_else(|| CoordinatorError::UnknownJob(record.job_id.clone()))?;
-        if record.partition >= job.spec.reducers {
-            return Err(Status::invalid_argument(format!(
-                "{id} has no partition {}",
-                record.partition
-            )));
-        }
-        job.uploads.push(OpenUpload {
-            partition: record.partition,
-            attempt: AttemptId(record.attempt_id),
-            upload_id: record.upload_id,
+        request: Request<OpenUploadRequest>,
+    ) -> Result<Response<OpenUploadResponse>, Status> {
+        let request = request.into_inner();
+        let attempt = AttemptId(request.attempt_id);
+        let (job, partition, output) = self.reduce_attempt(attempt, &request.job_id)?;
+        // Opened and recorded in a task of its own: a worker that dies mid-call drops this
+        // handler, and an upload opened but not recorded would never be aborted.
+        let service = self.clone();
+        let opened = tokio::spawn(async move {
+            service
+                .open_and_record(job, attempt, partition, &output)
+                .await
         });
-        Ok(Response::new(RecordUploadResponse {}))
+        let upload_id = opened
+            .await
+            .map_err(|e| Status::internal(format!("opening an upload failed: {e}")))??;
+        Ok(Response::new(OpenUploadResponse {
+            upload_id: upload_id.unwrap_or_default(),
+        }))
     }
 }

@@ -104,21 +104,41 @@ impl OutputDir {
         self.store().delete(&probe).await.map_err(self.error(&name))
     }
 
-    /// Starts the upload of one attempt's part file.
+    /// Opens the multipart upload of a partition's part file, where the store holds uploads
+    /// open until commit (S3); None elsewhere. The coordinator calls this, so it knows every
+    /// upload id and can abort the upload of an attempt that never commits.
+    pub async fn open_upload(&self, partition: u32) -> Result<Option<String>, StorageError> {
+        let Some(multipart) = &self.location.multipart else {
+            return Ok(None);
+        };
+        let name = part_name(partition);
+        let id = multipart
+            .create_multipart(&self.child(&name))
+            .await
+            .map_err(self.error(&name))?;
+        Ok(Some(id))
+    }
+
+    /// Starts the upload of one attempt's part file: on S3 into the upload `upload_id` (one is
+    /// opened if None), elsewhere under a temporary name.
     pub async fn create_part(
         &self,
         partition: u32,
         attempt: u64,
+        upload_id: Option<String>,
     ) -> Result<PartUpload, StorageError> {
         let name = part_name(partition);
         let url = self.location.url.join(&name);
         let final_path = self.child(&name);
         let writer = match &self.location.multipart {
             Some(multipart) => {
-                let id = multipart
-                    .create_multipart(&final_path)
-                    .await
-                    .map_err(self.error(&name))?;
+                let id = match upload_id {
+                    Some(id) => id,
+                    None => multipart
+                        .create_multipart(&final_path)
+                        .await
+                        .map_err(self.error(&name))?,
+                };
                 PartWriter::Multipart {
                     multipart: multipart.clone(),
                     id,
@@ -401,7 +421,7 @@ mod tests {
     use super::*;
 
     async fn pending(out: &OutputDir, partition: u32, attempt: u64, text: &str) -> PendingPart {
-        let mut part = out.create_part(partition, attempt).await.unwrap();
+        let mut part = out.create_part(partition, attempt, None).await.unwrap();
         part.write(text.as_bytes()).await.unwrap();
         part.finish().await.unwrap()
     }

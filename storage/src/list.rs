@@ -106,9 +106,12 @@ async fn list_below(
         Err(e) => return Err(location.error(&location.url)(e)),
     };
     let base_depth = location.path.parts().count();
+    // On an object store a zero-byte object is a "directory marker" (or holds nothing to read).
+    let markers = matches!(location.url, StorageUrl::S3 { .. });
     let mut objects: Vec<InputObject> = listed
         .into_iter()
         .filter(|meta| !hidden_below(&meta.location, base_depth))
+        .filter(|meta| !(markers && meta.size == 0))
         .map(|meta| InputObject {
             url: location.url_of(&meta.location),
             size: meta.size,

@@ -80,8 +80,8 @@ async fn empty_prefixes_and_missing_buckets_are_errors(server: &S3Server) {
 async fn only_the_committed_attempt_completes_its_upload(server: &S3Server) {
     let out = OutputDir::open(&url("s3://data/out-race/")).unwrap();
     out.prepare(false).await.unwrap();
-    let mut loser = out.create_part(0, 7).await.unwrap();
-    let mut winner = out.create_part(0, 8).await.unwrap();
+    let mut loser = out.create_part(0, 7, None).await.unwrap();
+    let mut winner = out.create_part(0, 8, None).await.unwrap();
     assert_eq!(server.open_uploads().len(), 2);
     // More than one 8 MiB part for the winner, so completion joins parts.
     let big: Vec<u8> = (0..9 << 20).map(|i| b'a' + (i % 26) as u8).collect();
@@ -107,9 +107,15 @@ async fn only_the_committed_attempt_completes_its_upload(server: &S3Server) {
 
 async fn uploads_of_attempts_that_never_commit_are_aborted(server: &S3Server) {
     let out = OutputDir::open(&url("s3://data/out-dead/")).unwrap();
-    let mut dead = out.create_part(1, 9).await.unwrap();
+    // As the coordinator does: open the upload and keep its id, then hand it to the attempt.
+    let id = out
+        .open_upload(1)
+        .await
+        .unwrap()
+        .expect("S3 holds uploads open");
+    let mut dead = out.create_part(1, 9, Some(id.clone())).await.unwrap();
+    assert_eq!(dead.upload_id(), Some(id.as_str()));
     dead.write(b"half written\n").await.unwrap();
-    let id = dead.upload_id().unwrap().to_string();
     drop(dead); // the worker died: nobody finishes or aborts this upload
     assert_eq!(server.open_uploads().len(), 1);
     out.abort_upload(1, &id).await.unwrap();

@@ -109,6 +109,15 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Where a daemon's log goes: nowhere, unless QUERN_TEST_LOGS is set (to debug a test).
+fn daemon_log() -> Stdio {
+    if std::env::var_os("QUERN_TEST_LOGS").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    }
+}
+
 /// Child processes killed when dropped, so a failing test leaves nothing running. A test may
 /// reach a process by its index, to kill it mid-job.
 #[derive(Default)]
@@ -155,7 +164,7 @@ impl Cluster {
             .args(coordinator_flags)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(daemon_log())
             .spawn()
             .expect("coordinator starts");
         let mut line = String::new();
@@ -190,7 +199,7 @@ impl Cluster {
             .args(flags)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(daemon_log())
             .spawn()
             .expect("worker starts");
         self.processes.0.push(worker);

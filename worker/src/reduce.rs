@@ -10,7 +10,7 @@ use crate::error::TaskError;
 use crate::merge::{Groups, Merge};
 use crate::shuffle_fetch::{Fetched, fetch_all};
 use quern_proto::{
-    Assignment, Counters, MapOutputLocation, MapOutputLocationsRequest, UploadRecord,
+    Assignment, Counters, MapOutputLocation, MapOutputLocationsRequest, OpenUploadRequest,
 };
 use quern_sdk::JobEngine;
 use quern_storage::{OutputDir, PartUpload, StorageUrl};
@@ -41,12 +41,11 @@ pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counte
         fetch_all(ctx, &assignment.job_id, partition, locations, dir.path()).await?;
 
     let output = OutputDir::open(&StorageUrl::parse(&assignment.output)?)?;
-    let mut upload = output.create_part(partition, assignment.attempt_id).await?;
-    let upload_id = upload.upload_id().map(str::to_string);
-    let written = match record_upload(ctx, assignment, upload_id).await {
-        Ok(()) => reduce_into(job, segments, &mut upload, cancel, dir).await,
-        Err(e) => Err(e),
-    };
+    let upload_id = open_upload(ctx, assignment).await?;
+    let mut upload = output
+        .create_part(partition, assignment.attempt_id, upload_id)
+        .await?;
+    let written = reduce_into(job, segments, &mut upload, cancel, dir).await;
     let (groups, records) = match written {
         Ok(done) => done,
         Err(e) => {
@@ -96,27 +95,20 @@ async fn map_output_locations(
     }
 }
 
-/// Tells the coordinator about an upload held open until commit (S3), so that it can abort the
-/// upload if this attempt never commits.
-async fn record_upload(
-    ctx: &Context,
-    assignment: &Assignment,
-    upload_id: Option<String>,
-) -> Result<(), TaskError> {
-    let Some(upload_id) = upload_id else {
-        return Ok(());
-    };
-    let record = UploadRecord {
+/// Has the coordinator open this attempt's upload, where uploads stay open until commit (S3), so
+/// that the coordinator knows it and can abort it if this attempt never commits.
+async fn open_upload(ctx: &Context, assignment: &Assignment) -> Result<Option<String>, TaskError> {
+    let request = OpenUploadRequest {
         job_id: assignment.job_id.clone(),
         attempt_id: assignment.attempt_id,
-        partition: assignment.task,
-        upload_id,
     };
-    ctx.coordinator()
-        .record_upload(record)
+    let response = ctx
+        .coordinator()
+        .open_upload(request)
         .await
         .map_err(TaskError::Coordinator)?;
-    Ok(())
+    let id = response.into_inner().upload_id;
+    Ok((!id.is_empty()).then_some(id))
 }
 
 /// Merges and reduces on a blocking thread while this task uploads what it produces. The thread

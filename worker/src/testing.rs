@@ -130,11 +130,11 @@ impl Coordinator for FakeCoordinator {
             outputs: self.locations.clone(),
         }))
     }
-    async fn record_upload(
+    async fn open_upload(
         &self,
-        _: Request<UploadRecord>,
-    ) -> Result<Response<RecordUploadResponse>, Status> {
-        Ok(Response::new(RecordUploadResponse {}))
+        _: Request<OpenUploadRequest>,
+    ) -> Result<Response<OpenUploadResponse>, Status> {
+        Ok(Response::new(OpenUploadResponse::default()))
     }
     async fn commit_permission(
         &self,
