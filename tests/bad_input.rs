@@ -36,17 +36,7 @@ fn fails(args: &[&str]) -> String {
 }
 
 fn submit_args<'a>(address: &'a str, input: &'a str, output: &'a str) -> Vec<&'a str> {
-    vec![
-        "submit",
-        "wordcount",
-        "--coordinator",
-        address,
-        "--input",
-        input,
-        "--output",
-        output,
-        "--wait",
-    ]
+    submit_wordcount(address, input, output, &["--wait"])
 }
 
 fn path(p: &Path) -> &str {
@@ -200,16 +190,7 @@ fn quern_run_fails_when_no_worker_can_start() {
     let input = dir.path().join("in.txt");
     std::fs::write(&input, "a b\n").unwrap();
     let (out, missing) = (dir.path().join("out"), dir.path().join("no-such-tmp"));
-    let args = [
-        "run",
-        "wordcount",
-        "--input",
-        path(&input),
-        "--output",
-        path(&out),
-        "--workers",
-        "2",
-    ];
+    let args = run_wordcount(path(&input), path(&out), &["--workers", "2"]);
     // Not `quern()`: without the fix this waits forever, and the test must fail, not hang.
     let mut run = Command::new(QUERN)
         .args(args)

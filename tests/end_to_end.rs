@@ -45,21 +45,12 @@ fn word_count_on_a_three_worker_cluster_matches_an_independent_count() {
     let out = tempfile::tempdir().unwrap();
     let output = out.path().join("wc");
     let corpus = corpus();
-    let run = quern(&[
-        "submit",
-        "wordcount",
-        "--coordinator",
+    let run = quern(&submit_wordcount(
         &cluster.address,
-        "--input",
         corpus.to_str().unwrap(),
-        "--output",
         output.to_str().unwrap(),
-        "--reducers",
-        "4",
-        "--split-size",
-        "128KiB",
-        "--wait",
-    ]);
+        &["--reducers", "4", "--split-size", "128KiB", "--wait"],
+    ));
     assert!(run.status.success(), "submit failed: {}", stderr(&run));
     let printed = stdout(&run);
     let job_id = printed
@@ -116,22 +107,20 @@ fn quern_run_counts_the_corpus_exactly() {
     let out = tempfile::tempdir().unwrap();
     let output = out.path().join("wc");
     let corpus = corpus();
-    let run = quern(&[
-        "run",
-        "wordcount",
-        "--input",
+    let run = quern(&run_wordcount(
         corpus.to_str().unwrap(),
-        "--output",
         output.to_str().unwrap(),
-        "--reducers",
-        "3",
-        "--split-size",
-        "256KiB",
-        "--sort-buffer",
-        "64KiB",
-        "--workers",
-        "3",
-    ]);
+        &[
+            "--reducers",
+            "3",
+            "--split-size",
+            "256KiB",
+            "--sort-buffer",
+            "64KiB",
+            "--workers",
+            "3",
+        ],
+    ));
     assert!(run.status.success(), "run failed: {}", stderr(&run));
     assert!(stdout(&run).contains("succeeded"));
     assert_eq!(read_output(&output, 3), expected_counts(&corpus));
@@ -144,18 +133,11 @@ fn empty_input_gives_empty_parts_and_success() {
     std::fs::create_dir(&input).unwrap();
     std::fs::write(input.join("empty.txt"), "").unwrap();
     let output = dir.path().join("out");
-    let run = quern(&[
-        "run",
-        "wordcount",
-        "--input",
+    let run = quern(&run_wordcount(
         input.to_str().unwrap(),
-        "--output",
         output.to_str().unwrap(),
-        "--reducers",
-        "2",
-        "--workers",
-        "1",
-    ]);
+        &["--reducers", "2", "--workers", "1"],
+    ));
     assert!(run.status.success(), "run failed: {}", stderr(&run));
     assert!(read_output(&output, 2).is_empty());
     assert_eq!(std::fs::read(output.join("part-r-00001")).unwrap(), b"");
@@ -171,17 +153,12 @@ fn workers_delete_map_outputs_of_finished_jobs() {
     let input = dir.path().join("in.txt");
     std::fs::write(&input, "a b a\n").unwrap();
     let output = dir.path().join("out");
-    let run = quern(&[
-        "submit",
-        "wordcount",
-        "--coordinator",
+    let run = quern(&submit_wordcount(
         &cluster.address,
-        "--input",
         input.to_str().unwrap(),
-        "--output",
         output.to_str().unwrap(),
-        "--wait",
-    ]);
+        &["--wait"],
+    ));
     assert!(run.status.success(), "{}", stderr(&run));
     assert_eq!(
         std::fs::read_to_string(output.join("part-r-00000")).unwrap(),
@@ -234,19 +211,12 @@ fn workers_listening_on_all_interfaces_advertise_the_given_host() {
         std::fs::write(input.join(format!("{i}.txt")), format!("a b{i} c\nc a\n")).unwrap();
     }
     let output = dir.path().join("out");
-    let run = quern(&[
-        "submit",
-        "wordcount",
-        "--coordinator",
+    let run = quern(&submit_wordcount(
         &cluster.address,
-        "--input",
         input.to_str().unwrap(),
-        "--output",
         output.to_str().unwrap(),
-        "--reducers",
-        "2",
-        "--wait",
-    ]);
+        &["--reducers", "2", "--wait"],
+    ));
     assert!(run.status.success(), "{}", stderr(&run));
     assert_eq!(read_output(&output, 2), expected_counts(&input));
 }

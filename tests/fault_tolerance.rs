@@ -174,21 +174,18 @@ fn a_worker_killed_mid_job_loses_nothing_and_its_work_runs_again() {
     let output = dir.path().join("out");
 
     let mut submit = Command::new(QUERN)
-        .args([
-            "submit",
-            "wordcount",
-            "--coordinator",
+        .args(submit_wordcount(
             &cluster.address,
-            "--input",
             input.to_str().unwrap(),
-            "--output",
             output.to_str().unwrap(),
-            "--reducers",
-            &REDUCERS.to_string(),
-            "--split-size",
-            SPLIT_SIZE,
-            "--wait",
-        ])
+            &[
+                "--reducers",
+                &REDUCERS.to_string(),
+                "--split-size",
+                SPLIT_SIZE,
+                "--wait",
+            ],
+        ))
         .env("QUERN_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

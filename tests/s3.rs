@@ -30,21 +30,12 @@ fn books() -> S3Server {
 }
 
 fn submit_args<'a>(cluster: &'a Cluster, input: &'a str, output: &'a str) -> Vec<&'a str> {
-    vec![
-        "submit",
-        "wordcount",
-        "--coordinator",
+    submit_wordcount(
         &cluster.address,
-        "--input",
         input,
-        "--output",
         output,
-        "--reducers",
-        "4",
-        "--split-size",
-        "128KiB",
-        "--wait",
-    ]
+        &["--reducers", "4", "--split-size", "128KiB", "--wait"],
+    )
 }
 
 #[test]
@@ -142,20 +133,11 @@ fn split_boundaries_on_s3_read_exactly_the_lines_of_a_local_read() {
     for (input, split, expected) in cases {
         let out = dir.path().join(format!("out-{split}"));
         let run = quern_with_env(
-            &[
-                "run",
-                "wordcount",
-                "--input",
+            &run_wordcount(
                 input,
-                "--output",
                 out.to_str().unwrap(),
-                "--split-size",
-                split,
-                "--workers",
-                "2",
-                "--reducers",
-                "2",
-            ],
+                &["--split-size", split, "--workers", "2", "--reducers", "2"],
+            ),
             &server.env(),
         );
         assert!(run.status.success(), "split {split}: {}", stderr(&run));
@@ -166,19 +148,7 @@ fn split_boundaries_on_s3_read_exactly_the_lines_of_a_local_read() {
 /// Runs `quern run wordcount` with `env`, expecting a failure within 15 s; returns stderr.
 fn run_fails(input: &str, output: &str, env: &[(&str, String)]) -> String {
     let started = Instant::now();
-    let run = quern_with_env(
-        &[
-            "run",
-            "wordcount",
-            "--input",
-            input,
-            "--output",
-            output,
-            "--workers",
-            "1",
-        ],
-        env,
-    );
+    let run = quern_with_env(&run_wordcount(input, output, &["--workers", "1"]), env);
     assert!(
         started.elapsed() < Duration::from_secs(15),
         "took {:?}",
@@ -259,18 +229,12 @@ fn an_object_that_vanishes_after_listing_fails_the_job_naming_its_key() {
     let local = tempfile::tempdir().unwrap();
     let out = local.path().join("out");
     let submitted = quern_with_env(
-        &[
-            "submit",
-            "wordcount",
-            "--coordinator",
+        &submit_wordcount(
             &cluster.address,
-            "--input",
             "s3://books/vanish/",
-            "--output",
             out.to_str().unwrap(),
-            "--max-attempts",
-            "2",
-        ],
+            &["--max-attempts", "2"],
+        ),
         &cluster.env,
     );
     assert!(submitted.status.success(), "{}", stderr(&submitted));
@@ -325,19 +289,12 @@ fn a_reducer_killed_mid_upload_leaves_one_part_and_no_open_upload() {
     let victim = cluster.add_worker_with(&["--slots", "2"]);
     cluster.wait_for_ready_workers(1);
     let mut submit = std::process::Command::new(QUERN)
-        .args([
-            "submit",
-            "wordcount",
-            "--coordinator",
+        .args(submit_wordcount(
             &cluster.address,
-            "--input",
             "s3://big/in/",
-            "--output",
             "s3://big/out/",
-            "--split-size",
-            "64KiB",
-            "--wait",
-        ])
+            &["--split-size", "64KiB", "--wait"],
+        ))
         .envs(cluster.env.iter().map(|(k, v)| (k, v)))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -233,3 +233,31 @@ pub fn dead_address() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     format!("http://{}", listener.local_addr().unwrap())
 }
+
+/// `submit wordcount --coordinator C --input I --output O`, then `extra`.
+pub fn submit_wordcount<'a>(
+    coordinator: &'a str,
+    input: &'a str,
+    output: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "submit",
+        "wordcount",
+        "--coordinator",
+        coordinator,
+        "--input",
+        input,
+        "--output",
+        output,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `run wordcount --input I --output O`, then `extra`.
+pub fn run_wordcount<'a>(input: &'a str, output: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", "wordcount", "--input", input, "--output", output];
+    args.extend_from_slice(extra);
+    args
+}
