@@ -7,38 +7,6 @@ mod common;
 use common::*;
 use std::collections::{BTreeMap, HashSet};
 
-/// One attempt line of `quern status JOB`.
-#[derive(Debug)]
-struct Attempt {
-    task: String,
-    worker: String,
-    state: String,
-    start_ms: u64,
-    duration_ms: u64,
-}
-
-fn attempts(status: &str) -> Vec<Attempt> {
-    let header = status
-        .lines()
-        .position(|l| l.starts_with("TASK"))
-        .expect("a history table");
-    status
-        .lines()
-        .skip(header + 1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            Attempt {
-                task: f[0].to_string(),
-                worker: f[2].to_string(),
-                state: f[3].to_string(),
-                start_ms: f[4].parse().unwrap(),
-                duration_ms: f[5].parse().unwrap(),
-            }
-        })
-        .collect()
-}
-
 #[test]
 fn word_count_on_a_three_worker_cluster_matches_an_independent_count() {
     let cluster = Cluster::start(3, 2);

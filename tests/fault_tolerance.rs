@@ -20,15 +20,6 @@ const REDUCERS: u32 = 4;
 /// Bound on the whole job, kill and recovery included; it takes a few seconds.
 const JOB_DEADLINE: Duration = Duration::from_secs(60);
 
-/// One attempt line of `quern status JOB`.
-#[derive(Debug, Clone)]
-struct Attempt {
-    task: String,
-    attempt: u64,
-    worker: String,
-    state: String,
-}
-
 /// What `quern status JOB` says: the job's state, its map count and the attempt history.
 struct JobView {
     state: String,
@@ -53,24 +44,7 @@ fn job_view(address: &str, job_id: &str) -> JobView {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no task counts in {text:?}"));
-    let header = text
-        .lines()
-        .position(|l| l.starts_with("TASK"))
-        .unwrap_or_else(|| panic!("no history table in {text:?}"));
-    let attempts = text
-        .lines()
-        .skip(header + 1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            Attempt {
-                task: f[0].to_string(),
-                attempt: f[1].parse().unwrap(),
-                worker: f[2].to_string(),
-                state: f[3].to_string(),
-            }
-        })
-        .collect();
+    let attempts = attempts(&text);
     JobView {
         state,
         map_tasks,

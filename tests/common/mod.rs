@@ -261,3 +261,38 @@ pub fn run_wordcount<'a>(input: &'a str, output: &'a str, extra: &[&'a str]) -> 
     args.extend_from_slice(extra);
     args
 }
+
+/// One attempt line of the history `quern status JOB` prints.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub task: String,
+    pub attempt: u64,
+    pub worker: String,
+    pub state: String,
+    pub start_ms: u64,
+    pub duration_ms: u64,
+}
+
+/// The attempt history in `quern status JOB` output.
+pub fn attempts(status: &str) -> Vec<Attempt> {
+    let header = status
+        .lines()
+        .position(|l| l.starts_with("TASK"))
+        .unwrap_or_else(|| panic!("no history table in {status:?}"));
+    status
+        .lines()
+        .skip(header + 1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            Attempt {
+                task: f[0].to_string(),
+                attempt: f[1].parse().unwrap(),
+                worker: f[2].to_string(),
+                state: f[3].to_string(),
+                start_ms: f[4].parse().unwrap(),
+                duration_ms: f[5].parse().unwrap(),
+            }
+        })
+        .collect()
+}
