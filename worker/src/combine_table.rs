@@ -23,8 +23,12 @@ struct Slot {
     count: u32,
 }
 
+/// Keys up to this long live inside the table's slots, so a lookup compares them without a
+/// pointer chase to the heap (most words are short).
+type Key = smallvec::SmallVec<[u8; 24]>;
+
 pub struct CombineTable {
-    table: HashMap<Box<[u8]>, Slot, foldhash::fast::RandomState>,
+    table: HashMap<Key, Slot, foldhash::fast::RandomState>,
     bytes: usize,
     limit: usize,
     scratch: Vec<u8>,
@@ -64,7 +68,7 @@ impl CombineTable {
             None => {
                 let partition = partition_of(job, key, partitions)?;
                 self.bytes += key.len() + KEY_OVERHEAD;
-                self.table.entry(key.into()).or_insert(Slot {
+                self.table.entry(Key::from_slice(key)).or_insert(Slot {
                     partition,
                     values: Vec::new(),
                     count: 0,
@@ -88,7 +92,7 @@ impl CombineTable {
         job: &dyn JobEngine,
         out: &mut RunWriter,
     ) -> Result<(), JobError> {
-        let mut entries: Vec<(Box<[u8]>, Slot)> = self.table.drain().collect();
+        let mut entries: Vec<(Key, Slot)> = self.table.drain().collect();
         entries.sort_unstable_by(|a, b| (a.1.partition, &a.0).cmp(&(b.1.partition, &b.0)));
         for (key, mut slot) in entries {
             if slot.count > 1 {
