@@ -188,3 +188,46 @@ fn workers_listening_on_all_interfaces_advertise_the_given_host() {
     assert!(run.status.success(), "{}", stderr(&run));
     assert_eq!(read_output(&output, 2), expected_counts(&input));
 }
+
+#[test]
+fn a_worker_stopped_with_sigterm_leaves_the_cluster_at_once() {
+    // The heartbeat timeout is ten minutes: only the worker's goodbye can remove it in time.
+    let mut cluster = Cluster::start_with(2, 1, &["--worker-timeout-ms", "600000"]);
+    let leaving = &mut cluster.processes.0[2];
+    let pid = leaving.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = leaving.wait().unwrap();
+    assert!(exit.success(), "a stopped worker exits cleanly: {exit:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let status = stdout(&quern(&["status", "--coordinator", &cluster.address]));
+        if status.starts_with("1 workers") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still listed: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The cluster goes on with the worker that stayed.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "x y x\n").unwrap();
+    let output = dir.path().join("out");
+    let run = quern(&submit_wordcount(
+        &cluster.address,
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        &["--wait"],
+    ));
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(
+        std::fs::read_to_string(output.join("part-r-00000")).unwrap(),
+        "x\t2\ny\t1\n"
+    );
+}

@@ -22,14 +22,16 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
             .local_addr()
             .context("cannot read the loopback port")?
     );
+    // Workers stop first, so their goodbye still reaches the coordinator.
     let (stop, stopped) = watch::channel(false);
+    let (stop_coordinator, coordinator_stopped) = watch::channel(false);
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let coordinator = tokio::spawn(quern_coordinator::serve(
         listener,
         quern_coordinator::CoordinatorConfig::default(),
-        until_stopped(stopped.clone()),
+        until_stopped(coordinator_stopped),
     ));
     let mut workers = JoinSet::new();
     for _ in 0..args.workers.unwrap_or_else(cores).max(1) {
@@ -60,6 +62,7 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
 
     let _ = stop.send(true);
     while workers.join_next().await.is_some() {}
+    let _ = stop_coordinator.send(true);
     let _ = coordinator.await;
     crate::finish(&outcome?)
 }

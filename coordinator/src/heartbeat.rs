@@ -79,20 +79,32 @@ impl State {
             .map(|w| w.id)
             .collect();
         for id in &dead {
-            self.worker_lost(*id);
+            self.worker_gone(*id, "missed heartbeats");
         }
         if !dead.is_empty() {
             self.schedule();
         }
     }
 
-    fn worker_lost(&mut self, id: WorkerId) {
+    /// A worker says it is shutting down: its work is rescheduled at once.
+    pub fn worker_left(&mut self, id: WorkerId) {
+        self.worker_gone(id, "left");
+        self.schedule();
+    }
+
+    /// Forgets a worker that left or died: its running tasks, and the map outputs only it held
+    /// that a running job still needs, run again.
+    fn worker_gone(&mut self, id: WorkerId, why: &str) {
         let Some(worker) = self.remove_worker(id) else {
             return;
         };
-        tracing::warn!(worker = %id, address = %worker.address, "worker lost: missed heartbeats");
+        if why == "left" {
+            tracing::info!(worker = %id, address = %worker.address, "worker left");
+        } else {
+            tracing::warn!(worker = %id, address = %worker.address, why, "worker lost");
+        }
         for attempt in worker.running {
-            self.kill_attempt(attempt, "worker lost");
+            self.kill_attempt(attempt, &format!("worker {why}"));
         }
         for job in self
             .jobs

@@ -343,6 +343,16 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(response))
     }
 
+    async fn leave(
+        &self,
+        request: Request<LeaveRequest>,
+    ) -> Result<Response<LeaveResponse>, Status> {
+        let id = parse_worker(&request.into_inner().worker_id)?;
+        tracing::info!(worker = %id, "worker leaving");
+        self.lock().worker_left(id);
+        Ok(Response::new(LeaveResponse {}))
+    }
+
     type AssignmentsStream = UnboundedReceiverStream<Result<Assignment, Status>>;
 
     async fn assignments(

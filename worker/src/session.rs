@@ -6,7 +6,7 @@ use crate::context::{Context, lazy_channel};
 use crate::shuffle_server::ShuffleService;
 use crate::task::Running;
 use quern_proto::shuffle_server::ShuffleServer;
-use quern_proto::{AssignmentsRequest, HeartbeatRequest, RegisterWorkerRequest};
+use quern_proto::{AssignmentsRequest, HeartbeatRequest, LeaveRequest, RegisterWorkerRequest};
 use quern_sdk::JobRegistry;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -146,11 +146,13 @@ pub async fn run(
     let running = Running::default();
     let address = advertised_address(host.as_deref(), local);
     tracing::info!(%address, listen = %local, slots = config.slots, "worker started");
+    let registered = Registration::default();
     tokio::select! {
         _ = stop => {}
-        _ = serve_coordinator(ctx, running.clone(), &config, address) => {}
+        _ = serve_coordinator(ctx.clone(), running.clone(), &config, address, registered.clone()) => {}
     }
     running.cancel_all();
+    leave(&ctx, &registered).await;
     shutdown.cancel();
     match shuffle.await {
         Ok(result) => result.map_err(WorkerError::Shuffle),
@@ -180,12 +182,34 @@ fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir
     }
 }
 
+/// The worker id of the current registration, if any.
+type Registration = Arc<std::sync::Mutex<Option<String>>>;
+
+/// How long a stopping worker waits to tell the coordinator it is leaving.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Tells the coordinator this worker is going, so its work is rescheduled now, not after the
+/// heartbeat timeout. Best effort: an unreachable coordinator finds out by the timeout.
+async fn leave(ctx: &Context, registered: &Registration) {
+    let worker_id = registered.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let Some(worker_id) = worker_id else {
+        return;
+    };
+    let request = LeaveRequest { worker_id };
+    match tokio::time::timeout(LEAVE_TIMEOUT, ctx.coordinator().leave(request)).await {
+        Ok(Ok(_)) => tracing::info!("told the coordinator this worker is leaving"),
+        Ok(Err(status)) => tracing::warn!(error = %status.message(), "cannot say goodbye"),
+        Err(_) => tracing::warn!("the coordinator did not answer the goodbye"),
+    }
+}
+
 /// Registers and serves sessions forever, backing off while the coordinator is unreachable.
 async fn serve_coordinator(
     ctx: Arc<Context>,
     running: Running,
     config: &WorkerConfig,
     address: String,
+    registered: Registration,
 ) {
     let mut delay = FIRST_RETRY;
     loop {
@@ -200,6 +224,8 @@ async fn serve_coordinator(
                 let response = response.into_inner();
                 let interval = Duration::from_millis(response.heartbeat_interval_ms.max(10));
                 tracing::info!(worker = %response.worker_id, coordinator = %config.coordinator, "registered");
+                *registered.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(response.worker_id.clone());
                 session(&ctx, &running, response.worker_id, interval).await;
             }
             Err(status) => {

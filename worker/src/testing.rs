@@ -130,6 +130,9 @@ impl Coordinator for FakeCoordinator {
             outputs: self.locations.clone(),
         }))
     }
+    async fn leave(&self, _: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
+        Ok(Response::new(LeaveResponse {}))
+    }
     async fn open_upload(
         &self,
         _: Request<OpenUploadRequest>,
