@@ -148,21 +148,30 @@ impl CoordinatorService {
         else {
             return Ok(None);
         };
-        let recorded = match self.lock().jobs.get_mut(&job) {
-            Some(j) if j.is_active() => {
-                j.uploads.push(OpenUpload {
-                    partition,
-                    attempt,
-                    upload_id: upload_id.clone(),
-                });
-                true
+        // Recorded only while the attempt is still expected: then its partition is not done,
+        // so the job has not started its end-of-job clean-up, which will see this upload.
+        let recorded = {
+            let mut state = self.lock();
+            let expected = state.expects(attempt, &job.to_string(), "");
+            match state.jobs.get_mut(&job) {
+                Some(j) if expected && j.is_active() => {
+                    j.uploads.push(OpenUpload {
+                        partition,
+                        attempt,
+                        upload_id: upload_id.clone(),
+                    });
+                    true
+                }
+                _ => false,
             }
-            _ => false,
         };
         if !recorded {
-            // The job ended while the upload was being opened: nobody will commit it.
+            // The attempt or its job ended while the upload was being opened: nobody will
+            // commit it.
             let _ = out.abort_upload(partition, &upload_id).await;
-            return Err(Status::failed_precondition(format!("{job} is over")));
+            return Err(Status::failed_precondition(format!(
+                "attempt {attempt} of {job} is no longer expected"
+            )));
         }
         Ok(Some(upload_id))
     }

@@ -13,8 +13,17 @@ use std::collections::HashMap;
 
 /// Values a key collects before the combiner folds them into one.
 const FOLD_EVERY: u32 = 64;
-/// Bookkeeping bytes per distinct key (table slot, boxed key, value buffer), for the limit.
-const KEY_OVERHEAD: usize = 64;
+/// What a distinct key costs besides its values: its table slot, counted twice for the table's
+/// spare capacity (hashbrown grows by doubling and stays at most 7/8 full), and the key's bytes
+/// when they are too long to live in the slot.
+fn key_cost(key: &[u8]) -> usize {
+    let slot = 2 * std::mem::size_of::<(Key, Slot)>();
+    if key.len() > INLINE_KEY {
+        slot + key.len()
+    } else {
+        slot
+    }
+}
 
 /// One key's pending values, each framed as `varint(length) bytes`.
 struct Slot {
@@ -25,7 +34,8 @@ struct Slot {
 
 /// Keys up to this long live inside the table's slots, so a lookup compares them without a
 /// pointer chase to the heap (most words are short).
-type Key = smallvec::SmallVec<[u8; 24]>;
+type Key = smallvec::SmallVec<[u8; INLINE_KEY]>;
+const INLINE_KEY: usize = 24;
 
 pub struct CombineTable {
     table: HashMap<Key, Slot, foldhash::fast::RandomState>,
@@ -67,7 +77,7 @@ impl CombineTable {
             Some(slot) => slot,
             None => {
                 let partition = partition_of(job, key, partitions)?;
-                self.bytes += key.len() + KEY_OVERHEAD;
+                self.bytes += key_cost(key);
                 self.table.entry(Key::from_slice(key)).or_insert(Slot {
                     partition,
                     values: Vec::new(),
@@ -75,13 +85,14 @@ impl CombineTable {
                 })
             }
         };
-        let before = slot.values.len();
+        // Memory is what the value buffer holds, not what it uses: a fold keeps the capacity.
+        let before = slot.values.capacity();
         push_framed(&mut slot.values, value);
         slot.count += 1;
         if slot.count >= FOLD_EVERY {
             fold(job, key, slot, &mut self.scratch)?;
         }
-        self.bytes = self.bytes + slot.values.len() - before;
+        self.bytes = (self.bytes + slot.values.capacity()).saturating_sub(before);
         Ok(())
     }
 
@@ -158,5 +169,36 @@ impl ValueStream for Framed<'_> {
         let value = &self.bytes[used..end];
         self.bytes = &self.bytes[end..];
         Ok(Some(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_full_once_its_keys_and_value_buffers_reach_the_limit() {
+        let job = quern_examples::wordcount::job();
+        let one = [1u8]; // 1u64 in bincode's varint encoding
+        let limit = 10_000;
+        let mut table = CombineTable::new(limit);
+        let mut keys = 0;
+        while !table.is_full() {
+            table
+                .insert(&job, 1, format!("key-{keys}").as_bytes(), &one)
+                .unwrap();
+            keys += 1;
+        }
+        // Each key costs at least its slot twice over, plus its value buffer.
+        let per_key = 2 * std::mem::size_of::<(Key, Slot)>();
+        assert!(
+            keys <= limit / per_key + 1,
+            "{keys} keys fit in {limit} bytes"
+        );
+        // A key longer than a slot holds is counted with its bytes.
+        let long = vec![b'x'; 1000];
+        let before = table.bytes;
+        table.insert(&job, 1, &long, &one).unwrap();
+        assert!(table.bytes >= before + per_key + long.len());
     }
 }

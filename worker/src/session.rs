@@ -5,6 +5,7 @@
 use crate::context::{Context, lazy_channel};
 use crate::shuffle_server::ShuffleService;
 use crate::task::Running;
+use quern_proto::ids::JobId;
 use quern_proto::shuffle_server::ShuffleServer;
 use quern_proto::{AssignmentsRequest, HeartbeatRequest, LeaveRequest, RegisterWorkerRequest};
 use quern_sdk::JobRegistry;
@@ -310,7 +311,13 @@ async fn held_jobs(ctx: &Context) -> Vec<String> {
     let mut jobs = ctx.outputs.jobs();
     if let Ok(mut entries) = tokio::fs::read_dir(&ctx.work_dir).await {
         while let Ok(Some(entry)) = entries.next_entry().await {
-            if let Some(name) = entry.file_name().to_str().filter(|n| n.starts_with("job-")) {
+            // Only what this worker makes: directories named as job ids.
+            let is_dir = entry.file_type().await.is_ok_and(|t| t.is_dir());
+            let name = entry.file_name();
+            if let Some(name) = name
+                .to_str()
+                .filter(|n| n.parse::<JobId>().is_ok() && is_dir)
+            {
                 jobs.push(name.to_string());
             }
         }
@@ -420,6 +427,8 @@ mod tests {
         let ctx = context(&black_hole(), work.path(), JobRegistry::new());
         std::fs::create_dir_all(work.path().join("job-0003/reduce-00000-9")).unwrap();
         std::fs::create_dir_all(work.path().join("not-a-job")).unwrap();
+        std::fs::create_dir_all(work.path().join("job-reports")).unwrap();
+        std::fs::write(work.path().join("job-0009"), b"a file, not ours").unwrap();
         let run = Run {
             path: work.path().join("job-0001/output"),
             offsets: vec![0, 0],
