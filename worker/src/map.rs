@@ -194,6 +194,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_panic_in_job_code_fails_the_attempt_not_the_worker() {
+        let work = tempfile::tempdir().unwrap();
+        let job = TestJob {
+            panic_map: true,
+            ..TestJob::default()
+        };
+        let ctx = context(&black_hole(), &work.path().join("work"), job.registry());
+        let error = run_map(&ctx, &assignment(&input(work.path(), 10)))
+            .await
+            .expect_err("the mapper panics");
+        assert_eq!(
+            error.to_string(),
+            "job code panicked: this mapper always panics"
+        );
+        wait_until_gone(&work.path().join("work/job-0001/map-00000-1")).await;
+        // The process goes on: the next attempt runs in it.
+        let healthy = context(
+            &black_hole(),
+            &work.path().join("work"),
+            TestJob::default().registry(),
+        );
+        let counters = run_map(&healthy, &assignment(&input(work.path(), 10)))
+            .await
+            .unwrap();
+        assert_eq!(counters.input_records, 10);
+    }
+
+    #[tokio::test]
     async fn a_successful_map_keeps_its_output() {
         let work = tempfile::tempdir().unwrap();
         let job = TestJob::default();

@@ -156,6 +156,8 @@ pub struct TestJob {
     pub calls: Arc<AtomicU64>,
     pub delay: Duration,
     pub fail_map: bool,
+    /// The mapper panics, as buggy job code does.
+    pub panic_map: bool,
     pub partition: Option<u32>,
 }
 
@@ -166,6 +168,7 @@ impl Default for TestJob {
             calls: Arc::default(),
             delay: Duration::ZERO,
             fail_map: false,
+            panic_map: false,
             partition: None,
         }
     }
@@ -209,6 +212,9 @@ impl JobEngine for TestJob {
     fn map(&self, lines: &mut dyn LineSource, sink: &mut dyn MapSink) -> Result<(), JobError> {
         if self.fail_map {
             return Err(JobError::user("this mapper always fails"));
+        }
+        if self.panic_map {
+            panic!("this mapper always panics");
         }
         self.inner.map(&mut CountedLines { job: self, lines }, sink)
     }
