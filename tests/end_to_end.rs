@@ -231,3 +231,45 @@ fn a_worker_stopped_with_sigterm_leaves_the_cluster_at_once() {
         "x\t2\ny\t1\n"
     );
 }
+
+#[test]
+fn status_says_when_no_worker_has_the_jobs_code() {
+    let mut cluster = Cluster::start(0, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a\n").unwrap();
+    let output = dir.path().join("out");
+    let submitted = quern(&submit_wordcount(
+        &cluster.address,
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        &[],
+    ));
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let status = stdout(&quern(&[
+        "status",
+        "--coordinator",
+        &cluster.address,
+        "job-0001",
+    ]));
+    assert!(
+        status.contains("waiting: no connected worker has job 'wordcount'"),
+        "{status}"
+    );
+    cluster.add_worker(1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let status = stdout(&quern(&[
+            "status",
+            "--coordinator",
+            &cluster.address,
+            "job-0001",
+        ]));
+        if status.contains(" succeeded in ") {
+            assert!(!status.contains("waiting:"), "{status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

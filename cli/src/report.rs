@@ -55,6 +55,9 @@ pub fn summary(status: &JobStatus) -> String {
     if !status.error.is_empty() {
         text += &format!("\n  error:   {}", status.error);
     }
+    if !status.waiting.is_empty() {
+        text += &format!("\n  waiting: {}", status.waiting);
+    }
     text
 }
 

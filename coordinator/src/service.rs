@@ -302,7 +302,9 @@ impl Coordinator for CoordinatorService {
             .jobs
             .get(&id)
             .ok_or(CoordinatorError::UnknownJob(request.job_id))?;
-        Ok(Response::new(job_status(job, request.history)))
+        let mut status = job_status(job, request.history);
+        status.waiting = state.waiting_for(job).unwrap_or_default();
+        Ok(Response::new(status))
     }
 
     async fn list_jobs(

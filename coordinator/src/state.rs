@@ -118,6 +118,16 @@ impl State {
         self.reserved_outputs.remove(output.trim_end_matches('/'));
     }
 
+    /// Why `job` cannot make progress now, if the coordinator can tell: no connected worker
+    /// carries its job code.
+    pub fn waiting_for(&self, job: &Job) -> Option<String> {
+        let name = &job.spec.job_name;
+        let carried = self.workers.values().any(|w| w.jobs.contains(name));
+        (job.has_runnable() && !carried).then(|| {
+            format!("no connected worker has job '{name}'; start workers from a binary that has it")
+        })
+    }
+
     /// Jobs still running or committing, oldest first.
     pub fn active_jobs(&self) -> impl Iterator<Item = &Job> {
         self.active.iter().filter_map(|id| self.jobs.get(id))

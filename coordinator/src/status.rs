@@ -46,6 +46,7 @@ pub fn job_status(job: &Job, history: bool) -> JobStatus {
         elapsed_ms: millis(end.duration_since(job.submitted)),
         error: job.error.clone().unwrap_or_default(),
         attempts,
+        waiting: String::new(),
     }
 }
 
