@@ -3,9 +3,10 @@
 
 use crate::split::Split;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
-use quern_proto::{AttemptState, Counters, JobSpec, TaskKind};
+use quern_proto::{AttemptState, Counters, JobSpec, MapOutputLocationsResponse, TaskKind};
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A task of a job: map `index` or reduce partition `index`.
@@ -98,6 +99,9 @@ pub struct Job {
     pub history: Vec<AttemptRecord>,
     /// Multipart uploads reduce attempts opened (S3); those not committed are aborted at the end.
     pub uploads: Vec<OpenUpload>,
+    /// Where the map outputs are, built once every map is done and shared by every reduce's
+    /// request; dropped when a map must run again.
+    pub locations: Option<Arc<MapOutputLocationsResponse>>,
 }
 
 /// A multipart upload a reduce attempt opened for its part file.
@@ -129,6 +133,7 @@ impl Job {
             finished: None,
             history: Vec::new(),
             uploads: Vec::new(),
+            locations: None,
         }
     }
 
@@ -207,6 +212,7 @@ impl Job {
         if let TaskState::Done { .. } = self.task(task).state {
             if task.kind == TaskKind::Map {
                 self.maps_done -= 1;
+                self.locations = None;
             } else {
                 self.reduces_done -= 1;
             }

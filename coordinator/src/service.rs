@@ -403,10 +403,11 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<MapOutputLocationsResponse>, Status> {
         let request = request.into_inner();
         let id = parse_job(&request.job_id)?;
-        let outputs = self.lock().map_output_locations(id).ok_or_else(|| {
+        let locations = self.lock().map_output_locations(id).ok_or_else(|| {
             Status::unavailable(format!("map outputs of {id} are not all available yet"))
         })?;
-        Ok(Response::new(MapOutputLocationsResponse { outputs }))
+        // Copied outside the lock: packed lists, a plain memory copy.
+        Ok(Response::new(MapOutputLocationsResponse::clone(&locations)))
     }
 
     async fn commit_permission(

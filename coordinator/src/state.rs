@@ -5,9 +5,12 @@
 use crate::error::CoordinatorError;
 use crate::job::{AttemptRecord, Job, JobPhase, TaskRef, TaskState};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
-use quern_proto::{Assignment, AttemptState, MapOutputLocation, TaskKind, TaskReport};
+use quern_proto::{
+    Assignment, AttemptState, MapOutputLocationsResponse, TaskKind, TaskReport, WorkerMapOutputs,
+};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -346,23 +349,37 @@ impl State {
     }
 
     /// Where the map outputs for a reduce are. Empty if some map is not done (the reduce waits).
-    pub fn map_output_locations(&self, id: JobId) -> Option<Vec<MapOutputLocation>> {
+    pub fn map_output_locations(&mut self, id: JobId) -> Option<Arc<MapOutputLocationsResponse>> {
         let job = self.jobs.get(&id)?;
         if !job.all_maps_done() {
             return None;
         }
-        let mut locations = Vec::with_capacity(job.maps.len());
+        if let Some(locations) = &job.locations {
+            return Some(locations.clone());
+        }
+        let mut by_worker: HashMap<WorkerId, usize> = HashMap::new();
+        let mut workers: Vec<WorkerMapOutputs> = Vec::new();
         for (index, task) in job.maps.iter().enumerate() {
             let TaskState::Done { attempt, worker } = task.state else {
                 return None;
             };
-            let worker = self.workers.get(&worker)?;
-            locations.push(MapOutputLocation {
-                map_task: index as u32,
-                attempt_id: attempt.0,
-                address: worker.address.clone(),
-            });
+            let slot = match by_worker.get(&worker) {
+                Some(&slot) => slot,
+                None => {
+                    let address = self.workers.get(&worker)?.address.clone();
+                    workers.push(WorkerMapOutputs {
+                        address,
+                        ..WorkerMapOutputs::default()
+                    });
+                    by_worker.insert(worker, workers.len() - 1);
+                    workers.len() - 1
+                }
+            };
+            workers[slot].map_tasks.push(index as u32);
+            workers[slot].attempt_ids.push(attempt.0);
         }
+        let locations = Arc::new(MapOutputLocationsResponse { workers });
+        self.jobs.get_mut(&id)?.locations = Some(locations.clone());
         Some(locations)
     }
 

@@ -10,7 +10,8 @@ use crate::error::TaskError;
 use crate::merge::{Groups, Merge};
 use crate::shuffle_fetch::{Fetched, fetch_all};
 use quern_proto::{
-    Assignment, Counters, MapOutputLocation, MapOutputLocationsRequest, OpenUploadRequest,
+    Assignment, Counters, MapOutputLocation, MapOutputLocationsRequest, MapOutputLocationsResponse,
+    OpenUploadRequest,
 };
 use quern_sdk::JobEngine;
 use quern_storage::{OutputDir, PartUpload, StorageUrl};
@@ -83,7 +84,7 @@ async fn map_output_locations(
             .map_output_locations(request.clone())
             .await
         {
-            Ok(response) => return Ok(response.into_inner().outputs),
+            Ok(response) => return flatten(response.into_inner()),
             Err(status)
                 if status.code() == tonic::Code::Unavailable
                     && started.elapsed() < LOCATIONS_WAIT =>
@@ -93,6 +94,24 @@ async fn map_output_locations(
             Err(status) => return Err(TaskError::Coordinator(status)),
         }
     }
+}
+
+/// One location per map output, from the coordinator's lists grouped by worker.
+fn flatten(response: MapOutputLocationsResponse) -> Result<Vec<MapOutputLocation>, TaskError> {
+    let mut locations = Vec::new();
+    for worker in response.workers {
+        if worker.map_tasks.len() != worker.attempt_ids.len() {
+            return Err(TaskError::MissingField("an attempt id for every map task"));
+        }
+        for (map_task, attempt_id) in worker.map_tasks.into_iter().zip(worker.attempt_ids) {
+            locations.push(MapOutputLocation {
+                map_task,
+                attempt_id,
+                address: worker.address.clone(),
+            });
+        }
+    }
+    Ok(locations)
 }
 
 /// Has the coordinator open this attempt's upload, where uploads stay open until commit (S3), so

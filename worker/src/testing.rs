@@ -126,9 +126,17 @@ impl Coordinator for FakeCoordinator {
         &self,
         _: Request<MapOutputLocationsRequest>,
     ) -> Result<Response<MapOutputLocationsResponse>, Status> {
-        Ok(Response::new(MapOutputLocationsResponse {
-            outputs: self.locations.clone(),
-        }))
+        // One group per location: the worker must accept any grouping.
+        let workers = self
+            .locations
+            .iter()
+            .map(|l| WorkerMapOutputs {
+                address: l.address.clone(),
+                map_tasks: vec![l.map_task],
+                attempt_ids: vec![l.attempt_id],
+            })
+            .collect();
+        Ok(Response::new(MapOutputLocationsResponse { workers }))
     }
     async fn leave(&self, _: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
         Ok(Response::new(LeaveResponse {}))
