@@ -273,3 +273,61 @@ fn status_says_when_no_worker_has_the_jobs_code() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_users_own_job_binary_runs_its_job_through_the_same_cli() {
+    // A full `cargo test` builds the examples beside the quern binary; a filtered run may not.
+    let custom = std::path::Path::new(QUERN)
+        .parent()
+        .unwrap()
+        .join("examples/custom_job");
+    if !custom.is_file() {
+        let built = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "quern", "--example", "custom_job"])
+            .status()
+            .unwrap();
+        assert!(built.success());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let text = "b line\na line\nb line\n\nb line\r\n";
+    std::fs::write(&input, text).unwrap();
+    let output = dir.path().join("out");
+    let run = std::process::Command::new(&custom)
+        .args(run_wordcount(
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            &[],
+        ))
+        .args(["--reducers", "1"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    // The template carries the built-in jobs too; now its own.
+    let mut args = run_wordcount(
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        &["--overwrite"],
+    );
+    args[1] = "linecount";
+    let run = std::process::Command::new(&custom)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let mut expected = std::collections::BTreeMap::new();
+    for line in text.split('\n').map(|l| l.trim_end_matches('\r')) {
+        *expected.entry(line.to_string()).or_insert(0u64) += 1;
+    }
+    expected.remove(""); // the text ends with a newline: no line after it
+    expected.insert(String::new(), 1); // the one empty line in the middle
+    let got = std::fs::read_to_string(output.join("part-r-00000")).unwrap();
+    let got: std::collections::BTreeMap<String, u64> = got
+        .lines()
+        .map(|l| {
+            let (k, v) = l.rsplit_once('\t').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got, expected);
+}
