@@ -25,8 +25,9 @@ pub type TextSink = Vec<u8>;
 /// A job as the engine sees it.
 pub trait JobEngine: Send + Sync + 'static {
     fn name(&self) -> &str;
-    /// Runs the mapper over every line of a split.
-    fn map(&self, lines: &mut dyn LineSource, sink: &mut dyn MapSink) -> Result<(), JobError>;
+    /// Runs the mapper over every line of a split; returns how many pairs the mapper emitted
+    /// (the sink may see fewer: a job with a combiner folds them as they come).
+    fn map(&self, lines: &mut dyn LineSource, sink: &mut dyn MapSink) -> Result<u64, JobError>;
     /// Which of `partitions` reduce partitions an encoded key belongs to.
     fn partition(&self, key: &[u8], partitions: u32) -> u32;
     fn has_combiner(&self) -> bool;

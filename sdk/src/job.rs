@@ -4,6 +4,7 @@
 use crate::JobError;
 use crate::engine::{JobEngine, LineSource, MapSink, TextSink, ValueStream};
 use crate::key::{Key, KeyEncode};
+use crate::map_combine::MapCombine;
 use crate::text::{TextFormat, write_line};
 use crate::value::{Value, decode_value, encode_value};
 use std::borrow::Borrow;
@@ -67,7 +68,9 @@ pub struct Emitter<'a, K, V> {
     sink: &'a mut dyn MapSink,
     key: Vec<u8>,
     value: Vec<u8>,
-    types: PhantomData<fn(K, V)>,
+    /// Folds values as they are emitted, where the job has a combiner.
+    combine: Option<MapCombine<'a, K, V>>,
+    emitted: u64,
 }
 
 impl<K: Key, V: Value> Emitter<'_, K, V> {
@@ -78,8 +81,12 @@ impl<K: Key, V: Value> Emitter<'_, K, V> {
         Q: KeyEncode + ?Sized,
         K: Borrow<Q>,
     {
+        self.emitted += 1;
         self.key.clear();
         key.encode_key(&mut self.key);
+        if let Some(combine) = &mut self.combine {
+            return combine.add(&self.key, value, self.sink);
+        }
         self.value.clear();
         encode_value(value, &mut self.value)?;
         self.sink.emit(&self.key, &self.value)
@@ -182,17 +189,21 @@ where
         &self.name
     }
 
-    fn map(&self, lines: &mut dyn LineSource, sink: &mut dyn MapSink) -> Result<(), JobError> {
+    fn map(&self, lines: &mut dyn LineSource, sink: &mut dyn MapSink) -> Result<u64, JobError> {
         let mut emitter = Emitter {
             sink,
             key: Vec::new(),
             value: Vec::new(),
-            types: PhantomData,
+            combine: self.combiner.as_deref().map(MapCombine::new),
+            emitted: 0,
         };
         while let Some((offset, line)) = lines.next_line()? {
             self.mapper.map(offset, line, &mut emitter)?;
         }
-        Ok(())
+        if let Some(combine) = &mut emitter.combine {
+            combine.flush(emitter.sink)?;
+        }
+        Ok(emitter.emitted)
     }
 
     fn partition(&self, key: &[u8], partitions: u32) -> u32 {

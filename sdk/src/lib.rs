@@ -8,6 +8,7 @@
 //! - [`engine`]: the byte-level interface the worker drives; a typed job is erased to it.
 //! - [`registry`]: the named jobs a binary carries.
 //! - [`local`]: an in-process runner for unit-testing a job without a cluster.
+//! - `map_combine`: folds a job's values by its combiner as the mapper emits them.
 //! - [`error`]: the error type user code and codecs return.
 
 pub mod engine;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod job;
 pub mod key;
 pub mod local;
+mod map_combine;
 pub mod registry;
 pub mod text;
 pub mod value;

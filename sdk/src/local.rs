@@ -50,8 +50,8 @@ impl ValueStream for Group<'_> {
 }
 
 /// Runs `job` over `input` (text lines) with `partitions` reducers and returns the text of each
-/// part file, in partition order. The combiner is not run: a correct combiner cannot change the
-/// result, and a test that wants to see one run can call it through [`JobEngine::combine`].
+/// part file, in partition order. A job's combiner runs as its mapper emits, as on a cluster; a
+/// correct combiner cannot change the result.
 pub fn run_job(
     job: &dyn JobEngine,
     input: &[u8],

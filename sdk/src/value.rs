@@ -5,9 +5,9 @@
 use crate::JobError;
 use serde::{Serialize, de::DeserializeOwned};
 
-/// A value type: anything serde can carry.
-pub trait Value: Serialize + DeserializeOwned + Send + 'static {}
-impl<T: Serialize + DeserializeOwned + Send + 'static> Value for T {}
+/// A value type: anything serde can carry (and clone: map-side combining keeps values).
+pub trait Value: Serialize + DeserializeOwned + Clone + Send + 'static {}
+impl<T: Serialize + DeserializeOwned + Clone + Send + 'static> Value for T {}
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()

@@ -57,20 +57,21 @@ pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters,
         let mut lines = CancellableLines::new(lines, cancel.clone());
         let mut writer =
             MapOutputWriter::new(job.clone(), partitions, buffer, blocking_dir.path().into());
-        job.map(&mut lines, &mut writer)?;
+        let emitted = job.map(&mut lines, &mut writer)?;
         // A cancelled reader ends the chunks early, which looks like the end of the input.
         if cancel.is_cancelled() {
             return Err(Cancel::error());
         }
         let output = writer.finish()?;
-        Ok::<_, JobError>((output, lines.inner.lines_read(), lines.inner.bytes_read()))
+        let read = (lines.inner.lines_read(), lines.inner.bytes_read());
+        Ok::<_, JobError>((output, emitted, read))
     })
     .await;
-    let (output, lines, bytes) = mapped.map_err(TaskError::from_join)??;
+    let (output, emitted, (lines, bytes)) = mapped.map_err(TaskError::from_join)??;
     let counters = Counters {
         input_records: lines,
         input_bytes: bytes,
-        map_output_records: output.emitted,
+        map_output_records: emitted,
         combine_output_records: output.records,
         spills: output.spills,
         ..Counters::default()

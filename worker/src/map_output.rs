@@ -16,8 +16,6 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct MapOutput {
     pub run: Run,
-    /// Records the mapper emitted.
-    pub emitted: u64,
     /// Records in the final output (after combining).
     pub records: u64,
     pub spills: u64,
@@ -76,7 +74,6 @@ pub struct MapOutputWriter {
     buffer: Buffer,
     dir: PathBuf,
     spills: Vec<Run>,
-    emitted: u64,
 }
 
 impl MapOutputWriter {
@@ -98,7 +95,6 @@ impl MapOutputWriter {
             buffer,
             dir,
             spills: Vec::new(),
-            emitted: 0,
         }
     }
 
@@ -129,7 +125,6 @@ impl MapOutputWriter {
         }
         Ok(MapOutput {
             run,
-            emitted: self.emitted,
             records,
             spills: self.spills.len() as u64,
         })
@@ -160,7 +155,6 @@ impl MapSink for MapOutputWriter {
         }
         self.buffer
             .push(self.job.as_ref(), self.partitions, key, value)?;
-        self.emitted += 1;
         Ok(())
     }
 }

@@ -217,7 +217,7 @@ impl JobEngine for TestJob {
     fn name(&self) -> &str {
         Self::NAME
     }
-    fn map(&self, lines: &mut dyn LineSource, sink: &mut dyn MapSink) -> Result<(), JobError> {
+    fn map(&self, lines: &mut dyn LineSource, sink: &mut dyn MapSink) -> Result<u64, JobError> {
         if self.fail_map {
             return Err(JobError::user("this mapper always fails"));
         }
