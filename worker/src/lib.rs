@@ -3,8 +3,7 @@
 //!
 //! The data path, in file order:
 //! - map side: [`split_reader`] (lines of a split) → [`map`] (the task) → [`map_output`]
-//!   (partition; [`combine_table`] for jobs with a combiner, else [`sort_buffer`]; [`spill`];
-//!   merge) → [`shuffle_server`];
+//!   (partition, [`sort_buffer`], combine, [`spill`], merge) → [`shuffle_server`];
 //! - reduce side: [`shuffle_fetch`] → [`merge`] (k-way, grouped by key) → [`reduce`] →
 //!   [`commit`] (only the accepted attempt's part file becomes final).
 //!
@@ -13,7 +12,6 @@
 //! (registration, assignments and heartbeats), [`context`] and [`error`].
 
 pub mod attempt;
-pub mod combine_table;
 pub mod commit;
 pub mod context;
 pub mod error;

@@ -1,10 +1,9 @@
 //! Collects a map task's records into its map output: partition each record, buffer it, spill
 //! sorted runs when the buffer fills, and at the end merge the spills (combining again) into one
-//! run file on local disk, which the shuffle service serves partition by partition. Jobs with a
-//! combiner buffer in a [`CombineTable`] (hash aggregation, no sort of records); others in a
-//! [`SortBuffer`].
+//! run file on local disk, which the shuffle service serves partition by partition. A job with a
+//! combiner arrives here already folded by key (the SDK combines as its mapper emits), so the sort
+//! buffer holds few records; it combines again as it writes runs.
 
-use crate::combine_table::CombineTable;
 use crate::merge::{Groups, Merge};
 use crate::sort_buffer::SortBuffer;
 use crate::spill::{Run, RunWriter, write_group};
@@ -21,57 +20,11 @@ pub struct MapOutput {
     pub spills: u64,
 }
 
-/// Where records wait before a run is written.
-enum Buffer {
-    Sort(SortBuffer),
-    Combine(CombineTable),
-}
-
-impl Buffer {
-    fn is_empty(&self) -> bool {
-        match self {
-            Buffer::Sort(buffer) => buffer.is_empty(),
-            Buffer::Combine(table) => table.is_empty(),
-        }
-    }
-
-    /// Whether the buffer must be written out before this record goes in.
-    fn must_spill(&self, key: &[u8], value: &[u8]) -> bool {
-        match self {
-            Buffer::Sort(buffer) => !buffer.fits(key, value),
-            Buffer::Combine(table) => table.is_full(),
-        }
-    }
-
-    fn push(
-        &mut self,
-        job: &dyn JobEngine,
-        partitions: u32,
-        key: &[u8],
-        value: &[u8],
-    ) -> Result<(), JobError> {
-        match self {
-            Buffer::Sort(buffer) => {
-                buffer.push(partition_of(job, key, partitions)?, key, value);
-                Ok(())
-            }
-            Buffer::Combine(table) => table.insert(job, partitions, key, value),
-        }
-    }
-
-    fn write_sorted(&mut self, job: &dyn JobEngine, out: &mut RunWriter) -> Result<(), JobError> {
-        match self {
-            Buffer::Sort(buffer) => buffer.write_sorted(job, out),
-            Buffer::Combine(table) => table.write_sorted(job, out),
-        }
-    }
-}
-
 /// The [`MapSink`] a map task writes to.
 pub struct MapOutputWriter {
     job: Arc<dyn JobEngine>,
     partitions: u32,
-    buffer: Buffer,
+    buffer: SortBuffer,
     dir: PathBuf,
     spills: Vec<Run>,
 }
@@ -84,11 +37,7 @@ impl MapOutputWriter {
         buffer_bytes: usize,
         dir: PathBuf,
     ) -> Self {
-        let buffer = if job.has_combiner() {
-            Buffer::Combine(CombineTable::new(buffer_bytes))
-        } else {
-            Buffer::Sort(SortBuffer::new(buffer_bytes))
-        };
+        let buffer = SortBuffer::new(buffer_bytes);
         MapOutputWriter {
             job,
             partitions: partitions.max(1),
@@ -150,11 +99,11 @@ impl MapOutputWriter {
 
 impl MapSink for MapOutputWriter {
     fn emit(&mut self, key: &[u8], value: &[u8]) -> Result<(), JobError> {
-        if self.buffer.must_spill(key, value) {
+        if !self.buffer.fits(key, value) {
             self.spill()?;
         }
-        self.buffer
-            .push(self.job.as_ref(), self.partitions, key, value)?;
+        let partition = partition_of(self.job.as_ref(), key, self.partitions)?;
+        self.buffer.push(partition, key, value);
         Ok(())
     }
 }
