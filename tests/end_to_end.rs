@@ -118,20 +118,7 @@ fn workers_delete_map_outputs_of_finished_jobs() {
     let work = dir.path().join("work");
     cluster.add_worker_with(&["--work-dir", work.to_str().unwrap()]);
     cluster.wait_for_ready_workers(1);
-    let input = dir.path().join("in.txt");
-    std::fs::write(&input, "a b a\n").unwrap();
-    let output = dir.path().join("out");
-    let run = quern(&submit_wordcount(
-        &cluster.address,
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        &["--wait"],
-    ));
-    assert!(run.status.success(), "{}", stderr(&run));
-    assert_eq!(
-        std::fs::read_to_string(output.join("part-r-00000")).unwrap(),
-        "a\t2\nb\t1\n"
-    );
+    assert_eq!(count_words_of(&cluster.address, "a b a\n"), "a\t2\nb\t1\n");
     // The job's map output directory goes at the worker's next heartbeats.
     let job_dir = work.join("job-0001");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -215,21 +202,7 @@ fn a_worker_stopped_with_sigterm_leaves_the_cluster_at_once() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // The cluster goes on with the worker that stayed.
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in.txt");
-    std::fs::write(&input, "x y x\n").unwrap();
-    let output = dir.path().join("out");
-    let run = quern(&submit_wordcount(
-        &cluster.address,
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        &["--wait"],
-    ));
-    assert!(run.status.success(), "{}", stderr(&run));
-    assert_eq!(
-        std::fs::read_to_string(output.join("part-r-00000")).unwrap(),
-        "x\t2\ny\t1\n"
-    );
+    assert_eq!(count_words_of(&cluster.address, "x y x\n"), "x\t2\ny\t1\n");
 }
 
 #[test]

@@ -296,3 +296,20 @@ pub fn attempts(status: &str) -> Vec<Attempt> {
         })
         .collect()
 }
+
+/// Submits word count over `text` to the cluster at `address`, waits, and returns the one part
+/// file's contents.
+pub fn count_words_of(address: &str, text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, text).unwrap();
+    let output = dir.path().join("out");
+    let run = quern(&submit_wordcount(
+        address,
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        &["--wait"],
+    ));
+    assert!(run.status.success(), "{}", stderr(&run));
+    std::fs::read_to_string(output.join("part-r-00000")).unwrap()
+}
