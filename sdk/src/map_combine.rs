@@ -26,9 +26,13 @@ struct Pending<K, V> {
     folds: u32,
 }
 
+/// Encoded keys up to 24 bytes live inside the table's slots, so a lookup compares them without
+/// a pointer chase to the heap (most words are short).
+type EncodedKey = smallvec::SmallVec<[u8; 24]>;
+
 pub(crate) struct MapCombine<'c, K, V> {
     combiner: &'c dyn Combiner<Key = K, Value = V>,
-    table: HashMap<Vec<u8>, Pending<K, V>, foldhash::fast::RandomState>,
+    table: HashMap<EncodedKey, Pending<K, V>, foldhash::fast::RandomState>,
     encoded: Vec<u8>,
 }
 
@@ -57,7 +61,7 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
                 value: Some(value.clone()),
                 folds: 1,
             };
-            self.table.insert(key.to_vec(), pending);
+            self.table.insert(EncodedKey::from_slice(key), pending);
             return Ok(());
         };
         let held = pending
