@@ -43,10 +43,6 @@ impl OutputDir {
         })
     }
 
-    pub fn url(&self) -> &StorageUrl {
-        &self.location.url
-    }
-
     fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.location.store
     }
@@ -161,10 +157,11 @@ impl OutputDir {
         };
         Ok(PartUpload {
             writer,
-            store: self.store().clone(),
-            final_path,
-            url,
-            endpoint: self.location.clone(),
+            target: PartTarget {
+                location: self.location.clone(),
+                final_path,
+                url,
+            },
             bytes: 0,
         })
     }
@@ -248,13 +245,23 @@ enum PartWriter {
     },
 }
 
+/// Where a part file ends up: its store, final path and URL.
+struct PartTarget {
+    location: Location,
+    final_path: Path,
+    url: StorageUrl,
+}
+
+impl PartTarget {
+    fn error(&self) -> impl FnOnce(object_store::Error) -> StorageError + use<> {
+        self.location.error(&self.url)
+    }
+}
+
 /// One attempt's part file being written.
 pub struct PartUpload {
     writer: PartWriter,
-    store: Arc<dyn ObjectStore>,
-    final_path: Path,
-    url: StorageUrl,
-    endpoint: Location,
+    target: PartTarget,
     bytes: u64,
 }
 
@@ -267,20 +274,15 @@ impl PartUpload {
         }
     }
 
-    fn error(&self) -> impl FnOnce(object_store::Error) -> StorageError + use<> {
-        self.endpoint.error(&self.url)
-    }
-
     /// Appends `data`; memory stays bounded by one part.
     pub async fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
         self.bytes += data.len() as u64;
-        let error = self.endpoint.error(&self.url);
         match &mut self.writer {
             PartWriter::Staged { writer, .. } => {
                 writer
                     .wait_for_capacity(UPLOADS_IN_FLIGHT)
                     .await
-                    .map_err(error)?;
+                    .map_err(self.target.error())?;
                 writer.write(data);
             }
             PartWriter::Multipart {
@@ -294,9 +296,9 @@ impl PartUpload {
                     let rest = buffer.split_off(PART_SIZE);
                     let full = std::mem::replace(buffer, rest);
                     let part = multipart
-                        .put_part(&self.final_path, id, parts.len(), full.into())
+                        .put_part(&self.target.final_path, id, parts.len(), full.into())
                         .await
-                        .map_err(self.endpoint.error(&self.url))?;
+                        .map_err(self.target.error())?;
                     parts.push(part);
                 }
             }
@@ -311,7 +313,7 @@ impl PartUpload {
 
     /// Finishes the upload without making it visible under the final name.
     pub async fn finish(self) -> Result<PendingPart, StorageError> {
-        let error = self.error();
+        let error = self.target.error();
         let commit = match self.writer {
             PartWriter::Staged { writer, temp } => {
                 writer.finish().await.map_err(error)?;
@@ -326,7 +328,7 @@ impl PartUpload {
                 // The last part may be short; an empty output still needs one (empty) part.
                 if !buffer.is_empty() || parts.is_empty() {
                     let part = multipart
-                        .put_part(&self.final_path, &id, parts.len(), buffer.into())
+                        .put_part(&self.target.final_path, &id, parts.len(), buffer.into())
                         .await
                         .map_err(error)?;
                     parts.push(part);
@@ -340,20 +342,17 @@ impl PartUpload {
         };
         Ok(PendingPart {
             commit,
-            store: self.store,
-            final_path: self.final_path,
-            url: self.url,
-            endpoint: self.endpoint,
+            target: self.target,
         })
     }
 
     /// Gives up on the upload, leaving nothing behind.
     pub async fn abort(self) -> Result<(), StorageError> {
-        let error = self.error();
+        let error = self.target.error();
         match self.writer {
             PartWriter::Staged { writer, .. } => writer.abort().await.map_err(error),
             PartWriter::Multipart { multipart, id, .. } => multipart
-                .abort_multipart(&self.final_path, &id)
+                .abort_multipart(&self.target.final_path, &id)
                 .await
                 .map_err(error),
         }
@@ -374,20 +373,18 @@ enum Commit {
 /// A finished, not yet visible part file: commit it or abort it.
 pub struct PendingPart {
     commit: Commit,
-    store: Arc<dyn ObjectStore>,
-    final_path: Path,
-    url: StorageUrl,
-    endpoint: Location,
+    target: PartTarget,
 }
 
 impl PendingPart {
     /// Makes this attempt's output the partition's final part file.
     pub async fn commit(self) -> Result<(), StorageError> {
-        let error = self.endpoint.error(&self.url);
+        let (error, target) = (self.target.error(), &self.target);
         match self.commit {
-            Commit::Rename { temp } => self
+            Commit::Rename { temp } => target
+                .location
                 .store
-                .rename(&temp, &self.final_path)
+                .rename(&temp, &target.final_path)
                 .await
                 .map_err(error),
             Commit::Complete {
@@ -395,7 +392,7 @@ impl PendingPart {
                 id,
                 parts,
             } => multipart
-                .complete_multipart(&self.final_path, &id, parts)
+                .complete_multipart(&target.final_path, &id, parts)
                 .await
                 .map(|_| ())
                 .map_err(error),
@@ -404,15 +401,16 @@ impl PendingPart {
 
     /// Discards this attempt's output.
     pub async fn abort(self) -> Result<(), StorageError> {
+        let target = &self.target;
         let result = match self.commit {
-            Commit::Rename { temp } => self.store.delete(&temp).await,
+            Commit::Rename { temp } => target.location.store.delete(&temp).await,
             Commit::Complete { multipart, id, .. } => {
-                multipart.abort_multipart(&self.final_path, &id).await
+                multipart.abort_multipart(&target.final_path, &id).await
             }
         };
         match result {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.endpoint.error(&self.url)(e)),
+            Err(e) => Err(target.error()(e)),
         }
     }
 }

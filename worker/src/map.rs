@@ -13,7 +13,6 @@ use object_store::ObjectStoreExt;
 use quern_proto::{Assignment, Counters, MapSplit};
 use quern_sdk::JobError;
 use quern_storage::{Location, StorageUrl};
-use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Bytes per ranged read of the split.
@@ -89,7 +88,6 @@ async fn read_chunks(
     split: MapSplit,
     sender: mpsc::Sender<Result<Bytes, JobError>>,
 ) {
-    let location = Arc::new(location);
     let mut pos = read_start(split.start);
     while pos < split.object_size {
         let end = if pos < split.end {
@@ -116,6 +114,7 @@ mod tests {
     use crate::testing::{TestJob, black_hole, context, wait_until_gone};
     use quern_proto::TaskKind;
     use std::path::Path;
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     /// Map task 0, attempt 1 of job-0001 over the whole of `input`.
