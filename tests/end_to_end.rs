@@ -249,18 +249,7 @@ fn status_says_when_no_worker_has_the_jobs_code() {
 
 #[test]
 fn a_users_own_job_binary_runs_its_job_through_the_same_cli() {
-    // A full `cargo test` builds the examples beside the quern binary; a filtered run may not.
-    let custom = std::path::Path::new(QUERN)
-        .parent()
-        .unwrap()
-        .join("examples/custom_job");
-    if !custom.is_file() {
-        let built = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "quern", "--example", "custom_job"])
-            .status()
-            .unwrap();
-        assert!(built.success());
-    }
+    let custom = example_binary("custom_job");
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");
     let text = "b line\na line\nb line\n\nb line\r\n";

@@ -4,10 +4,9 @@
 
 mod common;
 
+use common::watch::*;
 use common::*;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,111 +18,6 @@ const SPLIT_SIZE: &str = "128KiB";
 const REDUCERS: u32 = 4;
 /// Bound on the whole job, kill and recovery included; it takes a few seconds.
 const JOB_DEADLINE: Duration = Duration::from_secs(60);
-
-/// What `quern status JOB` says: the job's state, its map count and the attempt history.
-struct JobView {
-    state: String,
-    map_tasks: usize,
-    attempts: Vec<Attempt>,
-}
-
-fn job_view(address: &str, job_id: &str) -> JobView {
-    let output = quern(&["status", "--coordinator", address, job_id]);
-    assert!(output.status.success(), "status: {}", stderr(&output));
-    let text = stdout(&output);
-    // "job job-0001 (wordcount) running in 0.312 s"
-    let state = text
-        .split_whitespace()
-        .nth(3)
-        .unwrap_or_else(|| panic!("no job summary in {text:?}"))
-        .to_string();
-    // "  tasks:   174 map, 4 reduce"
-    let map_tasks = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("tasks:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no task counts in {text:?}"));
-    let attempts = attempts(&text);
-    JobView {
-        state,
-        map_tasks,
-        attempts,
-    }
-}
-
-/// Worker id → shuffle address, and the job ids, from `quern status` without a job id.
-fn cluster_view(address: &str) -> (HashMap<String, String>, Vec<String>) {
-    let output = quern(&["status", "--coordinator", address]);
-    assert!(output.status.success(), "status: {}", stderr(&output));
-    let text = stdout(&output);
-    let mut workers = HashMap::new();
-    let mut jobs = Vec::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        match f.first() {
-            Some(id) if id.starts_with("worker-") => {
-                workers.insert(id.to_string(), f[1].to_string());
-            }
-            Some(id) if id.starts_with("job-") => jobs.push(id.to_string()),
-            _ => {}
-        }
-    }
-    (workers, jobs)
-}
-
-/// A port on loopback that was free a moment ago, so the test knows each worker's address.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// Writes `COPIES` copies of every corpus file into `dir`.
-fn write_input(dir: &Path) {
-    std::fs::create_dir(dir).unwrap();
-    let corpus = corpus();
-    for entry in std::fs::read_dir(&corpus).unwrap() {
-        let path = entry.unwrap().path();
-        let bytes = std::fs::read(&path).unwrap();
-        let name = path.file_name().unwrap().to_str().unwrap();
-        for copy in 0..COPIES {
-            std::fs::write(dir.join(format!("{copy}-{name}")), &bytes).unwrap();
-        }
-    }
-}
-
-/// The first number of a summary line: `N` of "  input:   N records, M bytes".
-fn summary_counter(summary: &str, label: &str) -> u64 {
-    summary
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(label))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no '{label}' line in {summary:?}"))
-}
-
-/// Lines in the files of `dir`, counted here: a last line without a newline counts too.
-fn lines(dir: &Path) -> u64 {
-    let mut count = 0;
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        count += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-        if bytes.last().is_some_and(|&b| b != b'\n') {
-            count += 1;
-        }
-    }
-    count
-}
-
-/// Reads a child's pipe to the end on its own thread, so the child never blocks on a full pipe.
-fn drain(pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let mut pipe = pipe;
-        let _ = pipe.read_to_string(&mut text);
-        text
-    })
-}
 
 #[test]
 fn a_worker_killed_mid_job_loses_nothing_and_its_work_runs_again() {
@@ -144,7 +38,7 @@ fn a_worker_killed_mid_job_loses_nothing_and_its_work_runs_again() {
 
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
-    write_input(&input);
+    write_input(&input, COPIES);
     let output = dir.path().join("out");
 
     let mut submit = Command::new(QUERN)

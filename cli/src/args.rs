@@ -70,9 +70,14 @@ pub struct JobArgs {
     /// Longest input line; a longer one fails the job, naming the object and offset.
     #[arg(long, default_value = "64MiB", env = "QUERN_MAX_LINE", value_parser = parse_size)]
     pub max_line: u64,
-    /// Attempts per task before the job fails.
+    /// Failed attempts per task before the job fails (attempts killed by a lost worker or a
+    /// fetch failure do not count).
     #[arg(long, default_value = "4", env = "QUERN_MAX_ATTEMPTS")]
     pub max_attempts: u32,
+    /// A task whose worker is lost under it this many attempts in a row fails the job: the
+    /// guard against a task that crashes its worker process.
+    #[arg(long, default_value = "8", env = "QUERN_MAX_WORKER_LOSSES")]
+    pub max_worker_losses: u32,
     /// Replace an output that already holds a finished job.
     #[arg(long, env = "QUERN_OVERWRITE")]
     pub overwrite: bool,

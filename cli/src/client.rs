@@ -67,6 +67,7 @@ pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
         sort_buffer_bytes: args.sort_buffer,
         max_line_bytes: args.max_line,
         max_attempts: args.max_attempts,
+        max_worker_losses: args.max_worker_losses,
     })
 }
 

@@ -58,6 +58,9 @@ pub fn summary(status: &JobStatus) -> String {
     if !status.waiting.is_empty() {
         text += &format!("\n  waiting: {}", status.waiting);
     }
+    if !status.excluded_workers.is_empty() {
+        text += &format!("\n  excluded: {}", status.excluded_workers.join(", "));
+    }
     text
 }
 

@@ -3,10 +3,9 @@
 //! silent for the timeout is dead: its running tasks, and the finished map outputs only it held
 //! that a running job still needs, are scheduled again.
 
-use crate::job::{JobPhase, TaskRef, TaskState};
-use crate::state::State;
+use crate::job::JobPhase;
+use crate::state::{Action, State};
 use quern_proto::HeartbeatResponse;
-use quern_proto::TaskKind;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -70,7 +69,7 @@ impl State {
     }
 
     /// Declares workers silent for longer than `timeout` dead and reschedules their work.
-    pub fn reap(&mut self, timeout: Duration) {
+    pub fn reap(&mut self, timeout: Duration) -> Vec<Action> {
         let now = Instant::now();
         let dead: Vec<WorkerId> = self
             .workers
@@ -78,48 +77,63 @@ impl State {
             .filter(|w| now.duration_since(w.last_seen) > timeout)
             .map(|w| w.id)
             .collect();
+        let mut actions = Vec::new();
         for id in &dead {
-            self.worker_gone(*id, "missed heartbeats");
+            actions.extend(self.worker_gone(*id, Gone::Lost));
         }
         if !dead.is_empty() {
             self.schedule();
         }
+        actions
     }
 
     /// A worker says it is shutting down: its work is rescheduled at once.
-    pub fn worker_left(&mut self, id: WorkerId) {
-        self.worker_gone(id, "left");
+    pub fn worker_left(&mut self, id: WorkerId) -> Vec<Action> {
+        let actions = self.worker_gone(id, Gone::Left);
         self.schedule();
+        actions
     }
 
     /// Forgets a worker that left or died: its running tasks, and the map outputs only it held
-    /// that a running job still needs, run again.
-    fn worker_gone(&mut self, id: WorkerId, why: &str) {
+    /// that a running job still needs, run again. A task whose worker died under it is counted
+    /// (see [`crate::failure`]); one whose worker left is not.
+    fn worker_gone(&mut self, id: WorkerId, gone: Gone) -> Vec<Action> {
         let Some(worker) = self.remove_worker(id) else {
-            return;
+            return Vec::new();
         };
-        if why == "left" {
-            tracing::info!(worker = %id, address = %worker.address, "worker left");
-        } else {
-            tracing::warn!(worker = %id, address = %worker.address, why, "worker lost");
-        }
-        for attempt in worker.running {
-            self.kill_attempt(attempt, &format!("worker {why}"));
+        let mut actions = Vec::new();
+        match gone {
+            Gone::Left => {
+                tracing::info!(worker = %id, address = %worker.address, "worker left");
+                for attempt in worker.running {
+                    self.kill_attempt(attempt, "worker left");
+                }
+            }
+            Gone::Lost => {
+                tracing::warn!(worker = %id, address = %worker.address, "worker lost: missed heartbeats");
+                for attempt in worker.running {
+                    actions.extend(self.attempt_lost(attempt, "worker lost: missed heartbeats"));
+                }
+            }
         }
         for job in self
             .jobs
             .values_mut()
             .filter(|j| j.phase == JobPhase::Running)
         {
-            let held: Vec<u32> = (0..job.maps.len() as u32)
-                .filter(|&i| matches!(job.maps[i as usize].state, TaskState::Done { worker, .. } if worker == id))
-                .collect();
-            for index in held {
-                job.requeue(TaskRef {
-                    kind: TaskKind::Map,
-                    index,
-                });
+            for task in job.maps_held_by(id) {
+                job.requeue(task);
             }
         }
+        actions
     }
+}
+
+/// How a worker went.
+#[derive(Clone, Copy)]
+enum Gone {
+    /// It said goodbye: nothing it ran is to blame.
+    Left,
+    /// It stopped heartbeating: it may have crashed under a task.
+    Lost,
 }

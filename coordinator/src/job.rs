@@ -1,10 +1,11 @@
 //! One job's state: its tasks, which are pending, running or done, the attempt history, and the
 //! counters of its successful attempts. Memory is O(maps + reduces + attempts).
 
+use crate::fetch_failure::FetchFailures;
 use crate::split::Split;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{AttemptState, Counters, JobSpec, MapOutputLocationsResponse, TaskKind};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,10 +38,12 @@ pub enum TaskState {
 #[derive(Debug)]
 pub struct Task {
     pub state: TaskState,
-    /// Failed attempts so far (lost workers and fetch failures do not count).
+    /// FAILED attempts so far: the task's own errors. Killed attempts (a lost worker, a fetch
+    /// failure, a cancel) do not count, as in Hadoop.
     pub failures: u32,
-    /// Reduce attempts that failed because a map output could not be fetched.
-    pub fetch_failures: u32,
+    /// The workers lost under this task's latest attempts, in a row: a task that crashes its
+    /// worker process is retried only so many times.
+    pub lost_workers: Vec<WorkerId>,
     pub last_error: String,
     /// What the attempt that did this task counted, while it is done; part of the job's totals.
     pub counters: Counters,
@@ -51,7 +54,7 @@ impl Task {
         Task {
             state: TaskState::Pending,
             failures: 0,
-            fetch_failures: 0,
+            lost_workers: Vec::new(),
             last_error: String::new(),
             counters: Counters::default(),
         }
@@ -102,7 +105,16 @@ pub struct Job {
     /// Where the map outputs are, built once every map is done and shared by every reduce's
     /// request; dropped when a map must run again.
     pub locations: Option<Arc<MapOutputLocationsResponse>>,
+    /// Workers that get no more tasks of this job, as Hadoop's blacklisting and Spark's
+    /// excludeOnFailure, and why.
+    pub excluded: BTreeMap<WorkerId, String>,
+    /// FAILED attempts of this job on each worker: [`EXCLUDE_AFTER_FAILURES`] exclude it.
+    pub failures_on: HashMap<WorkerId, u32>,
+    pub fetch_failures: FetchFailures,
 }
+
+/// Failed tasks of a job on one worker that exclude the worker from the job.
+pub const EXCLUDE_AFTER_FAILURES: u32 = 3;
 
 /// A multipart upload a reduce attempt opened for its part file.
 #[derive(Debug, Clone)]
@@ -134,7 +146,43 @@ impl Job {
             history: Vec::new(),
             uploads: Vec::new(),
             locations: None,
+            excluded: BTreeMap::new(),
+            failures_on: HashMap::new(),
+            fetch_failures: FetchFailures::default(),
         }
+    }
+
+    /// Whether `worker` may run tasks of this job.
+    pub fn admits(&self, worker: WorkerId) -> bool {
+        !self.excluded.contains_key(&worker)
+    }
+
+    /// Map tasks whose output lives on `worker`.
+    pub fn maps_held_by(&self, worker: WorkerId) -> Vec<TaskRef> {
+        self.maps
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| matches!(t.state, TaskState::Done { worker: w, .. } if w == worker))
+            .map(|(index, _)| TaskRef {
+                kind: TaskKind::Map,
+                index: index as u32,
+            })
+            .collect()
+    }
+
+    /// The map task done by `attempt`, and the worker holding its output, if it is still the
+    /// attempt the job uses.
+    pub fn map_done_by(&self, attempt: AttemptId) -> Option<(TaskRef, WorkerId)> {
+        self.maps.iter().enumerate().find_map(|(index, t)| match t.state {
+            TaskState::Done { attempt: a, worker } if a == attempt => Some((
+                TaskRef {
+                    kind: TaskKind::Map,
+                    index: index as u32,
+                },
+                worker,
+            )),
+            _ => None,
+        })
     }
 
     pub fn task(&self, task: TaskRef) -> &Task {
@@ -195,6 +243,7 @@ impl Job {
         let t = self.task_mut(task);
         t.state = TaskState::Done { attempt, worker };
         t.counters = counters;
+        t.lost_workers.clear();
         add_counters(&mut self.counters, &counters);
         match task.kind {
             TaskKind::Map => self.maps_done += 1,

@@ -6,6 +6,8 @@
 //! - [`state`]: the state machine over jobs, workers and attempts.
 //! - [`schedule`]: hands runnable tasks to free worker slots.
 //! - [`heartbeat`]: worker liveness; lost workers' work runs again.
+//! - [`failure`]: attempts that fail or lose their worker: retry, exclusion, or a failed job.
+//! - [`fetch_failure`]: whether a map output holder or the reduce that reported it is at fault.
 //! - [`commit`]: `_SUCCESS` once every partition committed.
 //! - [`status`]: job and cluster status for clients.
 //! - [`service`]: the gRPC service over all of the above.
@@ -13,6 +15,8 @@
 
 pub mod commit;
 pub mod error;
+pub mod failure;
+pub mod fetch_failure;
 pub mod heartbeat;
 pub mod job;
 pub mod schedule;
@@ -20,6 +24,8 @@ pub mod service;
 pub mod split;
 pub mod state;
 pub mod status;
+#[cfg(test)]
+mod testing;
 
 use quern_proto::coordinator_server::CoordinatorServer;
 use service::CoordinatorService;
@@ -81,6 +87,7 @@ async fn reap_dead_workers(service: CoordinatorService) {
     let mut tick = tokio::time::interval((timeout / 4).max(Duration::from_millis(10)));
     loop {
         tick.tick().await;
-        service.lock().reap(timeout);
+        let actions = service.lock().reap(timeout);
+        service.run_actions(actions);
     }
 }

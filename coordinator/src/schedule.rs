@@ -30,12 +30,20 @@ impl State {
         self.free.iter().find_map(|(_, id)| {
             let worker = &self.workers[id];
             self.active_jobs()
-                .find(|j| j.has_runnable() && worker.jobs.contains(&j.spec.job_name))
+                .find(|j| {
+                    j.has_runnable() && worker.jobs.contains(&j.spec.job_name) && j.admits(*id)
+                })
                 .map(|j| (*id, j.id))
         })
     }
 
-    fn assignment(&self, job: JobId, task: TaskRef, attempt: AttemptId) -> Assignment {
+    fn assignment(
+        &self,
+        job: JobId,
+        task: TaskRef,
+        attempt: AttemptId,
+        worker: WorkerId,
+    ) -> Assignment {
         let j = &self.jobs[&job];
         let split = (task.kind == TaskKind::Map).then(|| {
             let s = &j.splits[task.index as usize];
@@ -57,12 +65,13 @@ impl State {
             max_line_bytes: j.spec.max_line_bytes,
             split,
             output: j.spec.output.clone(),
+            worker_id: worker.to_string(),
         }
     }
 
     /// Pushes an assignment down the worker's stream; a closed stream puts the task back.
     fn send(&mut self, worker: WorkerId, job: JobId, task: TaskRef, attempt: AttemptId) {
-        let assignment = self.assignment(job, task, attempt);
+        let assignment = self.assignment(job, task, attempt, worker);
         let sent = self.workers[&worker]
             .sender
             .as_ref()

@@ -6,7 +6,8 @@ use crate::error::CoordinatorError;
 use crate::job::{AttemptRecord, Job, JobPhase, TaskRef, TaskState};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{
-    Assignment, AttemptState, MapOutputLocationsResponse, TaskKind, TaskReport, WorkerMapOutputs,
+    Assignment, AttemptState, FailureKind, MapOutputLocationsResponse, TaskReport,
+    WorkerMapOutputs,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -14,9 +15,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tonic::Status;
-
-/// Fetch failures a reduce may have per allowed attempt before its job fails.
-const FETCH_FAILURE_ALLOWANCE: u32 = 3;
 
 /// Where a worker's assignments go: the open `Assignments` stream.
 pub type AssignmentSender = mpsc::UnboundedSender<Result<Assignment, Status>>;
@@ -122,13 +120,22 @@ impl State {
     }
 
     /// Why `job` cannot make progress now, if the coordinator can tell: no connected worker
-    /// carries its job code.
+    /// carries its job code, or every one that does is excluded from the job.
     pub fn waiting_for(&self, job: &Job) -> Option<String> {
+        if !job.has_runnable() {
+            return None;
+        }
         let name = &job.spec.job_name;
-        let carried = self.workers.values().any(|w| w.jobs.contains(name));
-        (job.has_runnable() && !carried).then(|| {
-            format!("no connected worker has job '{name}'; start workers from a binary that has it")
-        })
+        let mut carriers = self.workers.values().filter(|w| w.jobs.contains(name));
+        match carriers.next() {
+            None => Some(format!(
+                "no connected worker has job '{name}'; start workers from a binary that has it"
+            )),
+            Some(first) if !job.admits(first.id) && carriers.all(|w| !job.admits(w.id)) => Some(
+                format!("every connected worker with job '{name}' is excluded from it"),
+            ),
+            Some(_) => None,
+        }
     }
 
     /// Jobs still running or committing, oldest first.
@@ -214,10 +221,11 @@ impl State {
         if !self.expects(attempt, &report.job_id, &report.worker_id) {
             return (false, Vec::new());
         }
-        let state = if report.succeeded {
-            AttemptState::Succeeded
-        } else {
-            AttemptState::Failed
+        let state = match (report.succeeded, report.failure()) {
+            (true, _) => AttemptState::Succeeded,
+            // The reduce did nothing wrong: someone else's output was out of reach.
+            (false, FailureKind::Fetch) => AttemptState::Killed,
+            (false, _) => AttemptState::Failed,
         };
         let Some(running) = self.end_attempt(attempt, state, &report.error) else {
             return (false, Vec::new());
@@ -225,7 +233,7 @@ impl State {
         let actions = if report.succeeded {
             self.task_succeeded(&running, attempt, report)
         } else {
-            self.task_failed(&running, report)
+            self.attempt_failed(&running, report)
         };
         self.schedule();
         (true, actions)
@@ -259,51 +267,12 @@ impl State {
         }
     }
 
-    /// Whether `attempt` is one the coordinator waits for, of job `job_id`, on `worker_id` (when
-    /// given): a report or request from anything else is ignored.
+    /// Whether `attempt` is one the coordinator waits for, of job `job_id`, on `worker_id`: a
+    /// report or request from anything else is ignored.
     pub fn expects(&self, attempt: AttemptId, job_id: &str, worker_id: &str) -> bool {
         self.attempts.get(&attempt).is_some_and(|running| {
-            running.job.to_string() == job_id
-                && (worker_id.is_empty() || running.worker.to_string() == worker_id)
+            running.job.to_string() == job_id && running.worker.to_string() == worker_id
         })
-    }
-
-    fn task_failed(&mut self, running: &RunningAttempt, report: &TaskReport) -> Vec<Action> {
-        let Some(job) = self.jobs.get_mut(&running.job) else {
-            return Vec::new();
-        };
-        let max_attempts = job.spec.max_attempts.max(1);
-        let fetch_failure = report.failed_map_attempt != 0;
-        let task = job.task_mut(running.task);
-        task.last_error = report.error.clone();
-        // A fetch failure is not the reduce's fault (the map output was lost), so it gets a
-        // larger allowance; but a map output that can never be fetched must end the job.
-        let (failures, limit) = if fetch_failure {
-            task.fetch_failures += 1;
-            (task.fetch_failures, max_attempts * FETCH_FAILURE_ALLOWANCE)
-        } else {
-            task.failures += 1;
-            (task.failures, max_attempts)
-        };
-        if failures < limit {
-            if fetch_failure {
-                self.map_output_lost(running.job, AttemptId(report.failed_map_attempt));
-            }
-            if let Some(job) = self.jobs.get_mut(&running.job) {
-                job.requeue(running.task);
-            }
-            return Vec::new();
-        }
-        let what = if fetch_failure {
-            "could not fetch map output"
-        } else {
-            "failed"
-        };
-        let error = format!(
-            "task {} {what} {failures} times; last error: {}",
-            running.task, report.error
-        );
-        self.fail_job(running.job, error)
     }
 
     /// Fails a job: its running attempts are no longer expected, its output is cleaned up.
@@ -329,25 +298,6 @@ impl State {
         vec![Action::CleanUpJob(id)]
     }
 
-    /// A map output that can no longer be fetched: if its task is done with that attempt, the map
-    /// runs again.
-    pub fn map_output_lost(&mut self, id: JobId, attempt: AttemptId) {
-        let Some(job) = self.jobs.get_mut(&id) else {
-            return;
-        };
-        let lost = job
-            .maps
-            .iter()
-            .position(|t| matches!(t.state, TaskState::Done { attempt: a, .. } if a == attempt));
-        if let Some(index) = lost {
-            tracing::info!(job = %id, %attempt, map = index, "map output lost; running the map again");
-            job.requeue(TaskRef {
-                kind: TaskKind::Map,
-                index: index as u32,
-            });
-        }
-    }
-
     /// Where the map outputs for a reduce are. Empty if some map is not done (the reduce waits).
     pub fn map_output_locations(&mut self, id: JobId) -> Option<Arc<MapOutputLocationsResponse>> {
         let job = self.jobs.get(&id)?;
@@ -369,6 +319,7 @@ impl State {
                     let address = self.workers.get(&worker)?.address.clone();
                     workers.push(WorkerMapOutputs {
                         address,
+                        worker_id: worker.to_string(),
                         ..WorkerMapOutputs::default()
                     });
                     by_worker.insert(worker, workers.len() - 1);
@@ -385,8 +336,8 @@ impl State {
 
     /// Whether a reduce attempt may make its output final: only the attempt the coordinator is
     /// waiting for, of a running job.
-    pub fn commit_permission(&self, attempt: AttemptId, job_id: &str) -> bool {
-        if !self.expects(attempt, job_id, "") {
+    pub fn commit_permission(&self, attempt: AttemptId, job_id: &str, worker_id: &str) -> bool {
+        if !self.expects(attempt, job_id, worker_id) {
             return false;
         }
         let Some(running) = self.attempts.get(&attempt) else {
@@ -457,8 +408,8 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::split::Split;
-    use quern_proto::{Counters, JobSpec};
+    use crate::testing::*;
+    use quern_proto::{Counters, TaskKind};
 
     fn map_counters(records: u64) -> Counters {
         Counters {
@@ -469,98 +420,21 @@ mod tests {
         }
     }
 
-    fn succeed(state: &mut State, attempt: u64, counters: Counters) {
-        let report = TaskReport {
-            job_id: "job-0001".to_string(),
-            attempt_id: attempt,
-            succeeded: true,
-            counters: Some(counters),
-            ..TaskReport::default()
-        };
-        assert!(state.report(&report).0, "attempt {attempt} expected");
-    }
-
-    type Assignments = mpsc::UnboundedReceiver<Result<Assignment, Status>>;
-
-    /// A state with one job (`maps` maps, one reduce) and one worker with two slots.
-    fn one_job(maps: u64, max_attempts: u32) -> (State, JobId, Assignments) {
-        let mut state = State::default();
-        let id = state.new_job_id();
-        let spec = JobSpec {
-            job_name: "wc".to_string(),
-            output: "file:///out".to_string(),
-            reducers: 1,
-            max_attempts,
-            ..JobSpec::default()
-        };
-        let splits = (0..maps)
-            .map(|i| Split {
-                url: "file:///in".to_string(),
-                start: 10 * i,
-                end: 10 * i + 10,
-                object_size: 10 * maps,
-            })
-            .collect();
-        state.add_job(Job::new(id, spec, splits));
-        let worker = state.register_worker("http://w".to_string(), 2, vec!["wc".to_string()]);
-        let (sender, assignments) = mpsc::unbounded_channel();
-        state.attach_stream(worker, sender);
-        state.schedule();
-        (state, id, assignments)
-    }
-
-    fn next(assignments: &mut Assignments) -> Assignment {
-        assignments
-            .try_recv()
-            .expect("an assignment")
-            .expect("not an error")
-    }
-
-    #[test]
-    fn a_map_output_that_can_never_be_fetched_fails_the_job() {
-        let (mut state, id, mut assignments) = one_job(1, 1);
-        let mut map = next(&mut assignments);
-        for round in 1..=FETCH_FAILURE_ALLOWANCE {
-            succeed(&mut state, map.attempt_id, Counters::default());
-            let reduce = next(&mut assignments);
-            let fetch_failed = TaskReport {
-                job_id: id.to_string(),
-                attempt_id: reduce.attempt_id,
-                failed_map_attempt: map.attempt_id,
-                error: "peer unreachable".to_string(),
-                ..TaskReport::default()
-            };
-            assert!(state.report(&fetch_failed).0);
-            if round < FETCH_FAILURE_ALLOWANCE {
-                assert_eq!(state.jobs[&id].phase, JobPhase::Running);
-                map = next(&mut assignments);
-            }
-        }
-        let job = &state.jobs[&id];
-        assert_eq!(job.phase, JobPhase::Failed);
-        assert_eq!(
-            job.error.as_deref(),
-            Some("task r-00000 could not fetch map output 3 times; last error: peer unreachable")
-        );
-    }
-
     #[test]
     fn reports_naming_another_job_or_worker_are_ignored() {
         let (mut state, id, mut assignments) = one_job(1, 4);
         let map = next(&mut assignments);
-        for (job_id, worker_id) in [("job-0002", ""), ("job-0001", "worker-9")] {
-            let report = TaskReport {
-                job_id: job_id.to_string(),
-                worker_id: worker_id.to_string(),
-                attempt_id: map.attempt_id,
-                succeeded: true,
-                ..TaskReport::default()
-            };
+        for (job_id, worker_id) in [("job-0002", "worker-1"), ("job-0001", "worker-9"), ("job-0001", "")] {
+            let mut report = success(&map, Counters::default());
+            report.job_id = job_id.to_string();
+            report.worker_id = worker_id.to_string();
             assert!(!state.report(&report).0, "{job_id} {worker_id}");
         }
-        assert!(!state.commit_permission(AttemptId(map.attempt_id), "job-0002"));
+        let attempt = AttemptId(map.attempt_id);
+        assert!(!state.commit_permission(attempt, "job-0002", "worker-1"));
+        assert!(!state.commit_permission(attempt, "job-0001", "worker-2"));
         assert_eq!(state.jobs[&id].maps_done, 0);
-        succeed(&mut state, map.attempt_id, Counters::default());
+        succeed(&mut state, &map, Counters::default());
         assert_eq!(state.jobs[&id].maps_done, 1);
     }
 
@@ -581,32 +455,31 @@ mod tests {
         state.release_output("s3://b/next");
         state.reserve_output("s3://b/next/").unwrap();
     }
+
     #[test]
     fn a_lost_map_output_takes_its_counters_out_of_the_job() {
         let (mut state, id, mut assignments) = one_job(2, 4);
-        let first = assignments.try_recv().unwrap().unwrap();
-        let second = assignments.try_recv().unwrap().unwrap();
-        succeed(&mut state, first.attempt_id, map_counters(1));
-        succeed(&mut state, second.attempt_id, map_counters(2));
+        let first = next(&mut assignments);
+        let second = next(&mut assignments);
+        assert_eq!((first.task, second.task), (0, 1));
+        succeed(&mut state, &first, map_counters(1));
+        succeed(&mut state, &second, map_counters(2));
         assert_eq!(state.jobs[&id].counters, map_counters(3));
 
-        // The reduce cannot fetch the first map's output: the map runs again, and counts its
-        // input once more.
-        let reduce = assignments.try_recv().unwrap().unwrap();
-        assert_eq!(reduce.kind, TaskKind::Reduce as i32);
-        let fetch_failed = TaskReport {
-            job_id: id.to_string(),
-            attempt_id: reduce.attempt_id,
-            failed_map_attempt: first.attempt_id,
-            error: "cannot fetch".to_string(),
-            ..TaskReport::default()
-        };
-        assert!(state.report(&fetch_failed).0);
-        assert_eq!(state.jobs[&id].maps_done, 1);
-        assert_eq!(state.jobs[&id].counters, map_counters(2));
-        let again = assignments.try_recv().unwrap().unwrap();
-        assert_eq!((again.kind, again.task), (first.kind, first.task));
-        succeed(&mut state, again.attempt_id, map_counters(1));
-        assert_eq!(state.jobs[&id].counters, map_counters(3));
+        // Twice the reduce cannot fetch the first map's output: its holder is lost, both maps
+        // run again on another worker, and will count their input once more.
+        let (_, mut other) = add_worker(&mut state, 1);
+        for _ in 0..2 {
+            let reduce = next(&mut assignments);
+            assert_eq!(reduce.kind, TaskKind::Reduce as i32);
+            send(&mut state, &fetch_failure(&reduce, &first));
+        }
+        assert_eq!(state.jobs[&id].maps_done, 0);
+        assert_eq!(state.jobs[&id].counters, Counters::default());
+        let again = next(&mut other);
+        assert_eq!(again.kind, TaskKind::Map as i32);
+        let records = again.task as u64 + 1;
+        succeed(&mut state, &again, map_counters(records));
+        assert_eq!(state.jobs[&id].counters, map_counters(records));
     }
 }

@@ -47,6 +47,11 @@ pub fn job_status(job: &Job, history: bool) -> JobStatus {
         error: job.error.clone().unwrap_or_default(),
         attempts,
         waiting: String::new(),
+        excluded_workers: job
+            .excluded
+            .iter()
+            .map(|(worker, why)| format!("{worker} ({why})"))
+            .collect(),
     }
 }
 

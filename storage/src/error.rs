@@ -61,6 +61,12 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether the same read fails the same way on any worker (a line over the limit), so that
+    /// retrying the task elsewhere is pointless.
+    pub fn is_deterministic(&self) -> bool {
+        matches!(self, StorageError::LineTooLong { .. })
+    }
+
     /// Says what an `object_store` error on `url` at `endpoint` means.
     pub fn classify(url: &StorageUrl, endpoint: &str, e: object_store::Error) -> StorageError {
         let url_text = url.to_string();

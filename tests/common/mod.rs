@@ -2,6 +2,8 @@
 //! and compute word counts independently of the program under test.
 #![allow(dead_code)]
 
+pub mod watch;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -138,6 +140,8 @@ pub struct Cluster {
     pub processes: Processes,
     /// Environment every process of the cluster gets (S3 settings, say).
     pub env: Vec<(&'static str, String)>,
+    /// The binary workers start from: `quern`, or a job binary of the user's.
+    pub worker_binary: PathBuf,
 }
 
 impl Cluster {
@@ -180,6 +184,7 @@ impl Cluster {
             address,
             processes: Processes(vec![coordinator]),
             env,
+            worker_binary: PathBuf::from(QUERN),
         };
         for _ in 0..workers {
             cluster.add_worker(slots);
@@ -194,16 +199,43 @@ impl Cluster {
 
     /// Starts a worker with extra flags; returns its index in `processes`.
     pub fn add_worker_with(&mut self, flags: &[&str]) -> usize {
-        let worker = Command::new(QUERN)
+        let worker = self.spawn_worker(flags);
+        self.processes.0.push(worker);
+        self.processes.0.len() - 1
+    }
+
+    /// SIGKILLs the process at `index` and starts a worker with `flags` in its place.
+    pub fn replace_worker(&mut self, index: usize, flags: &[&str]) {
+        self.kill(index);
+        self.processes.0[index] = self.spawn_worker(flags);
+    }
+
+    /// SIGKILLs the process at `index` (`Child::kill` is SIGKILL on Unix) and reaps it.
+    pub fn kill(&mut self, index: usize) {
+        let child = &mut self.processes.0[index];
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process at `index`.
+    pub fn signal(&self, index: usize, signal: &str) {
+        let pid = self.processes.0[index].id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{signal} {pid}");
+    }
+
+    fn spawn_worker(&self, flags: &[&str]) -> Child {
+        Command::new(&self.worker_binary)
             .args(["worker", "--coordinator", &self.address])
             .args(flags)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(daemon_log())
             .spawn()
-            .expect("worker starts");
-        self.processes.0.push(worker);
-        self.processes.0.len() - 1
+            .expect("worker starts")
     }
 
     /// Polls `quern status` until `count` workers are ready.
@@ -226,6 +258,20 @@ impl Cluster {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The example binary `name` of the quern package (cli/examples/NAME.rs), built if a filtered
+/// test run has not built it.
+pub fn example_binary(name: &str) -> PathBuf {
+    let path = Path::new(QUERN).parent().unwrap().join("examples").join(name);
+    if !path.is_file() {
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "-p", "quern", "--example", name])
+            .status()
+            .unwrap();
+        assert!(built.success(), "cannot build example {name}");
+    }
+    path
 }
 
 /// An address where nobody listens: a port that was free a moment ago.

@@ -14,6 +14,7 @@ pub async fn commit_part(
     let request = CommitRequest {
         job_id: assignment.job_id.clone(),
         attempt_id: assignment.attempt_id,
+        worker_id: assignment.worker_id.clone(),
     };
     let granted = match ctx.coordinator().commit_permission(request).await {
         Ok(response) => response.into_inner().granted,

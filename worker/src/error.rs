@@ -1,6 +1,7 @@
 //! Why a task attempt failed. A failed attempt is reported to the coordinator (which retries it
 //! elsewhere); it never takes the worker down.
 
+use quern_proto::FailureKind;
 use quern_sdk::JobError;
 use quern_storage::StorageError;
 
@@ -29,6 +30,15 @@ pub enum TaskError {
         #[source]
         source: tonic::Status,
     },
+    /// A peer refused to serve map output (bad credentials, an unknown call): a configuration
+    /// error on one side or the other, not a lost map output.
+    #[error("{address} refused to serve map output of attempt {map_attempt}")]
+    FetchRefused {
+        map_attempt: u64,
+        address: String,
+        #[source]
+        source: tonic::Status,
+    },
     #[error("coordinator call failed")]
     Coordinator(#[source] tonic::Status),
     #[error("the coordinator did not let this attempt commit (another attempt won)")]
@@ -41,6 +51,21 @@ impl TaskError {
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TaskError {
         let context = context.into();
         move |source| TaskError::Io { context, source }
+    }
+
+    /// How the coordinator should take this failure: a lost map output, a deterministic failure
+    /// that no retry can mend, or the task's own error.
+    pub fn failure_kind(&self) -> FailureKind {
+        let input = |e: &(dyn std::error::Error + 'static)| {
+            e.downcast_ref::<StorageError>()
+                .is_some_and(StorageError::is_deterministic)
+        };
+        match self {
+            TaskError::Fetch { .. } => FailureKind::Fetch,
+            TaskError::Storage(e) if e.is_deterministic() => FailureKind::Fatal,
+            TaskError::Job(JobError::Input(e)) if input(e.as_ref()) => FailureKind::Fatal,
+            _ => FailureKind::Task,
+        }
     }
 
     /// Turns a failed `spawn_blocking` into the attempt's error.

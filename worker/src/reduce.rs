@@ -16,13 +16,13 @@ use quern_proto::{
 use quern_sdk::JobEngine;
 use quern_storage::{OutputDir, PartUpload, StorageUrl};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Output is handed to the uploader in pieces of about this size.
 const OUTPUT_PIECE: usize = 1 << 20;
-/// How long a reduce waits for map outputs that are being recomputed.
-const LOCATIONS_WAIT: Duration = Duration::from_secs(60);
+/// How often a reduce asks again for map outputs that are being recomputed.
+const LOCATIONS_POLL: Duration = Duration::from_millis(250);
 
 pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counters, TaskError> {
     let job = ctx.job(&assignment.job_name)?;
@@ -67,7 +67,9 @@ pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counte
     })
 }
 
-/// Asks the coordinator where the map outputs are, waiting while some are being recomputed.
+/// Asks the coordinator where the map outputs are, waiting for as long as some are being
+/// recomputed (lost workers' maps run again): the coordinator cancels this attempt if it stops
+/// waiting for it, and answers FailedPrecondition if asked after that.
 async fn map_output_locations(
     ctx: &Context,
     assignment: &Assignment,
@@ -76,8 +78,8 @@ async fn map_output_locations(
         job_id: assignment.job_id.clone(),
         partition: assignment.task,
         attempt_id: assignment.attempt_id,
+        worker_id: assignment.worker_id.clone(),
     };
-    let started = Instant::now();
     loop {
         match ctx
             .coordinator()
@@ -85,11 +87,8 @@ async fn map_output_locations(
             .await
         {
             Ok(response) => return flatten(response.into_inner()),
-            Err(status)
-                if status.code() == tonic::Code::Unavailable
-                    && started.elapsed() < LOCATIONS_WAIT =>
-            {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                tokio::time::sleep(LOCATIONS_POLL).await;
             }
             Err(status) => return Err(TaskError::Coordinator(status)),
         }
@@ -108,6 +107,7 @@ fn flatten(response: MapOutputLocationsResponse) -> Result<Vec<MapOutputLocation
                 map_task,
                 attempt_id,
                 address: worker.address.clone(),
+                worker_id: worker.worker_id.clone(),
             });
         }
     }
@@ -120,6 +120,7 @@ async fn open_upload(ctx: &Context, assignment: &Assignment) -> Result<Option<St
     let request = OpenUploadRequest {
         job_id: assignment.job_id.clone(),
         attempt_id: assignment.attempt_id,
+        worker_id: assignment.worker_id.clone(),
     };
     let response = ctx
         .coordinator()
@@ -189,6 +190,7 @@ mod tests {
     use quern_sdk::engine::LineSource;
     use quern_sdk::{JobError, engine::MapSink};
     use std::path::Path;
+    use std::time::Instant;
 
     /// A peer serving one map output (attempt 1) of `words` distinct words; its location.
     async fn peer_with_words(dir: &Path, words: usize) -> MapOutputLocation {
@@ -219,6 +221,7 @@ mod tests {
             map_task: 0,
             attempt_id: 1,
             address,
+            worker_id: "worker-1".into(),
         }
     }
 
@@ -287,6 +290,7 @@ mod tests {
                 map_task: 0,
                 attempt_id: 1,
                 address: dead,
+                worker_id: "worker-1".into(),
             }],
         }
         .serve()

@@ -86,6 +86,13 @@ async fn fetch_with_retries(
                     source: status,
                 });
             }
+            Err(FetchError::Peer(status)) if is_refusal(status.code()) => {
+                return Err(TaskError::FetchRefused {
+                    map_attempt: location.attempt_id,
+                    address: location.address.clone(),
+                    source: status,
+                });
+            }
             Err(FetchError::Peer(status))
                 if tries >= FETCH_TRIES || status.code() == tonic::Code::NotFound =>
             {
@@ -101,6 +108,18 @@ async fn fetch_with_retries(
             }
         }
     }
+}
+
+/// A peer's answer that says it will not serve this worker, rather than that it cannot: wrong
+/// credentials or a mismatched version. Re-running maps would not help.
+fn is_refusal(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unauthenticated
+            | tonic::Code::PermissionDenied
+            | tonic::Code::InvalidArgument
+            | tonic::Code::Unimplemented
+    )
 }
 
 enum FetchError {
@@ -240,6 +259,7 @@ mod tests {
             map_task: 0,
             attempt_id: 7,
             address: peer.clone(),
+            worker_id: "worker-1".into(),
         };
         let started = Instant::now();
         let fetched = tokio::time::timeout(

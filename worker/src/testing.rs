@@ -132,6 +132,7 @@ impl Coordinator for FakeCoordinator {
             .iter()
             .map(|l| WorkerMapOutputs {
                 address: l.address.clone(),
+                worker_id: l.worker_id.clone(),
                 map_tasks: vec![l.map_task],
                 attempt_ids: vec![l.attempt_id],
             })

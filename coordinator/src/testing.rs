@@ -1,0 +1,99 @@
+//! Test support for the state machine: a job, workers with their assignment streams, and reports
+//! as workers send them.
+
+use crate::job::Job;
+use crate::split::Split;
+use crate::state::{Action, State};
+use quern_proto::ids::{JobId, WorkerId};
+use quern_proto::{Assignment, Counters, FailureKind, JobSpec, TaskReport};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+pub type Assignments = mpsc::UnboundedReceiver<Result<Assignment, Status>>;
+
+/// Adds job "wc" with `maps` maps and one reduce, `max_attempts` attempts per task.
+pub fn add_job(state: &mut State, maps: u64, max_attempts: u32) -> JobId {
+    let id = state.new_job_id();
+    let spec = JobSpec {
+        job_name: "wc".to_string(),
+        output: "file:///out".to_string(),
+        reducers: 1,
+        max_attempts,
+        max_worker_losses: 3,
+        ..JobSpec::default()
+    };
+    let splits = (0..maps)
+        .map(|i| Split {
+            url: "file:///in".to_string(),
+            start: 10 * i,
+            end: 10 * i + 10,
+            object_size: 10 * maps,
+        })
+        .collect();
+    state.add_job(Job::new(id, spec, splits));
+    id
+}
+
+/// Registers a ready worker with job "wc" and `slots` slots.
+pub fn add_worker(state: &mut State, slots: u32) -> (WorkerId, Assignments) {
+    let worker = state.register_worker("http://w".to_string(), slots, vec!["wc".to_string()]);
+    let (sender, assignments) = mpsc::unbounded_channel();
+    state.attach_stream(worker, sender);
+    state.schedule();
+    (worker, assignments)
+}
+
+/// A state with one job (`maps` maps, one reduce) and one worker with two slots.
+pub fn one_job(maps: u64, max_attempts: u32) -> (State, JobId, Assignments) {
+    let mut state = State::default();
+    let id = add_job(&mut state, maps, max_attempts);
+    let (_, assignments) = add_worker(&mut state, 2);
+    (state, id, assignments)
+}
+
+pub fn next(assignments: &mut Assignments) -> Assignment {
+    assignments
+        .try_recv()
+        .expect("an assignment")
+        .expect("not an error")
+}
+
+/// The report the worker of `assignment` sends when it succeeds.
+pub fn success(assignment: &Assignment, counters: Counters) -> TaskReport {
+    TaskReport {
+        worker_id: assignment.worker_id.clone(),
+        job_id: assignment.job_id.clone(),
+        attempt_id: assignment.attempt_id,
+        succeeded: true,
+        counters: Some(counters),
+        ..TaskReport::default()
+    }
+}
+
+/// The report the worker of `assignment` sends when it fails with `error`.
+pub fn failure(assignment: &Assignment, kind: FailureKind, error: &str) -> TaskReport {
+    let mut report = success(assignment, Counters::default());
+    report.succeeded = false;
+    report.counters = None;
+    report.set_failure(kind);
+    report.error = error.to_string();
+    report
+}
+
+/// The report of a reduce that could not fetch the output of `map`.
+pub fn fetch_failure(reduce: &Assignment, map: &Assignment) -> TaskReport {
+    let mut report = failure(reduce, FailureKind::Fetch, "cannot fetch");
+    report.failed_map_attempt = map.attempt_id;
+    report
+}
+
+/// Sends `report`, which must be expected; returns the follow-up actions.
+pub fn send(state: &mut State, report: &TaskReport) -> Vec<Action> {
+    let (accepted, actions) = state.report(report);
+    assert!(accepted, "attempt {} expected", report.attempt_id);
+    actions
+}
+
+pub fn succeed(state: &mut State, assignment: &Assignment, counters: Counters) {
+    send(state, &success(assignment, counters));
+}

@@ -1,0 +1,191 @@
+//! Watching a running cluster from a test, through `quern status` as a user would, and the
+//! inputs and child-process plumbing the fault tests share.
+
+use super::*;
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What `quern status JOB` says: the job's state, its map count and the attempt history.
+pub struct JobView {
+    pub state: String,
+    pub map_tasks: usize,
+    pub attempts: Vec<Attempt>,
+}
+
+pub fn job_view(address: &str, job_id: &str) -> JobView {
+    let output = quern(&["status", "--coordinator", address, job_id]);
+    assert!(output.status.success(), "status: {}", stderr(&output));
+    let text = stdout(&output);
+    // "job job-0001 (wordcount) running in 0.312 s"
+    let state = text
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("no job summary in {text:?}"))
+        .to_string();
+    // "  tasks:   174 map, 4 reduce"
+    let map_tasks = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tasks:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no task counts in {text:?}"));
+    let attempts = attempts(&text);
+    JobView {
+        state,
+        map_tasks,
+        attempts,
+    }
+}
+
+/// Worker id → shuffle address, and the job ids, from `quern status` without a job id.
+pub fn cluster_view(address: &str) -> (HashMap<String, String>, Vec<String>) {
+    let output = quern(&["status", "--coordinator", address]);
+    assert!(output.status.success(), "status: {}", stderr(&output));
+    let text = stdout(&output);
+    let mut workers = HashMap::new();
+    let mut jobs = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.first() {
+            Some(id) if id.starts_with("worker-") => {
+                workers.insert(id.to_string(), f[1].to_string());
+            }
+            Some(id) if id.starts_with("job-") => jobs.push(id.to_string()),
+            _ => {}
+        }
+    }
+    (workers, jobs)
+}
+
+/// A port on loopback that was free a moment ago, so the test knows each worker's address.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Writes `copies` copies of every corpus file into `dir`.
+pub fn write_input(dir: &Path, copies: usize) {
+    std::fs::create_dir(dir).unwrap();
+    let corpus = corpus();
+    for entry in std::fs::read_dir(&corpus).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        for copy in 0..copies {
+            std::fs::write(dir.join(format!("{copy}-{name}")), &bytes).unwrap();
+        }
+    }
+}
+
+/// The first number of a summary line: `N` of "  input:   N records, M bytes".
+pub fn summary_counter(summary: &str, label: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no '{label}' line in {summary:?}"))
+}
+
+/// Lines in the files of `dir`, counted here: a last line without a newline counts too.
+pub fn lines(dir: &Path) -> u64 {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        count += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        if bytes.last().is_some_and(|&b| b != b'\n') {
+            count += 1;
+        }
+    }
+    count
+}
+
+/// Reads a child's pipe to the end on its own thread, so the child never blocks on a full pipe.
+pub fn drain(pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut pipe = pipe;
+        let _ = pipe.read_to_string(&mut text);
+        text
+    })
+}
+
+
+/// A `quern submit … --wait` running in the background while a test hurts the cluster; killed
+/// if the test ends first.
+pub struct Submission {
+    child: std::process::Child,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// How a background submission ended.
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Submission {
+    /// Starts `binary ARGS` (a `submit … --wait` command line).
+    pub fn start(binary: &Path, args: &[&str]) -> Submission {
+        let mut child = Command::new(binary)
+            .args(args)
+            .env("QUERN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("submit starts");
+        let stdout = Some(drain(child.stdout.take().unwrap()));
+        let stderr = Some(drain(child.stderr.take().unwrap()));
+        Submission {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Whether it has exited.
+    pub fn is_done(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_some()
+    }
+
+    /// Waits for it to exit, failing the test if it has not by `deadline`.
+    pub fn finish(mut self, deadline: Instant) -> Finished {
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Finished {
+                    status,
+                    stdout: self.stdout.take().unwrap().join().unwrap(),
+                    stderr: self.stderr.take().unwrap().join().unwrap(),
+                };
+            }
+            assert!(Instant::now() < deadline, "the job did not end in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Submission {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The id of the newest job the coordinator at `address` lists, once there is one newer than
+/// `after` (`None`: any job).
+pub fn newest_job(address: &str, after: Option<&str>, deadline: Instant) -> String {
+    loop {
+        if let Some(id) = cluster_view(address).1.pop()
+            && Some(id.as_str()) != after
+        {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no new job showed up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

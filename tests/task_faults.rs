@@ -1,0 +1,117 @@
+//! Tasks that hurt their workers, end to end on real processes (issue 7): a task that crashes
+//! every worker it lands on fails its job after a bound, and a worker that fails every task is
+//! excluded from the job while the others finish it.
+
+mod common;
+
+use common::watch::*;
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A mapper that aborts its worker process on a marked line: each of four workers dies under
+/// it, and the job fails naming the task and the workers after the fourth, instead of crashing
+/// every worker forever. The cluster runs the next job.
+#[test]
+fn a_task_that_crashes_its_worker_fails_the_job_after_four_losses() {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut cluster =
+        Cluster::start_with(0, 1, &["--heartbeat-ms", "100", "--worker-timeout-ms", "500"]);
+    let jobs = example_binary("fault_jobs");
+    cluster.worker_binary = jobs.clone();
+    for _ in 0..4 {
+        cluster.add_worker_with(&["--slots", "1"]);
+    }
+    cluster.wait_for_ready_workers(4);
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "one line\nQUERN-ABORT here\nlast line\n").unwrap();
+    let output = dir.path().join("out");
+    let mut args = submit_wordcount(
+        &cluster.address,
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        &["--max-worker-losses", "4", "--wait"],
+    );
+    args[1] = "crashcount";
+    let finished = Submission::start(&jobs, &args).finish(deadline);
+    assert!(!finished.status.success(), "{}", finished.stdout);
+    let all = format!("{}{}", finished.stdout, finished.stderr);
+    assert!(
+        all.contains("task m-00000 lost its worker 4 times in a row ("),
+        "{all}"
+    );
+    let workers: Vec<&str> = all
+        .split("in a row (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .map(|list| list.split(", ").collect())
+        .unwrap_or_default();
+    let mut distinct = workers.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "four different workers died: {all}");
+    assert!(!output.join("_SUCCESS").exists());
+
+    // Every worker died; a new one runs the next job.
+    cluster.add_worker_with(&["--slots", "1"]);
+    cluster.wait_for_ready_workers(1);
+    let text = "the next job runs\nthe end\n";
+    assert_eq!(
+        count_words_of(&cluster.address, text),
+        "end\t1\njob\t1\nnext\t1\nruns\t1\nthe\t2\n"
+    );
+}
+
+/// A worker whose work directory is gone (replaced by a file) fails every task at once, so its
+/// slot frees first and would take every retry. Three failures exclude it from the job, which
+/// finishes on the healthy worker; `quern status` names the excluded worker.
+#[test]
+fn a_worker_with_a_broken_work_directory_is_excluded_and_the_job_succeeds() {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut cluster = Cluster::start(1, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    cluster.add_worker_with(&["--slots", "1", "--work-dir", work.to_str().unwrap()]);
+    cluster.wait_for_ready_workers(2);
+    let (workers, _) = cluster_view(&cluster.address);
+    std::fs::remove_dir_all(&work).unwrap();
+    std::fs::write(&work, b"not a directory").unwrap();
+
+    let input = dir.path().join("in");
+    write_input(&input, 1);
+    let output = dir.path().join("out");
+    let finished = Submission::start(
+        Path::new(QUERN),
+        &submit_wordcount(
+            &cluster.address,
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            &["--split-size", "256KiB", "--reducers", "2", "--wait"],
+        ),
+    )
+    .finish(deadline);
+    assert!(
+        finished.status.success(),
+        "{}\n{}",
+        finished.stderr,
+        finished.stdout
+    );
+    assert_eq!(read_output(&output, 2), expected_counts(&input));
+
+    let job_id = newest_job(&cluster.address, None, deadline);
+    let status = stdout(&quern(&["status", "--coordinator", &cluster.address, &job_id]));
+    let excluded: Vec<&String> = workers
+        .keys()
+        .filter(|w| status.contains(&format!("excluded: {w} (3 tasks failed on it)")))
+        .collect();
+    assert_eq!(excluded.len(), 1, "{status}");
+    let view = job_view(&cluster.address, &job_id);
+    let failed_on_excluded = view
+        .attempts
+        .iter()
+        .filter(|a| &&a.worker == excluded.first().unwrap() && a.state == "failed")
+        .count();
+    assert_eq!(failed_on_excluded, 3, "{status}");
+}

@@ -1,0 +1,185 @@
+//! Worker loss end to end, on real processes (issue 7): workers SIGKILLed while reduces fetch
+//! from them, paused, or killed and restarted over and over. Every job still succeeds with
+//! exactly the right word counts, computed here independently.
+
+mod common;
+
+use common::watch::*;
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The job lines of `quern status`: `job-0001 wordcount running maps 200/200 reduces 0/4`.
+fn reduces_started(address: &str, job_id: &str) -> Option<bool> {
+    let view = job_view(address, job_id);
+    if view.state != "running" {
+        return None;
+    }
+    let maps_done = view
+        .attempts
+        .iter()
+        .filter(|a| a.task.starts_with("m-") && a.state == "succeeded")
+        .count();
+    let reduce_running = view
+        .attempts
+        .iter()
+        .any(|a| a.task.starts_with("r-") && a.state == "running");
+    Some(maps_done == view.map_tasks && reduce_running)
+}
+
+/// Checks a finished word-count job: exit 0, `_SUCCESS`, one part per partition, exact counts.
+fn assert_exact(finished: &Finished, input: &Path, output: &Path, reducers: u32) {
+    assert!(
+        finished.status.success(),
+        "submit failed ({}): {}\n{}",
+        finished.status,
+        finished.stderr,
+        finished.stdout
+    );
+    assert_eq!(read_output(output, reducers), expected_counts(input));
+    assert_eq!(
+        summary_counter(&finished.stdout, "input:"),
+        lines(input),
+        "input records counted once\n{}",
+        finished.stdout
+    );
+}
+
+/// The default heartbeat (1 s) and worker timeout (10 s): one worker is SIGKILLed while reduces
+/// fetch from it, and the other is paused for 3 s at the same moment. The reduces cannot fetch
+/// the dead worker's map outputs long before the coordinator could declare it dead; their
+/// fetch-failure reports make its maps run again, and the job finishes exactly.
+#[test]
+fn a_worker_killed_while_reduces_fetch_from_it_loses_nothing_with_default_settings() {
+    const REDUCERS: u32 = 4;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(90);
+    let mut cluster = Cluster::start(0, 1);
+    let victim = cluster.add_worker_with(&["--slots", "1"]);
+    let paused = cluster.add_worker_with(&["--slots", "1"]);
+    cluster.wait_for_ready_workers(2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let input = corpus();
+    let reducers = REDUCERS.to_string();
+    let submission = Submission::start(
+        Path::new(QUERN),
+        &submit_wordcount(
+            &cluster.address,
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            &["--reducers", &reducers, "--split-size", "16KiB", "--wait"],
+        ),
+    );
+    let job_id = newest_job(&cluster.address, None, deadline);
+    loop {
+        match reduces_started(&cluster.address, &job_id) {
+            Some(true) => break,
+            Some(false) => {}
+            None => panic!("the job ended before its reduces could be caught: make it larger"),
+        }
+        assert!(Instant::now() < deadline, "the reduces never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cluster.kill(victim);
+    cluster.signal(paused, "STOP");
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.signal(paused, "CONT");
+    eprintln!("killed one worker and paused the other at {:?}", started.elapsed());
+
+    let finished = submission.finish(deadline);
+    assert_exact(&finished, &input, &output, REDUCERS);
+    eprintln!("finished at {:?}\n{}", started.elapsed(), finished.stdout);
+}
+
+/// A small deterministic generator, so a failing crash loop can be told apart by its seed.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// Four one-slot workers, one of which is SIGKILLed and restarted every 0.2–1 s for the whole of
+/// each job, with a 200 ms heartbeat and a 1 s worker timeout. Five jobs in a row, each with
+/// exact output and `_SUCCESS`.
+#[test]
+fn jobs_finish_exactly_while_workers_are_killed_and_restarted_in_a_loop() {
+    const WORKERS: usize = 4;
+    const REDUCERS: u32 = 5;
+    const JOBS: usize = 5;
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("crash loop seed {seed}");
+    let mut random = Lcg(seed);
+    let mut cluster = Cluster::start_with(
+        0,
+        1,
+        &["--heartbeat-ms", "200", "--worker-timeout-ms", "1000"],
+    );
+    let workers: Vec<usize> = (0..WORKERS)
+        .map(|_| cluster.add_worker_with(&["--slots", "1"]))
+        .collect();
+    cluster.wait_for_ready_workers(WORKERS);
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write_input(&input, 10);
+    let expected = expected_counts(&input);
+    let input_lines = lines(&input);
+    let mut previous: Option<String> = None;
+    for round in 0..JOBS {
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(120);
+        let output = dir.path().join(format!("out-{round}"));
+        let reducers = REDUCERS.to_string();
+        let mut submission = Submission::start(
+            Path::new(QUERN),
+            &submit_wordcount(
+                &cluster.address,
+                input.to_str().unwrap(),
+                output.to_str().unwrap(),
+                &["--reducers", &reducers, "--split-size", "256KiB", "--wait"],
+            ),
+        );
+        let job_id = newest_job(&cluster.address, previous.as_deref(), deadline);
+        let mut kills = 0;
+        while !submission.is_done() {
+            assert!(Instant::now() < deadline, "job {round} did not finish");
+            std::thread::sleep(Duration::from_millis(200 + random.below(800)));
+            if submission.is_done() {
+                break;
+            }
+            let victim = workers[random.below(WORKERS as u64) as usize];
+            cluster.replace_worker(victim, &["--slots", "1"]);
+            kills += 1;
+        }
+        let finished = submission.finish(deadline);
+        assert!(
+            finished.status.success(),
+            "job {round} ({job_id}, seed {seed}, {kills} kills) failed: {}\n{}",
+            finished.stderr,
+            finished.stdout
+        );
+        assert_eq!(read_output(&output, REDUCERS), expected, "job {round}");
+        assert_eq!(
+            summary_counter(&finished.stdout, "input:"),
+            input_lines,
+            "job {round}: input records counted once\n{}",
+            finished.stdout
+        );
+        eprintln!(
+            "job {round} ({job_id}): exact after {kills} kills in {:?}",
+            started.elapsed()
+        );
+        previous = Some(job_id);
+    }
+}
