@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 #[test]
 fn a_task_that_crashes_its_worker_fails_the_job_after_four_losses() {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut cluster =
-        Cluster::start_with(0, 1, &["--heartbeat-ms", "100", "--worker-timeout-ms", "500"]);
+    let mut cluster = Cluster::start_with(
+        0,
+        1,
+        &["--heartbeat-ms", "100", "--worker-timeout-ms", "500"],
+    );
     let jobs = example_binary("fault_jobs");
     cluster.worker_binary = jobs.clone();
     for _ in 0..4 {
@@ -101,7 +104,12 @@ fn a_worker_with_a_broken_work_directory_is_excluded_and_the_job_succeeds() {
     assert_eq!(read_output(&output, 2), expected_counts(&input));
 
     let job_id = newest_job(&cluster.address, None, deadline);
-    let status = stdout(&quern(&["status", "--coordinator", &cluster.address, &job_id]));
+    let status = stdout(&quern(&[
+        "status",
+        "--coordinator",
+        &cluster.address,
+        &job_id,
+    ]));
     let excluded: Vec<&String> = workers
         .keys()
         .filter(|w| status.contains(&format!("excluded: {w} (3 tasks failed on it)")))

@@ -8,7 +8,8 @@
 //! - a fatal failure (deterministic: the same input fails the same way anywhere) fails the job at
 //!   once;
 //! - a fetch failure is judged by [`crate::fetch_failure`]: a lost holder's map outputs run again
-//!   (at most [`fetch_rerun_cap`] per job), a suspect reporter is excluded.
+//!   (at most [`fetch_rerun_cap`] per job), a suspect reporter is excluded; a map output that
+//!   fails its checksum runs again alone.
 
 use crate::fetch_failure::Verdict;
 use crate::job::EXCLUDE_AFTER_FAILURES;
@@ -37,8 +38,31 @@ impl State {
                 running.job,
                 format!("task {} failed: {}", running.task, report.error),
             ),
+            FailureKind::CorruptMapOutput => {
+                self.map_output_corrupt(running, AttemptId(report.failed_map_attempt))
+            }
             FailureKind::Task => self.task_failed(running, &report.error),
         }
+    }
+
+    /// A reduce received a map output that failed its checksum: that map runs again (a damaged
+    /// file says nothing about its holder's other outputs), and the reduce is not charged.
+    fn map_output_corrupt(
+        &mut self,
+        running: &RunningAttempt,
+        map_attempt: AttemptId,
+    ) -> Vec<Action> {
+        let Some(job) = self.jobs.get_mut(&running.job) else {
+            return Vec::new();
+        };
+        job.task_mut(running.task).lost_workers.clear();
+        job.requeue(running.task);
+        let Some((map, holder)) = job.map_done_by(map_attempt) else {
+            return Vec::new();
+        };
+        tracing::warn!(job = %running.job, %map, worker = %holder, "corrupt map output; running the map again");
+        job.requeue(map);
+        self.count_reruns(running.job, 1, holder)
     }
 
     /// The task's own error: it runs again, unless it has failed `max_attempts` times.
@@ -89,7 +113,7 @@ impl State {
                 .report(running.worker, holder, Instant::now(), heard_since);
         match verdict {
             Verdict::Wait => Vec::new(),
-            Verdict::HolderLost => self.holder_lost(running.job, holder),
+            Verdict::HolderLost { alive } => self.holder_lost(running.job, holder, alive),
             Verdict::ReporterSuspect => {
                 let why = "it could not fetch map output from live peers".to_string();
                 self.exclude(running.job, running.worker, why)
@@ -98,8 +122,9 @@ impl State {
     }
 
     /// Reduces cannot fetch from `holder`: every map output of the job on it runs again
-    /// elsewhere, and it gets no more tasks of the job.
-    fn holder_lost(&mut self, id: JobId, holder: WorkerId) -> Vec<Action> {
+    /// elsewhere, and it gets no more tasks of the job. The re-runs count toward the job's cap
+    /// only if the holder was `alive` while unreachable: that is the fault that could repeat.
+    fn holder_lost(&mut self, id: JobId, holder: WorkerId, alive: bool) -> Vec<Action> {
         let Some(job) = self.jobs.get_mut(&id) else {
             return Vec::new();
         };
@@ -108,16 +133,31 @@ impl State {
         for &task in &held {
             job.requeue(task);
         }
-        job.fetch_failures.reruns += held.len() as u32;
-        let cap = fetch_rerun_cap(job.maps.len());
-        if job.fetch_failures.reruns > cap {
-            let error = format!(
-                "map outputs could not be fetched and were run again more than {cap} times; last from {holder}"
-            );
-            return self.fail_job(id, error);
+        if alive {
+            let actions = self.count_reruns(id, held.len() as u32, holder);
+            if !actions.is_empty() {
+                return actions;
+            }
         }
         let why = "its map output could not be fetched".to_string();
         self.exclude(id, holder, why)
+    }
+
+    /// Counts `maps` map tasks of job `id` run again because their output on `holder` could
+    /// not be fetched whole; past the cap, the job fails.
+    fn count_reruns(&mut self, id: JobId, maps: u32, holder: WorkerId) -> Vec<Action> {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return Vec::new();
+        };
+        job.fetch_failures.reruns += maps;
+        let cap = fetch_rerun_cap(job.maps.len());
+        if job.fetch_failures.reruns <= cap {
+            return Vec::new();
+        }
+        let error = format!(
+            "map outputs could not be fetched and were run again more than {cap} times; last from {holder}"
+        );
+        self.fail_job(id, error)
     }
 
     /// `worker` gets no more tasks of job `id`. A job that every worker with its code is
@@ -177,7 +217,6 @@ impl State {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,7 +245,10 @@ mod tests {
     fn a_fatal_failure_fails_the_job_at_once() {
         let (mut state, id, mut assignments) = one_job(1, 4);
         let map = next(&mut assignments);
-        send(&mut state, &failure(&map, FailureKind::Fatal, "line too long"));
+        send(
+            &mut state,
+            &failure(&map, FailureKind::Fatal, "line too long"),
+        );
         let job = &state.jobs[&id];
         assert_eq!(job.phase, JobPhase::Failed);
         assert_eq!(
@@ -247,6 +289,28 @@ mod tests {
     }
 
     #[test]
+    fn a_corrupt_map_output_runs_that_map_again_and_charges_no_one() {
+        let (mut state, id, mut assignments) = one_job(2, 1);
+        let (first, second) = (next(&mut assignments), next(&mut assignments));
+        succeed(&mut state, &first, Counters::default());
+        succeed(&mut state, &second, Counters::default());
+        let reduce = next(&mut assignments);
+        let mut report = fetch_failure(&reduce, &second);
+        report.set_failure(FailureKind::CorruptMapOutput);
+        send(&mut state, &report);
+        let job = &state.jobs[&id];
+        assert_eq!(job.phase, JobPhase::Running);
+        assert_eq!(job.maps_done, 1);
+        assert!(matches!(
+            job.maps[0].state,
+            crate::job::TaskState::Done { .. }
+        ));
+        assert!(job.excluded.is_empty());
+        let again = next(&mut assignments);
+        assert_eq!((again.kind, again.task), (second.kind, second.task));
+    }
+
+    #[test]
     fn a_worker_on_which_three_tasks_failed_is_excluded_and_the_job_goes_on() {
         let mut state = State::default();
         let id = add_job(&mut state, 2, 4);
@@ -265,7 +329,10 @@ mod tests {
         succeed(&mut state, &map, Counters::default());
         let reduce = next(&mut healthy);
         succeed(&mut state, &reduce, Counters::default());
-        assert!(on_broken.try_recv().is_err(), "an excluded worker got a task");
+        assert!(
+            on_broken.try_recv().is_err(),
+            "an excluded worker got a task"
+        );
         assert_eq!(state.jobs[&id].phase, JobPhase::Committing);
     }
 
@@ -324,7 +391,12 @@ mod tests {
         let (x, y) = (next(&mut b), next(&mut b));
         succeed(&mut state, &x, Counters::default());
         succeed(&mut state, &y, Counters::default());
-        assert!(state.jobs[&id].maps.iter().all(|t| t.lost_workers.is_empty()));
+        assert!(
+            state.jobs[&id]
+                .maps
+                .iter()
+                .all(|t| t.lost_workers.is_empty())
+        );
     }
 
     #[test]
@@ -354,7 +426,7 @@ mod tests {
     fn fetch_failures_that_keep_coming_fail_the_job_past_the_cap() {
         let mut state = State::default();
         let id = add_job(&mut state, 1, 4);
-        let (_, mut holder) = add_worker(&mut state, 1);
+        let (holder_id, mut holder) = add_worker(&mut state, 1);
         let map = next(&mut holder);
         let (_, _spare) = add_worker(&mut state, 1);
         succeed(&mut state, &map, Counters::default());
@@ -364,6 +436,9 @@ mod tests {
         for _ in 0..2 {
             let reduce = next(&mut holder);
             send(&mut state, &fetch_failure(&reduce, &map));
+            // The holder is alive, only unreachable: it heartbeats between the reports.
+            std::thread::sleep(Duration::from_millis(2));
+            state.heartbeat(holder_id, &[], &[], Duration::from_secs(1));
         }
         let job = &state.jobs[&id];
         assert_eq!(job.phase, JobPhase::Failed);

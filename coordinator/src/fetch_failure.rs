@@ -25,8 +25,10 @@ pub const REPORTS_TO_LOSE_A_HOLDER: u32 = 2;
 pub enum Verdict {
     /// Not enough evidence yet: the reduce runs again and the holder keeps its outputs.
     Wait,
-    /// The holder's map outputs are lost: they run again elsewhere.
-    HolderLost,
+    /// The holder's map outputs are lost: they run again elsewhere. `alive` says whether it
+    /// was heard from after the first report against it: a holder that died (a crash loop)
+    /// costs re-runs that say nothing about a lasting fault, and do not count toward the cap.
+    HolderLost { alive: bool },
     /// The reporting worker cannot fetch from live peers: it is the problem.
     ReporterSuspect,
 }
@@ -34,8 +36,9 @@ pub enum Verdict {
 /// The fetch failures reported in one job.
 #[derive(Debug, Default)]
 pub struct FetchFailures {
-    /// Reports against each holder since its outputs were last declared lost.
-    against: HashMap<WorkerId, u32>,
+    /// Reports against each holder since its outputs were last declared lost, and when the
+    /// first of them came.
+    against: HashMap<WorkerId, (u32, Instant)>,
     /// For each reporter, the holders it failed to fetch from, and when it last said so.
     by: HashMap<WorkerId, HashMap<WorkerId, Instant>>,
     /// Map tasks run again because their holder was declared lost: bounded per job.
@@ -60,13 +63,14 @@ impl FetchFailures {
         if other_live {
             return Verdict::ReporterSuspect;
         }
-        let reports = self.against.entry(holder).or_default();
+        let (reports, first) = self.against.entry(holder).or_insert((0, now));
         *reports += 1;
-        if *reports >= REPORTS_TO_LOSE_A_HOLDER {
-            self.against.remove(&holder);
-            return Verdict::HolderLost;
+        if *reports < REPORTS_TO_LOSE_A_HOLDER {
+            return Verdict::Wait;
         }
-        Verdict::Wait
+        let alive = heard_since(holder, *first);
+        self.against.remove(&holder);
+        Verdict::HolderLost { alive }
     }
 }
 
@@ -86,10 +90,17 @@ mod tests {
         let silent = |_, _| false;
         let mut f = FetchFailures::default();
         assert_eq!(f.report(R, H1, now, silent), Verdict::Wait);
-        assert_eq!(f.report(R, H1, now, silent), Verdict::HolderLost);
+        assert_eq!(
+            f.report(R, H1, now, silent),
+            Verdict::HolderLost { alive: false }
+        );
         // The count starts again once the holder's outputs are declared lost.
         assert_eq!(f.report(R, H1, now, silent), Verdict::Wait);
-        assert_eq!(f.report(R2, H1, now, silent), Verdict::HolderLost);
+        let heard = |_, _| true;
+        assert_eq!(
+            f.report(R2, H1, now, heard),
+            Verdict::HolderLost { alive: true }
+        );
     }
 
     #[test]

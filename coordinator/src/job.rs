@@ -173,16 +173,19 @@ impl Job {
     /// The map task done by `attempt`, and the worker holding its output, if it is still the
     /// attempt the job uses.
     pub fn map_done_by(&self, attempt: AttemptId) -> Option<(TaskRef, WorkerId)> {
-        self.maps.iter().enumerate().find_map(|(index, t)| match t.state {
-            TaskState::Done { attempt: a, worker } if a == attempt => Some((
-                TaskRef {
-                    kind: TaskKind::Map,
-                    index: index as u32,
-                },
-                worker,
-            )),
-            _ => None,
-        })
+        self.maps
+            .iter()
+            .enumerate()
+            .find_map(|(index, t)| match t.state {
+                TaskState::Done { attempt: a, worker } if a == attempt => Some((
+                    TaskRef {
+                        kind: TaskKind::Map,
+                        index: index as u32,
+                    },
+                    worker,
+                )),
+                _ => None,
+            })
     }
 
     pub fn task(&self, task: TaskRef) -> &Task {

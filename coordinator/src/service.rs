@@ -433,9 +433,9 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<CommitResponse>, Status> {
         let request = request.into_inner();
         let attempt = AttemptId(request.attempt_id);
-        let granted =
-            self.lock()
-                .commit_permission(attempt, &request.job_id, &request.worker_id);
+        let granted = self
+            .lock()
+            .commit_permission(attempt, &request.job_id, &request.worker_id);
         Ok(Response::new(CommitResponse { granted }))
     }
 

@@ -6,8 +6,7 @@ use crate::error::CoordinatorError;
 use crate::job::{AttemptRecord, Job, JobPhase, TaskRef, TaskState};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{
-    Assignment, AttemptState, FailureKind, MapOutputLocationsResponse, TaskReport,
-    WorkerMapOutputs,
+    Assignment, AttemptState, FailureKind, MapOutputLocationsResponse, TaskReport, WorkerMapOutputs,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -223,8 +222,8 @@ impl State {
         }
         let state = match (report.succeeded, report.failure()) {
             (true, _) => AttemptState::Succeeded,
-            // The reduce did nothing wrong: someone else's output was out of reach.
-            (false, FailureKind::Fetch) => AttemptState::Killed,
+            // The reduce did nothing wrong: someone else's output was out of reach or damaged.
+            (false, FailureKind::Fetch | FailureKind::CorruptMapOutput) => AttemptState::Killed,
             (false, _) => AttemptState::Failed,
         };
         let Some(running) = self.end_attempt(attempt, state, &report.error) else {
@@ -424,7 +423,11 @@ mod tests {
     fn reports_naming_another_job_or_worker_are_ignored() {
         let (mut state, id, mut assignments) = one_job(1, 4);
         let map = next(&mut assignments);
-        for (job_id, worker_id) in [("job-0002", "worker-1"), ("job-0001", "worker-9"), ("job-0001", "")] {
+        for (job_id, worker_id) in [
+            ("job-0002", "worker-1"),
+            ("job-0001", "worker-9"),
+            ("job-0001", ""),
+        ] {
             let mut report = success(&map, Counters::default());
             report.job_id = job_id.to_string();
             report.worker_id = worker_id.to_string();

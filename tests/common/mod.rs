@@ -263,7 +263,11 @@ impl Cluster {
 /// The example binary `name` of the quern package (cli/examples/NAME.rs), built if a filtered
 /// test run has not built it.
 pub fn example_binary(name: &str) -> PathBuf {
-    let path = Path::new(QUERN).parent().unwrap().join("examples").join(name);
+    let path = Path::new(QUERN)
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
     if !path.is_file() {
         let built = Command::new(env!("CARGO"))
             .args(["build", "-p", "quern", "--example", name])

@@ -113,7 +113,6 @@ pub fn drain(pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String
     })
 }
 
-
 /// A `quern submit … --wait` running in the background while a test hurts the cluster; killed
 /// if the test ends first.
 pub struct Submission {

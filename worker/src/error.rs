@@ -30,6 +30,16 @@ pub enum TaskError {
         #[source]
         source: tonic::Status,
     },
+    /// A fetched segment did not match the checksum its holder wrote: the map runs again.
+    #[error(
+        "map output m-{map_task:05} (attempt {map_attempt}) from {address} is corrupt: {reason}"
+    )]
+    CorruptMapOutput {
+        map_task: u32,
+        map_attempt: u64,
+        address: String,
+        reason: String,
+    },
     /// A peer refused to serve map output (bad credentials, an unknown call): a configuration
     /// error on one side or the other, not a lost map output.
     #[error("{address} refused to serve map output of attempt {map_attempt}")]
@@ -62,6 +72,7 @@ impl TaskError {
         };
         match self {
             TaskError::Fetch { .. } => FailureKind::Fetch,
+            TaskError::CorruptMapOutput { .. } => FailureKind::CorruptMapOutput,
             TaskError::Storage(e) if e.is_deterministic() => FailureKind::Fatal,
             TaskError::Job(JobError::Input(e)) if input(e.as_ref()) => FailureKind::Fatal,
             _ => FailureKind::Task,

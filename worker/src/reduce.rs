@@ -309,6 +309,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_map_output_with_a_flipped_byte_is_reported_corrupt() {
+        let work = tempfile::tempdir().unwrap();
+        let map_dir = work.path().join("map");
+        std::fs::create_dir(&map_dir).unwrap();
+        let location = peer_with_words(&map_dir, 100).await;
+        // The map output is the one file the map left; damage a byte in the middle.
+        let file = std::fs::read_dir(&map_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+            .unwrap();
+        let mut bytes = std::fs::read(&file).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x20;
+        std::fs::write(&file, bytes).unwrap();
+        let coordinator = FakeCoordinator {
+            locations: vec![location],
+        }
+        .serve()
+        .await;
+        let job = TestJob::default();
+        let ctx = context(&coordinator, &work.path().join("work"), job.registry());
+        let error = run_reduce(&ctx, &assignment(&work.path().join("out")))
+            .await
+            .expect_err("a corrupt segment is never reduced");
+        assert!(
+            matches!(
+                error,
+                TaskError::CorruptMapOutput {
+                    map_task: 0,
+                    map_attempt: 1,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert_eq!(
+            error.failure_kind(),
+            quern_proto::FailureKind::CorruptMapOutput
+        );
+        assert!(!work.path().join("out/part-r-00000").exists());
+    }
+
+    #[tokio::test]
     async fn a_reduce_commits_its_part_and_leaves_no_directory() {
         let work = tempfile::tempdir().unwrap();
         std::fs::create_dir(work.path().join("map")).unwrap();

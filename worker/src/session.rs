@@ -432,6 +432,7 @@ mod tests {
         let run = Run {
             path: work.path().join("job-0001/output"),
             offsets: vec![0, 0],
+            crcs: vec![0],
         };
         ctx.outputs.insert("job-0001", 1, run);
         assert_eq!(held_jobs(&ctx).await, ["job-0001", "job-0003"]);
@@ -447,6 +448,7 @@ mod tests {
         let run = Run {
             path: dir.join("output"),
             offsets: vec![0, 0],
+            crcs: vec![0],
         };
         ctx.outputs.insert("job-0001", 1, run.clone());
         ctx.outputs.insert("job-0002", 2, run);

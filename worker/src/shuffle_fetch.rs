@@ -79,6 +79,14 @@ async fn fetch_with_retries(
         match fetch_one(ctx, job_id, partition, &location, dir, budget).await {
             Ok(fetched) => return Ok(fetched),
             Err(FetchError::Local(e)) => return Err(e),
+            Err(FetchError::Corrupt(reason)) => {
+                return Err(TaskError::CorruptMapOutput {
+                    map_task: location.map_task,
+                    map_attempt: location.attempt_id,
+                    address: location.address.clone(),
+                    reason,
+                });
+            }
             Err(FetchError::Stalled(status)) => {
                 return Err(TaskError::Fetch {
                     map_attempt: location.attempt_id,
@@ -127,6 +135,8 @@ enum FetchError {
     Peer(tonic::Status),
     /// The peer sent nothing for the idle timeout: not worth another.
     Stalled(tonic::Status),
+    /// The bytes did not match the checksum the peer sent: its file is damaged.
+    Corrupt(String),
     Local(TaskError),
 }
 
@@ -164,9 +174,13 @@ async fn fetch_one(
     let mut memory = Vec::new();
     let mut file: Option<(tokio::fs::File, PathBuf)> = None;
     let mut total = 0u64;
+    let mut crc = 0u32;
+    let mut expected: Option<(u32, u64)> = None;
     while let Some(chunk) = within(idle, stream.message()).await? {
+        expected.get_or_insert((chunk.crc32c, chunk.partition_bytes));
         let data = chunk.data;
         total += data.len() as u64;
+        crc = crc32c::crc32c_append(crc, &data);
         if file.is_none()
             && budget.fetch_sub(data.len() as i64, Ordering::Relaxed) < data.len() as i64
         {
@@ -183,6 +197,7 @@ async fn fetch_one(
             None => memory.extend_from_slice(&data),
         }
     }
+    check_whole(expected, total, crc)?;
     Ok(match file {
         Some((mut f, path)) => {
             f.flush().await.map_err(|e| write_error(&path, e))?;
@@ -190,6 +205,24 @@ async fn fetch_one(
         }
         None => (Fetched::Memory(memory), total),
     })
+}
+
+/// Whether the bytes received are the ones the peer meant to send.
+fn check_whole(expected: Option<(u32, u64)>, bytes: u64, crc: u32) -> Result<(), FetchError> {
+    let Some((expected_crc, expected_bytes)) = expected else {
+        return Err(FetchError::Corrupt("the peer sent no chunk".to_string()));
+    };
+    if bytes != expected_bytes {
+        return Err(FetchError::Corrupt(format!(
+            "received {bytes} bytes of {expected_bytes}"
+        )));
+    }
+    if crc != expected_crc {
+        return Err(FetchError::Corrupt(format!(
+            "CRC-32C {crc:08x} does not match {expected_crc:08x}"
+        )));
+    }
+    Ok(())
 }
 
 fn write_error(path: &Path, e: std::io::Error) -> FetchError {
@@ -236,6 +269,7 @@ mod tests {
         ) -> Result<tonic::Response<Self::FetchPartitionStream>, tonic::Status> {
             let first = FetchChunk {
                 data: bytes::Bytes::from_static(b"\x03abc"),
+                ..FetchChunk::default()
             };
             let stream =
                 futures::stream::once(async { Ok(first) }).chain(futures::stream::pending());

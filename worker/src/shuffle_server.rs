@@ -98,18 +98,23 @@ async fn stream_partition(
     let mut file = tokio::fs::File::open(&run.path).await?;
     file.seek(std::io::SeekFrom::Start(run.offsets[partition as usize]))
         .await?;
-    let mut left = run.partition_len(partition);
-    while left > 0 {
+    let total = run.partition_len(partition);
+    let mut left = total;
+    // The first chunk goes even for an empty partition: it carries the checksum.
+    let mut first = true;
+    while left > 0 || first {
         let mut chunk = vec![0u8; CHUNK.min(left as usize)];
         file.read_exact(&mut chunk).await?;
         left -= chunk.len() as u64;
-        if sender
-            .send(Ok(FetchChunk {
-                data: Bytes::from(chunk),
-            }))
-            .await
-            .is_err()
-        {
+        let mut message = FetchChunk {
+            data: Bytes::from(chunk),
+            ..FetchChunk::default()
+        };
+        if std::mem::take(&mut first) {
+            message.crc32c = run.crcs[partition as usize];
+            message.partition_bytes = total;
+        }
+        if sender.send(Ok(message)).await.is_err() {
             break; // the reducer went away
         }
     }

@@ -1,6 +1,7 @@
 //! Sorted runs on the worker's local disk. A run holds every reduce partition of one map task in
 //! partition order, each partition's records sorted by key; `offsets[p]..offsets[p + 1]` is
-//! partition `p`. Spills, and the final map output the shuffle serves, are runs.
+//! partition `p`, and `crcs[p]` its CRC-32C, which the shuffle sends along so that a reduce
+//! never merges a corrupt segment. Spills, and the final map output the shuffle serves, are runs.
 
 use crate::merge::Segment;
 use crate::record::{RecordReader, write_record};
@@ -18,6 +19,8 @@ pub struct Run {
     pub path: PathBuf,
     /// `partitions + 1` offsets: partition `p` is bytes `offsets[p]..offsets[p + 1]`.
     pub offsets: Vec<u64>,
+    /// The CRC-32C of each partition's bytes, as written.
+    pub crcs: Vec<u32>,
 }
 
 impl Run {
@@ -41,13 +44,38 @@ impl Run {
     }
 }
 
+/// A writer that keeps the CRC-32C of what passes through it since the last [`Checksummed::take`].
+struct Checksummed<W> {
+    inner: W,
+    crc: u32,
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W> Checksummed<W> {
+    fn take(&mut self) -> u32 {
+        std::mem::take(&mut self.crc)
+    }
+}
+
 /// Writes a run: call [`RunWriter::start_partition`] with non-decreasing partitions.
 pub struct RunWriter {
-    out: BufWriter<File>,
+    out: Checksummed<BufWriter<File>>,
     path: PathBuf,
     partitions: u32,
     written: u64,
     offsets: Vec<u64>,
+    crcs: Vec<u32>,
     records: u64,
     /// Reused for combined values.
     scratch: Vec<u8>,
@@ -57,11 +85,15 @@ impl RunWriter {
     pub fn create(path: &Path, partitions: u32) -> io::Result<Self> {
         let file = File::create(path)?;
         Ok(RunWriter {
-            out: BufWriter::with_capacity(WRITE_BUFFER, file),
+            out: Checksummed {
+                inner: BufWriter::with_capacity(WRITE_BUFFER, file),
+                crc: 0,
+            },
             path: path.to_path_buf(),
             partitions,
             written: 0,
             offsets: vec![0],
+            crcs: Vec::new(),
             records: 0,
             scratch: Vec::new(),
         })
@@ -80,9 +112,15 @@ impl RunWriter {
             ));
         }
         while self.offsets.len() <= partition as usize {
-            self.offsets.push(self.written);
+            self.end_partition();
         }
         Ok(())
+    }
+
+    /// Ends the partition being written: the next one starts here.
+    fn end_partition(&mut self) {
+        self.offsets.push(self.written);
+        self.crcs.push(self.out.take());
     }
 
     pub fn write(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
@@ -98,12 +136,13 @@ impl RunWriter {
 
     pub fn finish(mut self) -> io::Result<Run> {
         while self.offsets.len() <= self.partitions as usize {
-            self.offsets.push(self.written);
+            self.end_partition();
         }
         self.out.flush()?;
         Ok(Run {
             path: self.path,
             offsets: self.offsets,
+            crcs: self.crcs,
         })
     }
 }
@@ -132,6 +171,28 @@ pub fn write_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_partition_carries_the_checksum_of_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run");
+        let mut writer = RunWriter::create(&path, 3).unwrap();
+        writer.start_partition(0).unwrap();
+        writer.write(b"a", b"1").unwrap();
+        writer.start_partition(2).unwrap();
+        writer.write(b"b", b"22").unwrap();
+        writer.write(b"c", b"3").unwrap();
+        let run = writer.finish().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let expected: Vec<u32> = run
+            .offsets
+            .windows(2)
+            .map(|w| crc32c::crc32c(&bytes[w[0] as usize..w[1] as usize]))
+            .collect();
+        assert_eq!(run.crcs, expected);
+        assert_eq!(run.crcs[1], 0, "an empty partition");
+        assert_ne!(run.crcs[0], run.crcs[2]);
+    }
 
     #[test]
     fn a_run_refuses_a_partition_out_of_range() {
