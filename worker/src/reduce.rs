@@ -3,7 +3,7 @@
 //! into this attempt's part upload, which [`crate::commit`] makes final or discards. The
 //! attempt's directory (segments spilled by the fetch) goes when it ends, however it ends.
 
-use crate::attempt::{AttemptDir, Cancel};
+use crate::attempt::AttemptDir;
 use crate::commit::commit_part;
 use crate::context::Context;
 use crate::error::TaskError;
@@ -18,6 +18,7 @@ use quern_storage::{OutputDir, PartUpload, StorageUrl};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Output is handed to the uploader in pieces of about this size.
 const OUTPUT_PIECE: usize = 1 << 20;
@@ -36,8 +37,8 @@ pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counte
     let dir = AttemptDir::create(dir.clone())
         .map_err(TaskError::io(format!("cannot create {}", dir.display())))?;
     // Dropping this future (a cancel) stops the reducer's thread too.
-    let cancel = Cancel::default();
-    let _cancel_on_drop = cancel.on_drop();
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
     let (segments, shuffle_bytes) =
         fetch_all(ctx, &assignment.job_id, partition, locations, dir.path()).await?;
 
@@ -137,7 +138,7 @@ async fn reduce_into(
     job: Arc<dyn JobEngine>,
     segments: Vec<Fetched>,
     upload: &mut PartUpload,
-    cancel: Cancel,
+    cancel: CancellationToken,
     dir: Arc<AttemptDir>,
 ) -> Result<(u64, u64), TaskError> {
     let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(2);
