@@ -99,13 +99,12 @@ pub async fn job_status(client: &mut Client, job_id: &str, history: bool) -> Res
 
 /// Polls until the job ends; returns its final status.
 pub async fn wait(client: &mut Client, job_id: &str) -> Result<JobStatus> {
-    let mut delay = FIRST_POLL;
+    let mut backoff = Backoff::exponential(FIRST_POLL, MAX_POLL);
     loop {
         let status = job_status(client, job_id, false).await?;
         if status.state != JobState::Running as i32 {
             return Ok(status);
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_POLL);
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }

@@ -1,8 +1,14 @@
 //! The gRPC wire of Quern, generated from `proto/quern.proto`: the `Coordinator` service (clients
 //! and workers talk to it) and the `Shuffle` service (reduce tasks fetch map output from workers),
-//! plus the typed ids ([`ids`]) both sides use.
+//! and what both sides of a call share:
+//!
+//! - [`ids`]: the typed ids;
+//! - [`backoff`]: the delays of every retry loop over the wire.
 
+pub mod backoff;
 pub mod ids;
+
+pub use backoff::Backoff;
 
 #[allow(clippy::all)]
 pub mod v1 {

@@ -10,8 +10,8 @@ use crate::error::TaskError;
 use crate::merge::{Groups, Merge};
 use crate::shuffle_fetch::{Fetched, fetch_all};
 use quern_proto::{
-    Assignment, Counters, MapOutputLocation, MapOutputLocationsRequest, MapOutputLocationsResponse,
-    OpenUploadRequest,
+    Assignment, Backoff, Counters, MapOutputLocation, MapOutputLocationsRequest,
+    MapOutputLocationsResponse, OpenUploadRequest,
 };
 use quern_sdk::JobEngine;
 use quern_storage::{OutputDir, PartUpload, StorageUrl};
@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 const OUTPUT_PIECE: usize = 1 << 20;
 /// How long a reduce waits for map outputs that are being recomputed.
 const LOCATIONS_WAIT: Duration = Duration::from_secs(60);
+/// How often it asks again meanwhile.
+const LOCATIONS_POLL: Duration = Duration::from_millis(250);
 
 pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counters, TaskError> {
     let job = ctx.job(&assignment.job_name)?;
@@ -79,6 +81,7 @@ async fn map_output_locations(
         attempt_id: assignment.attempt_id,
     };
     let started = Instant::now();
+    let mut backoff = Backoff::constant(LOCATIONS_POLL);
     loop {
         match ctx
             .coordinator()
@@ -90,7 +93,7 @@ async fn map_output_locations(
                 if status.code() == tonic::Code::Unavailable
                     && started.elapsed() < LOCATIONS_WAIT =>
             {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::time::sleep(backoff.next_delay()).await;
             }
             Err(status) => return Err(TaskError::Coordinator(status)),
         }
