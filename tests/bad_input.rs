@@ -126,7 +126,9 @@ fn submit_to_an_address_nobody_listens_on_fails_naming_it() {
         path(&dir.path().join("out")),
     ));
     assert!(
-        err.contains(&format!("cannot reach the coordinator at {address}")),
+        err.contains(&format!(
+            "cannot reach the coordinator at {address}: connection refused"
+        )),
         "{err}"
     );
 }

@@ -41,8 +41,9 @@ fn say(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
+/// The error and its causes on one line, each said once (see [`quern_proto::error_chain`]).
 fn fail(e: anyhow::Error) -> ExitCode {
-    eprintln!("quern: {e:#}");
+    eprintln!("quern: {}", quern_proto::error_chain(e.as_ref()));
     ExitCode::FAILURE
 }
 
@@ -160,11 +161,13 @@ async fn status(args: StatusArgs) -> Result<()> {
         None => {
             let cluster = client
                 .cluster_status(ClusterStatusRequest {})
-                .await?
+                .await
+                .map_err(client::call_failed)?
                 .into_inner();
             let jobs = client
                 .list_jobs(ListJobsRequest {})
-                .await?
+                .await
+                .map_err(client::call_failed)?
                 .into_inner()
                 .jobs;
             say(&report::cluster(&cluster, &jobs));

@@ -288,9 +288,9 @@ mod tests {
         drop(nobody);
         let coordinator = FakeCoordinator {
             locations: vec![MapOutputLocation {
-                map_task: 0,
+                map_task: 12,
                 attempt_id: 1,
-                address: dead,
+                address: dead.clone(),
             }],
         }
         .serve()
@@ -303,6 +303,11 @@ mod tests {
         assert!(
             matches!(error, TaskError::Fetch { map_attempt: 1, .. }),
             "{error}"
+        );
+        // What the coordinator, and then `quern status`, are told.
+        assert_eq!(
+            quern_proto::error_chain(&error),
+            format!("cannot fetch map output m-00012 from {dead}: connection refused")
         );
         assert!(work.path().join("work/job-0001").is_dir());
         wait_until_gone(&work.path().join("work/job-0001/reduce-00000-2")).await;

@@ -234,7 +234,7 @@ async fn serve_coordinator(
                 let delay = backoff.next_delay();
                 tracing::warn!(
                     coordinator = %config.coordinator,
-                    error = %status.message(),
+                    error = %quern_proto::error_chain(&status),
                     retry_in_ms = delay.as_millis() as u64,
                     "cannot register with the coordinator; retrying"
                 );

@@ -88,12 +88,13 @@ async fn fetch_with_retries(
                 status
             }
             Err(FetchError::Peer(status)) => {
-                tracing::info!(address = %location.address, error = %status.message(), "shuffle fetch failed; retrying");
+                tracing::info!(address = %location.address, error = %quern_proto::error_chain(&status), "shuffle fetch failed; retrying");
                 tokio::time::sleep(backoff.next_delay()).await;
                 continue;
             }
         };
         return Err(TaskError::Fetch {
+            map_task: location.map_task,
             map_attempt: location.attempt_id,
             address: location.address.clone(),
             source: status,
@@ -248,11 +249,12 @@ mod tests {
         .expect("the fetch gave up on the silent peer");
         match fetched {
             Err(TaskError::Fetch {
+                map_task,
                 map_attempt,
                 address,
                 source,
             }) => {
-                assert_eq!((map_attempt, address), (7, peer));
+                assert_eq!((map_task, map_attempt, address), (0, 7, peer));
                 assert_eq!(source.code(), tonic::Code::DeadlineExceeded);
                 assert!(source.message().contains("sent nothing"), "{source}");
             }

@@ -113,11 +113,11 @@ async fn send_report(ctx: &Context, report: TaskReport) {
         };
         if tries == REPORT_TRIES {
             return tracing::error!(
-                error = %status.message(),
+                error = %quern_proto::error_chain(&status),
                 "gave up reporting a task result; the coordinator will run it again"
             );
         }
-        tracing::warn!(error = %status.message(), tries, "cannot report task result; retrying");
+        tracing::warn!(error = %quern_proto::error_chain(&status), tries, "cannot report task result; retrying");
         tokio::time::sleep(backoff.next_delay()).await;
     }
 }
