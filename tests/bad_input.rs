@@ -14,8 +14,13 @@ const BOUND: Duration = Duration::from_secs(15);
 
 /// Runs `quern ARGS`, expecting failure within the bound; returns stderr.
 fn fails(args: &[&str]) -> String {
+    fails_with_env(args, &[])
+}
+
+/// [`fails`], with extra environment variables.
+fn fails_with_env(args: &[&str], env: &[(&str, String)]) -> String {
     let started = Instant::now();
-    let output = quern(args);
+    let output = quern_with_env(args, env);
     assert!(
         started.elapsed() < BOUND,
         "took {:?}: {args:?}",
@@ -121,7 +126,9 @@ fn submit_to_an_address_nobody_listens_on_fails_naming_it() {
         path(&dir.path().join("out")),
     ));
     assert!(
-        err.contains(&format!("cannot reach the coordinator at {address}")),
+        err.contains(&format!(
+            "cannot reach the coordinator at {address}: connection refused"
+        )),
         "{err}"
     );
 }
@@ -160,6 +167,32 @@ fn a_worker_retries_an_unreachable_coordinator_with_backoff_and_says_so() {
     let _ = worker.kill();
     let _ = worker.wait();
     assert_eq!(delays, [100, 200, 400], "the worker backs off");
+}
+
+#[test]
+fn a_bad_coordinator_duration_is_refused_naming_its_flag() {
+    let listen = ["coordinator", "--listen", "127.0.0.1:0"];
+    let err = fails(&[&listen[..], &["--heartbeat-interval", "1000"]].concat());
+    assert!(
+        err.contains("--heartbeat-interval") && err.contains("'1000' is not a duration like 1s"),
+        "{err}"
+    );
+    let err = fails_with_env(&listen, &[("QUERN_WORKER_TIMEOUT", "soon".to_string())]);
+    assert!(
+        err.contains("--worker-timeout") && err.contains("'soon' is not a duration"),
+        "{err}"
+    );
+    let err = fails(
+        &[
+            &listen[..],
+            &["--heartbeat-interval", "2s", "--worker-timeout", "1s"],
+        ]
+        .concat(),
+    );
+    assert!(
+        err.contains("--worker-timeout 1s must be longer than --heartbeat-interval 2s"),
+        "{err}"
+    );
 }
 
 #[test]

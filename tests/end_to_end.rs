@@ -179,7 +179,7 @@ fn workers_listening_on_all_interfaces_advertise_the_given_host() {
 #[test]
 fn a_worker_stopped_with_sigterm_leaves_the_cluster_at_once() {
     // The heartbeat timeout is ten minutes: only the worker's goodbye can remove it in time.
-    let mut cluster = Cluster::start_with(2, 1, &["--worker-timeout-ms", "600000"]);
+    let mut cluster = Cluster::start_with(2, 1, &["--worker-timeout", "10m"]);
     let leaving = &mut cluster.processes.0[2];
     let pid = leaving.id().to_string();
     let killed = std::process::Command::new("kill")

@@ -25,7 +25,7 @@ fn a_worker_killed_mid_job_loses_nothing_and_its_work_runs_again() {
     let mut cluster = Cluster::start_with(
         0,
         1,
-        &["--heartbeat-ms", "100", "--worker-timeout-ms", "1000"],
+        &["--heartbeat-interval", "100ms", "--worker-timeout", "1s"],
     );
     // Each worker listens where the test chose, so a worker id maps to a process.
     let mut process_of: HashMap<String, usize> = HashMap::new();

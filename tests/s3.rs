@@ -284,7 +284,7 @@ fn a_reducer_killed_mid_upload_leaves_one_part_and_no_open_upload() {
         server.env(),
         0,
         1,
-        &["--heartbeat-ms", "100", "--worker-timeout-ms", "1000"],
+        &["--heartbeat-interval", "100ms", "--worker-timeout", "1s"],
     );
     let victim = cluster.add_worker_with(&["--slots", "2"]);
     cluster.wait_for_ready_workers(1);

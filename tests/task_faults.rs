@@ -18,7 +18,7 @@ fn a_task_that_crashes_its_worker_fails_the_job_after_four_losses() {
     let mut cluster = Cluster::start_with(
         0,
         1,
-        &["--heartbeat-ms", "100", "--worker-timeout-ms", "500"],
+        &["--heartbeat-interval", "100ms", "--worker-timeout", "500ms"],
     );
     let jobs = example_binary("fault_jobs");
     cluster.worker_binary = jobs.clone();

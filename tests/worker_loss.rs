@@ -128,7 +128,7 @@ fn jobs_finish_exactly_while_workers_are_killed_and_restarted_in_a_loop() {
     let mut cluster = Cluster::start_with(
         0,
         1,
-        &["--heartbeat-ms", "200", "--worker-timeout-ms", "1000"],
+        &["--heartbeat-interval", "200ms", "--worker-timeout", "1s"],
     );
     let workers: Vec<usize> = (0..WORKERS)
         .map(|_| cluster.add_worker_with(&["--slots", "1"]))

@@ -5,6 +5,7 @@ use bytesize::ByteSize;
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -36,6 +37,18 @@ fn parse_size(text: &str) -> Result<u64, String> {
         .parse::<ByteSize>()
         .map(|size| size.as_u64())
         .map_err(|e| format!("'{text}' is not a size like 64MiB or 1000: {e}"))
+}
+
+/// A duration in humantime syntax (`1s`, `200ms`, `10m`, `1h 30m`), more than zero: every
+/// duration flag (heartbeats, timeouts) goes through here.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text.trim()) {
+        Ok(duration) if duration.is_zero() => Err(format!("'{text}' must be more than zero")),
+        Ok(duration) => Ok(duration),
+        Err(e) => Err(format!(
+            "'{text}' is not a duration like 1s, 200ms or 10m: {e}"
+        )),
+    }
 }
 
 fn parse_reducers(text: &str) -> Result<u32, String> {
@@ -97,12 +110,31 @@ pub struct CoordinatorArgs {
     /// Address to serve on.
     #[arg(long, default_value = "127.0.0.1:7070", env = "QUERN_LISTEN")]
     pub listen: SocketAddr,
-    /// How often workers heartbeat, in milliseconds.
-    #[arg(long, default_value = "1000", env = "QUERN_HEARTBEAT_MS")]
-    pub heartbeat_ms: u64,
-    /// A worker silent this many milliseconds is dead and its work runs elsewhere.
-    #[arg(long, default_value = "10000", env = "QUERN_WORKER_TIMEOUT_MS")]
-    pub worker_timeout_ms: u64,
+    /// How often workers heartbeat (1s, 200ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s", env = "QUERN_HEARTBEAT_INTERVAL", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+    /// A worker silent this long is dead and its work runs elsewhere; longer than the interval.
+    #[arg(long, value_name = "DURATION", default_value = "10s", env = "QUERN_WORKER_TIMEOUT", value_parser = parse_duration)]
+    pub worker_timeout: Duration,
+}
+
+impl CoordinatorArgs {
+    /// The coordinator's settings, once checked against each other.
+    pub fn config(&self) -> Result<quern_coordinator::CoordinatorConfig, String> {
+        if self.worker_timeout <= self.heartbeat_interval {
+            return Err(format!(
+                "--worker-timeout {} must be longer than --heartbeat-interval {}, or every worker \
+                 would be declared dead between two heartbeats",
+                humantime::format_duration(self.worker_timeout),
+                humantime::format_duration(self.heartbeat_interval)
+            ));
+        }
+        Ok(quern_coordinator::CoordinatorConfig {
+            heartbeat_interval: self.heartbeat_interval,
+            worker_timeout: self.worker_timeout,
+            ..Default::default()
+        })
+    }
 }
 
 #[derive(Args, Debug)]
@@ -178,6 +210,63 @@ mod tests {
             Command::Run(run) => run.job.inputs,
             other => panic!("parsed as {other:?}"),
         }
+    }
+
+    fn coordinator(args: &[&str]) -> Result<CoordinatorArgs, String> {
+        let cli = Cli::try_parse_from(["quern", "coordinator"].iter().chain(args))
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Coordinator(coordinator) => Ok(coordinator),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn coordinator_durations_are_human_and_default_to_1s_and_10s() {
+        let defaults = coordinator(&[]).unwrap();
+        assert_eq!(defaults.heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(defaults.worker_timeout, Duration::from_secs(10));
+        let given = coordinator(&[
+            "--heartbeat-interval",
+            "200ms",
+            "--worker-timeout",
+            "1m 30s",
+        ])
+        .unwrap()
+        .config()
+        .unwrap();
+        assert_eq!(given.heartbeat_interval, Duration::from_millis(200));
+        assert_eq!(given.worker_timeout, Duration::from_secs(90));
+    }
+
+    #[test]
+    fn a_bad_duration_is_refused_naming_the_flag() {
+        for (flag, value, expected) in [
+            ("--heartbeat-interval", "1000", "is not a duration like 1s"),
+            (
+                "--worker-timeout",
+                "10 parsecs",
+                "is not a duration like 1s",
+            ),
+            ("--heartbeat-interval", "0s", "must be more than zero"),
+        ] {
+            let error = coordinator(&[flag, value]).unwrap_err();
+            let first = error.lines().next().unwrap();
+            assert!(
+                first.contains(flag) && first.contains(expected),
+                "{flag} {value}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_worker_timeout_within_one_heartbeat_is_refused() {
+        let args = coordinator(&["--heartbeat-interval", "2s", "--worker-timeout", "2s"]).unwrap();
+        let error = args.config().unwrap_err();
+        assert!(
+            error.contains("--worker-timeout 2s must be longer than --heartbeat-interval 2s"),
+            "{error}"
+        );
     }
 
     #[test]

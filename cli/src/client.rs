@@ -6,6 +6,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use quern_proto::coordinator_client::CoordinatorClient;
 use quern_proto::*;
 use quern_sdk::JobRegistry;
+use std::error::Error as _;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
@@ -32,12 +33,7 @@ pub async fn connect(address: &str) -> Result<Client> {
                 CONNECT_TIMEOUT.as_secs()
             )
         })?
-        .map_err(|e| {
-            anyhow!(
-                "cannot reach the coordinator at {address}: {}",
-                quern_proto::error_chain(&e)
-            )
-        })?;
+        .with_context(|| format!("cannot reach the coordinator at {address}"))?;
     Ok(CoordinatorClient::new(channel)
         .max_decoding_message_size(quern_coordinator::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(quern_coordinator::MAX_MESSAGE_BYTES))
@@ -82,7 +78,10 @@ pub async fn submit(client: &mut Client, spec: JobSpec) -> Result<SubmitJobRespo
     let response = client
         .submit_job(SubmitJobRequest { spec: Some(spec) })
         .await
-        .map_err(|status| anyhow!("job '{name}' refused: {}", status.message()))?;
+        .map_err(|status| match status.source() {
+            None => anyhow!("job '{name}' refused: {}", status.message()),
+            Some(_) => call_failed(status).context(format!("cannot submit job '{name}'")),
+        })?;
     Ok(response.into_inner())
 }
 
@@ -91,22 +90,29 @@ pub async fn job_status(client: &mut Client, job_id: &str, history: bool) -> Res
         job_id: job_id.to_string(),
         history,
     };
-    let response = client
-        .get_job(request)
-        .await
-        .map_err(|status| anyhow!("{}", status.message()))?;
+    let response = client.get_job(request).await.map_err(call_failed)?;
     Ok(response.into_inner())
+}
+
+/// A failed call to the coordinator: its own answer (an unknown job, a refusal) as it gave it, or,
+/// when no answer came, why (`the coordinator did not answer: connection refused`).
+pub fn call_failed(status: tonic::Status) -> anyhow::Error {
+    // Statuses made on this side, from a transport failure, keep it as their source; an answer
+    // from the coordinator has none.
+    match status.source() {
+        None => anyhow!("{}", status.message()),
+        Some(_) => anyhow::Error::new(status).context("the coordinator did not answer"),
+    }
 }
 
 /// Polls until the job ends; returns its final status.
 pub async fn wait(client: &mut Client, job_id: &str) -> Result<JobStatus> {
-    let mut delay = FIRST_POLL;
+    let mut backoff = Backoff::exponential(FIRST_POLL, MAX_POLL);
     loop {
         let status = job_status(client, job_id, false).await?;
         if status.state != JobState::Running as i32 {
             return Ok(status);
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(MAX_POLL);
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }

@@ -18,7 +18,6 @@ use clap::Parser;
 use quern_proto::{ClusterStatusRequest, JobState, ListJobsRequest};
 use quern_sdk::JobRegistry;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// Parses the command line and runs it with the jobs in `registry`. Exit status: 0 on success,
 /// 1 on any failure (the cause on one line on stderr), 2 on bad usage.
@@ -42,8 +41,9 @@ fn say(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
+/// The error and its causes on one line, each said once (see [`quern_proto::error_chain`]).
 fn fail(e: anyhow::Error) -> ExitCode {
-    eprintln!("quern: {e:#}");
+    eprintln!("quern: {}", quern_proto::error_chain(e.as_ref()));
     ExitCode::FAILURE
 }
 
@@ -96,17 +96,13 @@ async fn shutdown_signal() {
 }
 
 async fn coordinator(args: CoordinatorArgs) -> Result<()> {
+    let config = args.config().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener
         .local_addr()
         .context("cannot read the listening address")?;
-    let config = quern_coordinator::CoordinatorConfig {
-        heartbeat_interval: Duration::from_millis(args.heartbeat_ms.max(1)),
-        worker_timeout: Duration::from_millis(args.worker_timeout_ms.max(1)),
-        ..Default::default()
-    };
     // Scripts and tests read this line to learn the port when --listen asks for port 0.
     say(&format!(
         "quern coordinator listening on http://{address}\n"
@@ -165,11 +161,13 @@ async fn status(args: StatusArgs) -> Result<()> {
         None => {
             let cluster = client
                 .cluster_status(ClusterStatusRequest {})
-                .await?
+                .await
+                .map_err(client::call_failed)?
                 .into_inner();
             let jobs = client
                 .list_jobs(ListJobsRequest {})
-                .await?
+                .await
+                .map_err(client::call_failed)?
                 .into_inner()
                 .jobs;
             say(&report::cluster(&cluster, &jobs));

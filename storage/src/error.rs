@@ -70,7 +70,7 @@ impl StorageError {
     /// Says what an `object_store` error on `url` at `endpoint` means.
     pub fn classify(url: &StorageUrl, endpoint: &str, e: object_store::Error) -> StorageError {
         let url_text = url.to_string();
-        let chain = quern_proto::error_chain(&e);
+        let chain = quern_proto::source_chain(&e);
         match e {
             object_store::Error::NotFound { .. } if chain.contains("NoSuchBucket") => {
                 no_bucket(url, endpoint)

@@ -151,7 +151,7 @@ impl Cluster {
         Cluster::start_with(workers, slots, &[])
     }
 
-    /// Like [`Cluster::start`], with extra coordinator flags (`--heartbeat-ms 100`, …).
+    /// Like [`Cluster::start`], with extra coordinator flags (`--heartbeat-interval 100ms`, …).
     pub fn start_with(workers: usize, slots: u32, coordinator_flags: &[&str]) -> Cluster {
         Cluster::start_with_env(Vec::new(), workers, slots, coordinator_flags)
     }

@@ -3,75 +3,42 @@
 //!
 //! An attempt is cancelled by dropping its future (see [`crate::task`]). Dropping a future stops
 //! it at its next `.await`, but it cannot stop a `spawn_blocking` closure, nor a task it spawned:
-//! those run to the end unless told. So an attempt holds a [`CancelOnDrop`] whose [`Cancel`] flag
-//! its blocking loops check, an [`AbortOnDrop`] for each task it spawns, and an [`AttemptDir`]
-//! that removes its directory once nothing uses it any more.
+//! those run to the end unless told. So an attempt holds the [`DropGuard`] of a
+//! [`CancellationToken`] that its blocking loops check, an [`AbortOnDropHandle`] for each task it
+//! spawns (both from tokio-util), and an [`AttemptDir`] that removes its directory once nothing
+//! uses it any more.
+//!
+//! [`DropGuard`]: tokio_util::sync::DropGuard
+//! [`AbortOnDropHandle`]: tokio_util::task::AbortOnDropHandle
 
 use quern_sdk::JobError;
 use quern_sdk::engine::LineSource;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-/// Lines a map reads between two looks at its cancellation flag.
+/// Lines a map reads between two looks at its cancellation token.
 const LINES_PER_CHECK: u32 = 256;
 
-/// A flag the blocking part of an attempt polls to learn that the attempt was cancelled.
-#[derive(Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// A guard that raises the flag when dropped: held by the attempt's future, so that dropping
-    /// the future (cancellation, or the worker stopping) stops its blocking work too.
-    pub fn on_drop(&self) -> CancelOnDrop {
-        CancelOnDrop(self.clone())
-    }
-
-    /// The error a blocking loop returns when it sees the flag.
-    pub fn error() -> JobError {
-        JobError::Io(std::io::Error::new(
-            std::io::ErrorKind::Interrupted,
-            "the attempt was cancelled",
-        ))
-    }
+/// The error a blocking loop returns when it sees its attempt's token cancelled.
+pub fn cancelled() -> JobError {
+    JobError::Io(std::io::Error::new(
+        std::io::ErrorKind::Interrupted,
+        "the attempt was cancelled",
+    ))
 }
 
-pub struct CancelOnDrop(Cancel);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
-/// A spawned task that is aborted when this handle is dropped (a plain `JoinHandle` detaches).
-pub struct AbortOnDrop<T>(pub JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// A map's lines that fail with [`Cancel::error`] once the attempt is cancelled, so that a
-/// mapper stops within a few lines of it.
+/// A map's lines that fail with [`cancelled`] once the attempt is cancelled, so that a mapper
+/// stops within a few lines of it.
 pub struct CancellableLines<L> {
     pub inner: L,
-    cancel: Cancel,
+    cancel: CancellationToken,
     until_check: u32,
 }
 
 impl<L> CancellableLines<L> {
-    pub fn new(inner: L, cancel: Cancel) -> Self {
+    pub fn new(inner: L, cancel: CancellationToken) -> Self {
         CancellableLines {
             inner,
             cancel,
@@ -84,7 +51,7 @@ impl<L: LineSource> LineSource for CancellableLines<L> {
     fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
         if self.until_check == 0 {
             if self.cancel.is_cancelled() {
-                return Err(Cancel::error());
+                return Err(cancelled());
             }
             self.until_check = LINES_PER_CHECK;
         }
@@ -174,12 +141,12 @@ mod tests {
                 Ok(Some((0, &self.0)))
             }
         }
-        let cancel = Cancel::default();
+        let cancel = CancellationToken::new();
         let mut lines = CancellableLines::new(Endless(b"x".to_vec()), cancel.clone());
         for _ in 0..1000 {
             assert!(lines.next_line().is_ok());
         }
-        drop(cancel.on_drop());
+        drop(cancel.clone().drop_guard());
         let read = (0..=LINES_PER_CHECK)
             .take_while(|_| lines.next_line().is_ok())
             .count();

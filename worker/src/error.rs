@@ -1,5 +1,7 @@
 //! Why a task attempt failed. A failed attempt is reported to the coordinator (which retries it
-//! elsewhere); it never takes the worker down.
+//! elsewhere); it never takes the worker down. The report carries the error on one line
+//! ([`quern_proto::error_chain`]): a gRPC cause reads as its message or its short cause
+//! (`connection refused`), never as tonic's debug dump.
 
 use quern_proto::FailureKind;
 use quern_sdk::JobError;
@@ -23,9 +25,14 @@ pub enum TaskError {
     },
     #[error("job code panicked: {0}")]
     Panicked(String),
-    #[error("cannot fetch map output of attempt {map_attempt} from {address}")]
+    #[error("cannot fetch map output m-{map_task:05} from {address}")]
     Fetch {
+        /// The map task whose output it is, which is what a user knows it by.
+        map_task: u32,
+        /// The attempt that wrote it: the coordinator re-runs the map when this attempt's output
+        /// is the one it still hands out.
         map_attempt: u64,
+        /// The peer worker's URL.
         address: String,
         #[source]
         source: tonic::Status,

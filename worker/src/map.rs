@@ -3,7 +3,7 @@
 //! output into a map output file that the shuffle service then serves. A cancelled or failed
 //! attempt stops its reader and mapper and leaves no directory behind (see [`crate::attempt`]).
 
-use crate::attempt::{AbortOnDrop, AttemptDir, Cancel, CancellableLines};
+use crate::attempt::{AttemptDir, CancellableLines, cancelled};
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::map_output::MapOutputWriter;
@@ -14,6 +14,8 @@ use quern_proto::{Assignment, Counters, MapSplit};
 use quern_sdk::JobError;
 use quern_storage::{Location, StorageUrl};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Bytes per ranged read of the split.
 const READ_CHUNK: u64 = 4 << 20;
@@ -36,11 +38,12 @@ pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters,
     let dir = AttemptDir::create(dir.clone())
         .map_err(TaskError::io(format!("cannot create {}", dir.display())))?;
     // Dropping this future (a cancel) stops the reader and, within a few lines, the mapper.
-    let cancel = Cancel::default();
-    let _cancel_on_drop = cancel.on_drop();
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
 
     let (sender, mut receiver) = mpsc::channel(READ_AHEAD);
-    let _reader = AbortOnDrop(tokio::spawn(read_chunks(location, split.clone(), sender)));
+    let _reader =
+        AbortOnDropHandle::new(tokio::spawn(read_chunks(location, split.clone(), sender)));
     let (partitions, buffer) = (assignment.reducers, assignment.sort_buffer_bytes as usize);
     let max_line = match assignment.max_line_bytes {
         0 => u64::MAX,
@@ -59,7 +62,7 @@ pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters,
         let emitted = job.map(&mut lines, &mut writer)?;
         // A cancelled reader ends the chunks early, which looks like the end of the input.
         if cancel.is_cancelled() {
-            return Err(Cancel::error());
+            return Err(cancelled());
         }
         let output = writer.finish()?;
         let read = (lines.inner.lines_read(), lines.inner.bytes_read());

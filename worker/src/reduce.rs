@@ -3,21 +3,22 @@
 //! into this attempt's part upload, which [`crate::commit`] makes final or discards. The
 //! attempt's directory (segments spilled by the fetch) goes when it ends, however it ends.
 
-use crate::attempt::{AttemptDir, Cancel};
+use crate::attempt::AttemptDir;
 use crate::commit::commit_part;
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::merge::{Groups, Merge};
 use crate::shuffle_fetch::{Fetched, fetch_all};
 use quern_proto::{
-    Assignment, Counters, MapOutputLocation, MapOutputLocationsRequest, MapOutputLocationsResponse,
-    OpenUploadRequest,
+    Assignment, Backoff, Counters, MapOutputLocation, MapOutputLocationsRequest,
+    MapOutputLocationsResponse, OpenUploadRequest,
 };
 use quern_sdk::JobEngine;
 use quern_storage::{OutputDir, PartUpload, StorageUrl};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Output is handed to the uploader in pieces of about this size.
 const OUTPUT_PIECE: usize = 1 << 20;
@@ -36,8 +37,8 @@ pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counte
     let dir = AttemptDir::create(dir.clone())
         .map_err(TaskError::io(format!("cannot create {}", dir.display())))?;
     // Dropping this future (a cancel) stops the reducer's thread too.
-    let cancel = Cancel::default();
-    let _cancel_on_drop = cancel.on_drop();
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
     let (segments, shuffle_bytes) =
         fetch_all(ctx, &assignment.job_id, partition, locations, dir.path()).await?;
 
@@ -80,6 +81,7 @@ async fn map_output_locations(
         attempt_id: assignment.attempt_id,
         worker_id: assignment.worker_id.clone(),
     };
+    let mut backoff = Backoff::constant(LOCATIONS_POLL);
     loop {
         match ctx
             .coordinator()
@@ -88,7 +90,7 @@ async fn map_output_locations(
         {
             Ok(response) => return flatten(response.into_inner()),
             Err(status) if status.code() == tonic::Code::Unavailable => {
-                tokio::time::sleep(LOCATIONS_POLL).await;
+                tokio::time::sleep(backoff.next_delay()).await;
             }
             Err(status) => return Err(TaskError::Coordinator(status)),
         }
@@ -138,7 +140,7 @@ async fn reduce_into(
     job: Arc<dyn JobEngine>,
     segments: Vec<Fetched>,
     upload: &mut PartUpload,
-    cancel: Cancel,
+    cancel: CancellationToken,
     dir: Arc<AttemptDir>,
 ) -> Result<(u64, u64), TaskError> {
     let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(2);
@@ -287,9 +289,9 @@ mod tests {
         drop(nobody);
         let coordinator = FakeCoordinator {
             locations: vec![MapOutputLocation {
-                map_task: 0,
+                map_task: 12,
                 attempt_id: 1,
-                address: dead,
+                address: dead.clone(),
                 worker_id: "worker-1".into(),
             }],
         }
@@ -303,6 +305,11 @@ mod tests {
         assert!(
             matches!(error, TaskError::Fetch { map_attempt: 1, .. }),
             "{error}"
+        );
+        // What the coordinator, and then `quern status`, are told.
+        assert_eq!(
+            quern_proto::error_chain(&error),
+            format!("cannot fetch map output m-00012 from {dead}: connection refused")
         );
         assert!(work.path().join("work/job-0001").is_dir());
         wait_until_gone(&work.path().join("work/job-0001/reduce-00000-2")).await;

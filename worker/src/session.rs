@@ -5,6 +5,7 @@
 use crate::context::{Context, lazy_channel};
 use crate::shuffle_server::ShuffleService;
 use crate::task::Running;
+use quern_proto::Backoff;
 use quern_proto::ids::JobId;
 use quern_proto::shuffle_server::ShuffleServer;
 use quern_proto::{AssignmentsRequest, HeartbeatRequest, LeaveRequest, RegisterWorkerRequest};
@@ -212,7 +213,7 @@ async fn serve_coordinator(
     address: String,
     registered: Registration,
 ) {
-    let mut delay = FIRST_RETRY;
+    let mut backoff = Backoff::exponential(FIRST_RETRY, MAX_RETRY);
     loop {
         let request = RegisterWorkerRequest {
             address: address.clone(),
@@ -221,7 +222,7 @@ async fn serve_coordinator(
         };
         match ctx.coordinator().register_worker(request).await {
             Ok(response) => {
-                delay = FIRST_RETRY;
+                backoff.reset();
                 let response = response.into_inner();
                 let interval = Duration::from_millis(response.heartbeat_interval_ms.max(10));
                 tracing::info!(worker = %response.worker_id, coordinator = %config.coordinator, "registered");
@@ -230,14 +231,14 @@ async fn serve_coordinator(
                 session(&ctx, &running, response.worker_id, interval).await;
             }
             Err(status) => {
+                let delay = backoff.next_delay();
                 tracing::warn!(
                     coordinator = %config.coordinator,
-                    error = %status.message(),
+                    error = %quern_proto::error_chain(&status),
                     retry_in_ms = delay.as_millis() as u64,
                     "cannot register with the coordinator; retrying"
                 );
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(MAX_RETRY);
             }
         }
     }

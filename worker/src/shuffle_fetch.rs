@@ -9,7 +9,7 @@ use crate::error::TaskError;
 use crate::merge::Segment;
 use crate::record::RecordReader;
 use futures::{StreamExt, TryStreamExt};
-use quern_proto::{FetchRequest, MapOutputLocation};
+use quern_proto::{Backoff, FetchRequest, MapOutputLocation};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,7 +21,8 @@ const PARALLEL_FETCHES: usize = 8;
 /// In-memory bytes a reduce task may hold across its segments; the rest spill to disk.
 const MEMORY_BUDGET: i64 = 128 << 20;
 const FETCH_TRIES: u32 = 3;
-const RETRY_DELAY: Duration = Duration::from_millis(200);
+/// Between fetch tries: 200 ms, then 400 ms.
+const RETRY_STEP: Duration = Duration::from_millis(200);
 /// A fetch that receives nothing (no response, no next chunk) for this long fails at once, with
 /// no retry: the peer is alive enough to answer keepalive pings but does not serve (a full or
 /// failing disk, a stuck process), and waiting on it would hold the reduce forever.
@@ -73,10 +74,11 @@ async fn fetch_with_retries(
     dir: &Path,
     budget: &AtomicI64,
 ) -> Result<(Fetched, u64), TaskError> {
+    let mut backoff = Backoff::linear(RETRY_STEP, RETRY_STEP * FETCH_TRIES);
     let mut tries = 0;
     loop {
         tries += 1;
-        match fetch_one(ctx, job_id, partition, &location, dir, budget).await {
+        let status = match fetch_one(ctx, job_id, partition, &location, dir, budget).await {
             Ok(fetched) => return Ok(fetched),
             Err(FetchError::Local(e)) => return Err(e),
             Err(FetchError::Corrupt(reason)) => {
@@ -87,13 +89,6 @@ async fn fetch_with_retries(
                     reason,
                 });
             }
-            Err(FetchError::Stalled(status)) => {
-                return Err(TaskError::Fetch {
-                    map_attempt: location.attempt_id,
-                    address: location.address.clone(),
-                    source: status,
-                });
-            }
             Err(FetchError::Peer(status)) if is_refusal(status.code()) => {
                 return Err(TaskError::FetchRefused {
                     map_attempt: location.attempt_id,
@@ -101,20 +96,24 @@ async fn fetch_with_retries(
                     source: status,
                 });
             }
+            Err(FetchError::Stalled(status)) => status,
             Err(FetchError::Peer(status))
                 if tries >= FETCH_TRIES || status.code() == tonic::Code::NotFound =>
             {
-                return Err(TaskError::Fetch {
-                    map_attempt: location.attempt_id,
-                    address: location.address.clone(),
-                    source: status,
-                });
+                status
             }
             Err(FetchError::Peer(status)) => {
-                tracing::info!(address = %location.address, error = %status.message(), "shuffle fetch failed; retrying");
-                tokio::time::sleep(RETRY_DELAY * tries).await;
+                tracing::info!(address = %location.address, error = %quern_proto::error_chain(&status), "shuffle fetch failed; retrying");
+                tokio::time::sleep(backoff.next_delay()).await;
+                continue;
             }
-        }
+        };
+        return Err(TaskError::Fetch {
+            map_task: location.map_task,
+            map_attempt: location.attempt_id,
+            address: location.address.clone(),
+            source: status,
+        });
     }
 }
 
@@ -304,11 +303,12 @@ mod tests {
         .expect("the fetch gave up on the silent peer");
         match fetched {
             Err(TaskError::Fetch {
+                map_task,
                 map_attempt,
                 address,
                 source,
             }) => {
-                assert_eq!((map_attempt, address), (7, peer));
+                assert_eq!((map_task, map_attempt, address), (0, 7, peer));
                 assert_eq!(source.code(), tonic::Code::DeadlineExceeded);
                 assert!(source.message().contains("sent nothing"), "{source}");
             }

@@ -5,7 +5,7 @@ use crate::context::Context;
 use crate::error::TaskError;
 use crate::map::run_map;
 use crate::reduce::run_reduce;
-use quern_proto::{Assignment, TaskKind, TaskReport};
+use quern_proto::{Assignment, Backoff, TaskKind, TaskReport};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +13,8 @@ use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 const REPORT_TRIES: u32 = 5;
+/// Between report tries: 200 ms, 400 ms, 600 ms, 800 ms.
+const REPORT_RETRY_STEP: Duration = Duration::from_millis(200);
 
 /// The attempts running on this worker.
 #[derive(Clone, Default)]
@@ -99,8 +101,9 @@ async fn run_and_report(ctx: &Context, worker_id: String, assignment: &Assignmen
 
 /// Reports to the coordinator, retrying lost messages; a report it already has is ignored there.
 async fn send_report(ctx: &Context, report: TaskReport) {
-    for attempt in 1..=REPORT_TRIES {
-        match ctx.coordinator().report_task(report.clone()).await {
+    let mut backoff = Backoff::linear(REPORT_RETRY_STEP, REPORT_RETRY_STEP * REPORT_TRIES);
+    for tries in 1..=REPORT_TRIES {
+        let status = match ctx.coordinator().report_task(report.clone()).await {
             Ok(response) => {
                 if !response.into_inner().accepted {
                     tracing::info!(
@@ -109,11 +112,15 @@ async fn send_report(ctx: &Context, report: TaskReport) {
                 }
                 return;
             }
-            Err(status) => {
-                tracing::warn!(error = %status.message(), attempt, "cannot report task result; retrying");
-                tokio::time::sleep(Duration::from_millis(200) * attempt).await;
-            }
+            Err(status) => status,
+        };
+        if tries == REPORT_TRIES {
+            return tracing::error!(
+                error = %quern_proto::error_chain(&status),
+                "gave up reporting a task result; the coordinator will run it again"
+            );
         }
+        tracing::warn!(error = %quern_proto::error_chain(&status), tries, "cannot report task result; retrying");
+        tokio::time::sleep(backoff.next_delay()).await;
     }
-    tracing::error!("gave up reporting a task result; the coordinator will run it again");
 }
