@@ -33,9 +33,9 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::OutputBusy { .. } => Code::AlreadyExists,
             CoordinatorError::Timeout { .. } => Code::DeadlineExceeded,
             CoordinatorError::Storage(s) => match s {
-                StorageError::InvalidUrl { .. } | StorageError::Config { .. } => {
-                    Code::InvalidArgument
-                }
+                StorageError::InvalidUrl { .. }
+                | StorageError::Config { .. }
+                | StorageError::NonUtf8Name { .. } => Code::InvalidArgument,
                 StorageError::NotFound { .. }
                 | StorageError::NoMatch { .. }
                 | StorageError::ObjectNotFound { .. }
@@ -44,10 +44,13 @@ impl From<CoordinatorError> for Status {
                     Code::AlreadyExists
                 }
                 StorageError::CredentialsRefused { .. } => Code::PermissionDenied,
-                StorageError::LineTooLong { .. } => Code::InvalidArgument,
+                StorageError::LineTooLong { .. } | StorageError::InputChanged { .. } => {
+                    Code::InvalidArgument
+                }
                 StorageError::Unreachable { .. }
                 | StorageError::Store { .. }
-                | StorageError::Local { .. } => Code::Unavailable,
+                | StorageError::Local { .. }
+                | StorageError::LocalInput { .. } => Code::Unavailable,
             },
         };
         Status::new(code, error_chain(&e))

@@ -499,6 +499,7 @@ mod tests {
                 start: 10 * i,
                 end: 10 * i + 10,
                 object_size: 10 * maps,
+                version: quern_storage::Version::Unknown,
             })
             .collect();
         state.add_job(Job::new(id, spec, splits));

@@ -46,6 +46,16 @@ pub enum StorageError {
         offset: u64,
         limit: u64,
     },
+    #[error("input {url} changed after the job was submitted: {reason}")]
+    InputChanged { url: String, reason: String },
+    #[error("cannot read {}", path.display())]
+    LocalInput {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("input file name is not UTF-8: {path}")]
+    NonUtf8Name { path: String },
     #[error("cannot clean up {}", path.display())]
     Local {
         path: std::path::PathBuf,
