@@ -35,14 +35,17 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::Storage(s) => match s {
                 StorageError::InvalidUrl { .. }
                 | StorageError::Config { .. }
-                | StorageError::NonUtf8Name { .. } => Code::InvalidArgument,
+                | StorageError::NonUtf8Name { .. }
+                | StorageError::OutputInsideInput { .. }
+                | StorageError::InputInsideOutput { .. } => Code::InvalidArgument,
                 StorageError::NotFound { .. }
                 | StorageError::NoMatch { .. }
                 | StorageError::ObjectNotFound { .. }
                 | StorageError::NoBucket { .. } => Code::NotFound,
-                StorageError::OutputExists { .. } | StorageError::OutputHasParts { .. } => {
-                    Code::AlreadyExists
-                }
+                StorageError::OutputExists { .. }
+                | StorageError::OutputHasParts { .. }
+                | StorageError::NotJobOutput { .. }
+                | StorageError::OutputNotADirectory { .. } => Code::AlreadyExists,
                 StorageError::CredentialsRefused { .. } => Code::PermissionDenied,
                 StorageError::LineTooLong { .. } | StorageError::InputChanged { .. } => {
                     Code::InvalidArgument

@@ -56,6 +56,20 @@ pub enum StorageError {
     },
     #[error("input file name is not UTF-8: {path}")]
     NonUtf8Name { path: String },
+    #[error(
+        "--overwrite refused: output {url} holds '{entry}', which is not job output \
+         (only _SUCCESS, part-r-NNNNN, part-m-NNNNN and _temporary/ are replaced); \
+         move it away or choose another output"
+    )]
+    NotJobOutput { url: String, entry: String },
+    #[error("--overwrite refused: output {url} is {what}, not a directory")]
+    OutputNotADirectory { url: String, what: &'static str },
+    #[error("output {output} is, or is inside, input {input}; a job must not write where it reads")]
+    OutputInsideInput { output: String, input: String },
+    #[error(
+        "input {input} is inside output {output}, which --overwrite would delete; choose another output"
+    )]
+    InputInsideOutput { output: String, input: String },
     #[error("cannot clean up {}", path.display())]
     Local {
         path: std::path::PathBuf,
