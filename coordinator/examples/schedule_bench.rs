@@ -48,6 +48,8 @@ fn main() {
             start: (i % 4) << 26,
             end: ((i % 4) + 1) << 26,
             object_size: 4 << 26,
+            // An S3 ETag's length: what each assignment carries to be checked on read.
+            version: quern_storage::Version::Tag(format!("\"{:032x}\"", i / 4)),
         })
         .collect();
     let submit_started = Instant::now();

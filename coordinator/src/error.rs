@@ -33,21 +33,27 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::OutputBusy { .. } => Code::AlreadyExists,
             CoordinatorError::Timeout { .. } => Code::DeadlineExceeded,
             CoordinatorError::Storage(s) => match s {
-                StorageError::InvalidUrl { .. } | StorageError::Config { .. } => {
-                    Code::InvalidArgument
-                }
+                StorageError::InvalidUrl { .. }
+                | StorageError::Config { .. }
+                | StorageError::NonUtf8Name { .. }
+                | StorageError::OutputInsideInput { .. }
+                | StorageError::InputInsideOutput { .. } => Code::InvalidArgument,
                 StorageError::NotFound { .. }
                 | StorageError::NoMatch { .. }
                 | StorageError::ObjectNotFound { .. }
                 | StorageError::NoBucket { .. } => Code::NotFound,
-                StorageError::OutputExists { .. } | StorageError::OutputHasParts { .. } => {
-                    Code::AlreadyExists
-                }
+                StorageError::OutputExists { .. }
+                | StorageError::OutputHasParts { .. }
+                | StorageError::NotJobOutput { .. }
+                | StorageError::OutputNotADirectory { .. } => Code::AlreadyExists,
                 StorageError::CredentialsRefused { .. } => Code::PermissionDenied,
-                StorageError::LineTooLong { .. } => Code::InvalidArgument,
+                StorageError::LineTooLong { .. } | StorageError::InputChanged { .. } => {
+                    Code::InvalidArgument
+                }
                 StorageError::Unreachable { .. }
                 | StorageError::Store { .. }
-                | StorageError::Local { .. } => Code::Unavailable,
+                | StorageError::Local { .. }
+                | StorageError::LocalInput { .. } => Code::Unavailable,
             },
         };
         Status::new(code, error_chain(&e))

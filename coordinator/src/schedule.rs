@@ -7,6 +7,7 @@ use crate::job::TaskRef;
 use crate::state::State;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{Assignment, AttemptState, MapSplit, TaskKind};
+use quern_storage::Version;
 
 impl State {
     /// Assigns every task that can start now.
@@ -47,11 +48,18 @@ impl State {
         let j = &self.jobs[&job];
         let split = (task.kind == TaskKind::Map).then(|| {
             let s = &j.splits[task.index as usize];
+            let (version, modified_seconds) = match &s.version {
+                Version::Tag(tag) => (tag.clone(), 0),
+                Version::Modified(seconds) => (String::new(), *seconds),
+                Version::Unknown => (String::new(), 0),
+            };
             MapSplit {
                 url: s.url.clone(),
                 start: s.start,
                 end: s.end,
                 object_size: s.object_size,
+                version,
+                modified_seconds,
             }
         });
         Assignment {

@@ -11,7 +11,7 @@ use crate::status::{cluster_status, job_status};
 use quern_proto::coordinator_server::Coordinator;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::*;
-use quern_storage::{OutputDir, StorageUrl, list_inputs};
+use quern_storage::{OutputDir, StorageUrl, check_output_apart, list_inputs};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -120,6 +120,7 @@ impl CoordinatorService {
             .map(|i| StorageUrl::parse(i))
             .collect::<Result<Vec<_>, _>>()?;
         let output = StorageUrl::parse(&spec.output)?;
+        check_output_apart(&output, &inputs, spec.overwrite)?;
         spec.output = output.to_string();
         if spec.max_line_bytes == 0 {
             spec.max_line_bytes = DEFAULT_MAX_LINE;

@@ -2,7 +2,7 @@
 //! a remainder of less than 10% of a split joins the last split instead of making a tiny task.
 //! Where lines fall is the worker's business (see the worker's `split_reader`).
 
-use quern_storage::InputObject;
+use quern_storage::{InputObject, Version};
 
 /// A tail below this fraction of the split size is folded into the previous split.
 const SPLIT_SLOP: f64 = 1.1;
@@ -14,6 +14,8 @@ pub struct Split {
     pub start: u64,
     pub end: u64,
     pub object_size: u64,
+    /// What listing saw, for the reader to check the object did not change since.
+    pub version: Version,
 }
 
 /// The splits of `objects`, in order. Empty objects give none.
@@ -34,6 +36,7 @@ pub fn make_splits(objects: &[InputObject], split_size: u64) -> Vec<Split> {
                 start,
                 end: start + len,
                 object_size: object.size,
+                version: object.version.clone(),
             });
             start += len;
         }
@@ -50,6 +53,7 @@ mod tests {
         InputObject {
             url: StorageUrl::Local(format!("/in/{name}").into()),
             size,
+            version: Version::Tag(format!("v-{name}")),
         }
     }
 
@@ -70,6 +74,10 @@ mod tests {
                 .iter()
                 .all(|s| s.object_size == if s.url.ends_with('a') { 210 } else { 105 })
         );
+        // Each split carries what listing saw of its object, for the reader to check.
+        let versions: Vec<_> = splits.iter().map(|s| s.version.clone()).collect();
+        let tag = |name: &str| Version::Tag(format!("v-{name}"));
+        assert_eq!(versions, [tag("a"), tag("a"), tag("b")]);
     }
 
     #[test]

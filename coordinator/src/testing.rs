@@ -28,6 +28,7 @@ pub fn add_job(state: &mut State, maps: u64, max_attempts: u32) -> JobId {
             start: 10 * i,
             end: 10 * i + 10,
             object_size: 10 * maps,
+            version: quern_storage::Version::Unknown,
         })
         .collect();
     state.add_job(Job::new(id, spec, splits));

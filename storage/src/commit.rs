@@ -11,6 +11,7 @@
 //!   upload to the final key whose parts are sent but which is not completed; commit completes it,
 //!   abort aborts it. No copy, no delete, no orphaned parts.
 
+use crate::overwrite::PreviousOutput;
 use crate::{Location, StorageError, StorageUrl};
 use futures::TryStreamExt;
 use object_store::multipart::{MultipartStore, PartId};
@@ -18,8 +19,8 @@ use object_store::path::Path;
 use object_store::{MultipartId, ObjectStore, ObjectStoreExt, WriteMultipart};
 use std::sync::Arc;
 
-const SUCCESS: &str = "_SUCCESS";
-const TEMPORARY: &str = "_temporary";
+pub(crate) const SUCCESS: &str = "_SUCCESS";
+pub(crate) const TEMPORARY: &str = "_temporary";
 /// Bytes per uploaded part (S3 wants at least 5 MiB for all parts but the last).
 const PART_SIZE: usize = 8 << 20;
 /// Local-disk chunks that may be in flight before a writer waits.
@@ -60,8 +61,9 @@ impl OutputDir {
     }
 
     /// Checks the output before a job starts: it must be writable (a probe object is written and
-    /// removed), and a finished job's output is refused unless `overwrite`, in which case
-    /// everything under the output is removed first.
+    /// removed), and a finished job's output is refused unless `overwrite`, in which case that
+    /// output is removed first. `overwrite` removes job output only: an output holding anything
+    /// else is refused and left as it is (see [`crate::overwrite`]).
     pub async fn prepare(&self, overwrite: bool) -> Result<(), StorageError> {
         // One listing names a missing bucket (some servers create one on a first write), and
         // shows a finished job, or part files an earlier run left that a new job's parts must
@@ -83,9 +85,13 @@ impl OutputDir {
         if !overwrite && names.iter().any(|name| name.starts_with("part-")) {
             return Err(StorageError::OutputHasParts { url });
         }
+        let previous = match overwrite {
+            true => Some(PreviousOutput::find(&self.location).await?),
+            false => None,
+        };
         self.probe_write().await?;
-        if overwrite {
-            self.delete_below(&self.location.path).await?;
+        if let Some(previous) = previous {
+            previous.remove(&self.location).await?;
         }
         Ok(())
     }

@@ -46,6 +46,30 @@ pub enum StorageError {
         offset: u64,
         limit: u64,
     },
+    #[error("input {url} changed after the job was submitted: {reason}")]
+    InputChanged { url: String, reason: String },
+    #[error("cannot read {}", path.display())]
+    LocalInput {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("input file name is not UTF-8: {path}")]
+    NonUtf8Name { path: String },
+    #[error(
+        "--overwrite refused: output {url} holds '{entry}', which is not job output \
+         (only _SUCCESS, part-r-NNNNN, part-m-NNNNN and _temporary/ are replaced); \
+         move it away or choose another output"
+    )]
+    NotJobOutput { url: String, entry: String },
+    #[error("--overwrite refused: output {url} is {what}, not a directory")]
+    OutputNotADirectory { url: String, what: &'static str },
+    #[error("output {output} is, or is inside, input {input}; a job must not write where it reads")]
+    OutputInsideInput { output: String, input: String },
+    #[error(
+        "input {input} is inside output {output}, which --overwrite would delete; choose another output"
+    )]
+    InputInsideOutput { output: String, input: String },
     #[error("cannot clean up {}", path.display())]
     Local {
         path: std::path::PathBuf,
@@ -61,10 +85,13 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// Whether the same read fails the same way on any worker (a line over the limit), so that
-    /// retrying the task elsewhere is pointless.
+    /// Whether the same read fails the same way on any worker (a line over the limit, an input
+    /// that changed since it was listed), so that retrying the task elsewhere is pointless.
     pub fn is_deterministic(&self) -> bool {
-        matches!(self, StorageError::LineTooLong { .. })
+        matches!(
+            self,
+            StorageError::LineTooLong { .. } | StorageError::InputChanged { .. }
+        )
     }
 
     /// Says what an `object_store` error on `url` at `endpoint` means.

@@ -3,18 +3,26 @@
 //!
 //! - [`url`]: parses input and output URLs (plain paths, `file://`, `s3://`) into a store and a
 //!   path; `s3` configures S3-compatible stores from the environment.
-//! - [`list`]: expands inputs (files, directories, globs) into the objects to split.
+//! - [`list`]: expands inputs (files, directories, globs) into the objects to split, with the
+//!   size and version each had when listed.
+//! - [`read`]: ranged reads of a listed input object, failing if it changed since.
 //! - [`commit`]: the output committer: only the attempt the coordinator accepts makes its part file
 //!   final (a rename on local disk, completing the multipart upload on S3); `_SUCCESS` comes last.
+//! - [`overwrite`]: what `--overwrite` may delete (a previous job's output, nothing else), and
+//!   the rule that no job writes where it reads.
 //! - [`error`]: what goes wrong, naming the URL it went wrong on.
 
 pub mod commit;
 pub mod error;
 pub mod list;
+pub mod overwrite;
+pub mod read;
 mod s3;
 pub mod url;
 
 pub use commit::{OutputDir, PartUpload, PendingPart};
 pub use error::StorageError;
-pub use list::{InputObject, list_inputs};
+pub use list::{InputObject, Version, list_inputs};
+pub use overwrite::check_output_apart;
+pub use read::InputSource;
 pub use url::{Location, StorageUrl};

@@ -1,54 +1,202 @@
 //! Input listing: expands one input URL (a file, a directory or key prefix, or a glob) into the
-//! objects to split, sorted by URL. As in Hadoop, names starting with `_` or `.` below the input
-//! are skipped, so a previous job's `_SUCCESS` or an editor's `.swp` is never read as data.
-//! Object store listings are paginated by `object_store`, so a prefix of any size is listed whole.
+//! objects to split, sorted by URL, each with what listing saw of it (size and [`Version`]) so a
+//! reader can tell it changed since. As in Hadoop, names starting with `_` or `.` below the input
+//! are skipped, so a previous job's `_SUCCESS` or an editor's `.swp` is never read as data; every
+//! other file is read, whatever its name. A path that exists is that file or directory, even when
+//! its name holds glob characters (`x[1].txt`); only a path that does not exist is a glob.
+//!
+//! Local directories are walked here (with `walkdir`), not listed through object_store: its
+//! `LocalFileSystem` hides names ending in `#` and digits (`chapter#1`) as its own temporary files,
+//! and a user's file must never be skipped for its name. Object store listings are paginated by
+//! `object_store`, so a prefix of any size is listed whole.
 
+use crate::read::local_version;
 use crate::{Location, StorageError, StorageUrl};
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStoreExt};
 
-/// One object to read, with its size.
+/// One object to read, as listing saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputObject {
     pub url: StorageUrl,
     pub size: u64,
+    pub version: Version,
+}
+
+/// What listing saw of an object besides its size. Every read checks it again, so an object
+/// rewritten or replaced after listing fails its task rather than being read half old, half new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// The object's ETag (S3), or a local file's device, inode and modification time in one
+    /// string (see [`local_version`]).
+    Tag(String),
+    /// Seconds since the Unix epoch of the last modification: all that a store without ETags in
+    /// its listings gives (some S3-compatible servers).
+    Modified(i64),
+    /// Nothing beyond the size.
+    Unknown,
+}
+
+impl Version {
+    fn of(meta: &ObjectMeta) -> Version {
+        match &meta.e_tag {
+            Some(tag) => Version::Tag(tag.clone()),
+            None => Version::Modified(meta.last_modified.timestamp()),
+        }
+    }
 }
 
 /// Expands `url` into the objects it names. A missing path, an empty prefix and a glob that
 /// matches nothing are errors; an existing local directory with no visible files is an empty
 /// input.
 pub async fn list_inputs(url: &StorageUrl) -> Result<Vec<InputObject>, StorageError> {
-    if let Some(base) = url.glob_base() {
-        return list_glob(url, &base).await;
-    }
-    let location = url.locate()?;
     match url {
         StorageUrl::Local(path) => {
-            let meta = std::fs::metadata(path).map_err(|_| StorageError::NotFound {
-                url: url.to_string(),
-            })?;
-            if meta.is_file() {
-                return single(&location).await;
-            }
-            list_below(&location, |_| true).await
+            let (url, root) = (url.clone(), path.clone());
+            // A directory walk is blocking file system work.
+            tokio::task::spawn_blocking(move || list_local(&url, &root))
+                .await
+                .map_err(|e| StorageError::LocalInput {
+                    path: path.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?
         }
-        StorageUrl::S3 { key, .. } => {
-            if !key.is_empty() && !key.ends_with('/') {
-                match single(&location).await {
-                    Err(StorageError::ObjectNotFound { .. }) => {}
-                    found => return found,
-                }
-            }
-            let objects = list_below(&location, |_| true).await?;
-            if objects.is_empty() {
-                return Err(StorageError::NotFound {
-                    url: url.to_string(),
-                });
-            }
-            Ok(objects)
+        StorageUrl::S3 { .. } => list_s3(url).await,
+    }
+}
+
+fn list_local(url: &StorageUrl, path: &std::path::Path) -> Result<Vec<InputObject>, StorageError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => walk(path, |_| true),
+        Ok(meta) if meta.is_file() => Ok(vec![local_object(path, &meta)?]),
+        Ok(_) => Err(StorageError::InvalidUrl {
+            url: url.to_string(),
+            reason: "not a regular file or a directory".to_string(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match url.glob_base() {
+            Some(base) => glob_local(url, &base),
+            None => Err(StorageError::NotFound {
+                url: url.to_string(),
+            }),
+        },
+        Err(source) => Err(StorageError::LocalInput {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn glob_local(url: &StorageUrl, base: &StorageUrl) -> Result<Vec<InputObject>, StorageError> {
+    let matches = glob_matcher(url)?;
+    let StorageUrl::Local(base) = base else {
+        unreachable!("the glob base of a local URL is local");
+    };
+    let objects = if base.is_dir() {
+        walk(base, matches)?
+    } else {
+        Vec::new()
+    };
+    if objects.is_empty() {
+        return Err(StorageError::NoMatch {
+            url: url.to_string(),
+        });
+    }
+    Ok(objects)
+}
+
+/// Every regular file below `root` (following links, as reading does) whose URL passes `keep`,
+/// sorted by URL; hidden names below `root` are skipped, hidden directories not even entered.
+fn walk(
+    root: &std::path::Path,
+    keep: impl Fn(&StorageUrl) -> bool,
+) -> Result<Vec<InputObject>, StorageError> {
+    let entries = walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|entry| !is_hidden(entry.file_name().as_encoded_bytes()));
+    let mut objects = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::LocalInput {
+            path: e.path().unwrap_or(root).to_path_buf(),
+            source: e.into(),
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let url = local_url(entry.path())?;
+        if !keep(&url) {
+            continue;
+        }
+        let meta = entry.metadata().map_err(|e| StorageError::LocalInput {
+            path: entry.path().to_path_buf(),
+            source: e.into(),
+        })?;
+        objects.push(InputObject {
+            url,
+            size: meta.len(),
+            version: Version::Tag(local_version(&meta)),
+        });
+    }
+    sort(&mut objects);
+    Ok(objects)
+}
+
+fn local_object(
+    path: &std::path::Path,
+    meta: &std::fs::Metadata,
+) -> Result<InputObject, StorageError> {
+    Ok(InputObject {
+        url: local_url(path)?,
+        size: meta.len(),
+        version: Version::Tag(local_version(meta)),
+    })
+}
+
+/// The URL of a local file. A task names its input as text, so a name that is not UTF-8 could
+/// not be read back: it is refused, not skipped.
+fn local_url(path: &std::path::Path) -> Result<StorageUrl, StorageError> {
+    match path.to_str() {
+        Some(_) => Ok(StorageUrl::Local(path.to_path_buf())),
+        None => Err(StorageError::NonUtf8Name {
+            path: path.to_string_lossy().into_owned(),
+        }),
+    }
+}
+
+async fn list_s3(url: &StorageUrl) -> Result<Vec<InputObject>, StorageError> {
+    let StorageUrl::S3 { key, .. } = url else {
+        unreachable!("list_s3 is given S3 URLs");
+    };
+    let glob = url.glob_base();
+    let location = match (url.locate(), &glob) {
+        (Ok(location), _) => Some(location),
+        // A glob need not be a valid key.
+        (Err(_), Some(_)) => None,
+        (Err(e), None) => return Err(e),
+    };
+    // A key that exists is that object, glob characters or not.
+    if let Some(location) = &location
+        && !key.is_empty()
+        && !key.ends_with('/')
+    {
+        match single(location).await {
+            Err(StorageError::ObjectNotFound { .. }) => {}
+            found => return found,
         }
     }
+    if let Some(base) = glob {
+        return glob_s3(url, &base).await;
+    }
+    let location = location.expect("a URL that is not a glob was located above");
+    let objects = list_below(&location, |_| true).await?;
+    if objects.is_empty() {
+        return Err(StorageError::NotFound {
+            url: url.to_string(),
+        });
+    }
+    Ok(objects)
 }
 
 async fn single(location: &Location) -> Result<Vec<InputObject>, StorageError> {
@@ -60,10 +208,13 @@ async fn single(location: &Location) -> Result<Vec<InputObject>, StorageError> {
     Ok(vec![InputObject {
         url: location.url.clone(),
         size: head.size,
+        version: Version::of(&head),
     }])
 }
 
-async fn list_glob(url: &StorageUrl, base: &StorageUrl) -> Result<Vec<InputObject>, StorageError> {
+pub(crate) fn glob_matcher(
+    url: &StorageUrl,
+) -> Result<impl Fn(&StorageUrl) -> bool + use<>, StorageError> {
     let pattern = glob::Pattern::new(&url.to_string()).map_err(|e| StorageError::InvalidUrl {
         url: url.to_string(),
         reason: e.to_string(),
@@ -72,11 +223,12 @@ async fn list_glob(url: &StorageUrl, base: &StorageUrl) -> Result<Vec<InputObjec
         require_literal_separator: true,
         ..Default::default()
     };
-    let location = base.locate()?;
-    let objects = list_below(&location, |candidate| {
-        pattern.matches_with(&candidate.to_string(), options)
-    })
-    .await?;
+    Ok(move |candidate: &StorageUrl| pattern.matches_with(&candidate.to_string(), options))
+}
+
+async fn glob_s3(url: &StorageUrl, base: &StorageUrl) -> Result<Vec<InputObject>, StorageError> {
+    let matches = glob_matcher(url)?;
+    let objects = list_below(&base.locate()?, matches).await?;
     if objects.is_empty() {
         return Err(StorageError::NoMatch {
             url: url.to_string(),
@@ -85,49 +237,50 @@ async fn list_glob(url: &StorageUrl, base: &StorageUrl) -> Result<Vec<InputObjec
     Ok(objects)
 }
 
-/// Every visible object below `location` whose URL passes `keep`, sorted by URL.
+/// Every visible object below an object store `location` whose URL passes `keep`, sorted by URL.
 async fn list_below(
     location: &Location,
     keep: impl Fn(&StorageUrl) -> bool,
 ) -> Result<Vec<InputObject>, StorageError> {
-    let listed: Vec<_> = match location
+    let listed: Vec<_> = location
         .store
         .list(Some(&location.path))
         .try_collect()
         .await
-    {
-        Ok(listed) => listed,
-        // A local directory that does not exist lists as nothing, like an empty prefix.
-        Err(object_store::Error::NotFound { .. })
-            if matches!(location.url, StorageUrl::Local(_)) =>
-        {
-            Vec::new()
-        }
-        Err(e) => return Err(location.error(&location.url)(e)),
-    };
+        .map_err(location.error(&location.url))?;
     let base_depth = location.path.parts().count();
-    // On an object store a zero-byte object is a "directory marker" (or holds nothing to read).
-    let markers = matches!(location.url, StorageUrl::S3 { .. });
     let mut objects: Vec<InputObject> = listed
         .into_iter()
         .filter(|meta| !hidden_below(&meta.location, base_depth))
-        .filter(|meta| !(markers && meta.size == 0))
+        // A zero-byte object is a "directory marker" (or holds nothing to read).
+        .filter(|meta| meta.size > 0)
         .map(|meta| InputObject {
             url: location.url_of(&meta.location),
             size: meta.size,
+            version: Version::of(&meta),
         })
         .filter(|object| keep(&object.url))
         .collect();
-    objects.sort_by_key(|o| o.url.to_string());
+    sort(&mut objects);
     Ok(objects)
 }
 
-/// Whether any part of `path` below the first `base_depth` parts starts with `_` or `.`.
+fn sort(objects: &mut [InputObject]) {
+    objects.sort_by_cached_key(|o| o.url.to_string());
+}
+
+/// Whether a name is hidden from input: it starts with `_` or `.`.
+fn is_hidden(name: &[u8]) -> bool {
+    name.starts_with(b"_") || name.starts_with(b".")
+}
+
+/// Whether any part of `path` below the first `base_depth` parts is hidden.
 fn hidden_below(path: &Path, base_depth: usize) -> bool {
     path.parts()
         .skip(base_depth)
-        .any(|part| part.as_ref().starts_with(['_', '.']))
+        .any(|part| is_hidden(part.as_ref().as_bytes()))
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +308,7 @@ mod tests {
         write(dir.path(), "_SUCCESS", "");
         write(dir.path(), ".a.txt.swp", "x");
         write(dir.path(), "_temporary/x/part", "x");
+        write(dir.path(), "sub/.git/config", "x");
         let url = StorageUrl::Local(dir.path().to_path_buf());
         let objects = list_inputs(&url).await.unwrap();
         assert_eq!(names(&objects, dir.path()), ["a.txt", "b.txt", "sub/c.txt"]);
@@ -162,6 +316,68 @@ mod tests {
             objects.iter().map(|o| o.size).collect::<Vec<_>>(),
             [1, 2, 3]
         );
+    }
+
+    #[tokio::test]
+    async fn every_visible_file_is_listed_whatever_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = [
+            "100%",
+            "a b.txt",
+            "chapter#1",
+            "naïve ü.txt",
+            "q?.txt",
+            "star*",
+            "sub #2/x#12",
+            "x%20y",
+            "x[1].txt",
+        ];
+        for name in odd {
+            write(dir.path(), name, "x\n");
+        }
+        let url = StorageUrl::Local(dir.path().to_path_buf());
+        let objects = list_inputs(&url).await.unwrap();
+        assert_eq!(names(&objects, dir.path()), odd);
+        // Each is a URL that parses back to its own path.
+        for object in &objects {
+            assert_eq!(
+                StorageUrl::parse(&object.url.to_string()).unwrap(),
+                object.url
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_existing_path_is_itself_even_with_glob_characters() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "x[1].txt", "literal\n");
+        write(dir.path(), "x1.txt", "a glob would match this\n");
+        write(dir.path(), "d[2]/in", "in a directory\n");
+        let file = StorageUrl::Local(dir.path().join("x[1].txt"));
+        let objects = list_inputs(&file).await.unwrap();
+        assert_eq!(names(&objects, dir.path()), ["x[1].txt"]);
+        let directory = StorageUrl::Local(dir.path().join("d[2]"));
+        let objects = list_inputs(&directory).await.unwrap();
+        assert_eq!(names(&objects, dir.path()), ["d[2]/in"]);
+        // A path that does not exist is a glob.
+        let glob = StorageUrl::Local(dir.path().join("x[0-9].txt"));
+        let objects = list_inputs(&glob).await.unwrap();
+        assert_eq!(names(&objects, dir.path()), ["x1.txt"]);
+    }
+
+    #[tokio::test]
+    async fn local_files_are_listed_with_a_version() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a", "one\n");
+        let url = StorageUrl::Local(dir.path().join("a"));
+        let before = list_inputs(&url).await.unwrap();
+        assert!(matches!(before[0].version, Version::Tag(_)));
+        // Replaced by a file of the same size: another version.
+        write(dir.path(), "b", "two\n");
+        std::fs::rename(dir.path().join("b"), dir.path().join("a")).unwrap();
+        let after = list_inputs(&url).await.unwrap();
+        assert_eq!(before[0].size, after[0].size);
+        assert_ne!(before[0].version, after[0].version);
     }
 
     #[tokio::test]
@@ -189,6 +405,9 @@ mod tests {
             format!("input path does not exist: {missing}")
         );
         let glob = StorageUrl::Local(dir.path().join("*.csv"));
+        let err = list_inputs(&glob).await.unwrap_err();
+        assert_eq!(err.to_string(), format!("input matches no files: {glob}"));
+        let glob = StorageUrl::Local(dir.path().join("nope/*.csv"));
         let err = list_inputs(&glob).await.unwrap_err();
         assert_eq!(err.to_string(), format!("input matches no files: {glob}"));
     }

@@ -1,6 +1,6 @@
 //! The storage layer against a real S3-compatible server (s3s-fs, embedded): listing past one
-//! page, and the commit protocol (only the accepted attempt's upload completes; every other upload
-//! is aborted, so no multipart upload is left open).
+//! page, the commit protocol (only the accepted attempt's upload completes; every other upload
+//! is aborted, so no multipart upload is left open), and what `--overwrite` may delete.
 //!
 //! One test function: the S3 settings come from the process environment, which is set once here
 //! before any store is made, with no other test thread reading it.
@@ -24,6 +24,7 @@ async fn s3_listing_and_commit() {
     empty_prefixes_and_missing_buckets_are_errors(&server).await;
     only_the_committed_attempt_completes_its_upload(&server).await;
     uploads_of_attempts_that_never_commit_are_aborted(&server).await;
+    overwrite_replaces_only_job_output(&server).await;
 }
 
 async fn listing_covers_more_than_one_page(server: &S3Server) {
@@ -121,4 +122,44 @@ async fn uploads_of_attempts_that_never_commit_are_aborted(server: &S3Server) {
     out.abort_upload(1, &id).await.unwrap();
     assert_eq!(server.open_uploads(), Vec::<String>::new());
     assert_eq!(server.object("data", "out-dead/part-r-00001"), None);
+}
+
+async fn overwrite_replaces_only_job_output(server: &S3Server) {
+    let job_output = [
+        "_SUCCESS",
+        "part-r-00000",
+        "part-m-00001",
+        "_temporary/attempt-3/part-r-00002",
+    ];
+    for key in job_output {
+        server.put_file("data", &format!("prev/{key}"), b"old\n");
+    }
+    server.put_file("data", "prev-sibling/keep.txt", b"not below prev/\n");
+    let out = OutputDir::open(&url("s3://data/prev")).unwrap();
+    out.prepare(true).await.unwrap();
+    for key in job_output {
+        assert!(
+            server.object("data", &format!("prev/{key}")).is_none(),
+            "{key}"
+        );
+    }
+    assert!(server.object("data", "prev-sibling/keep.txt").is_some());
+
+    for key in ["_SUCCESS", "part-r-00000", "notes/thesis.tex"] {
+        server.put_file("data", &format!("mixed/{key}"), b"mine\n");
+    }
+    let out = OutputDir::open(&url("s3://data/mixed/")).unwrap();
+    let err = out.prepare(true).await.unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "--overwrite refused: output s3://data/mixed/ holds 'notes/thesis.tex', which is not job output"
+        ),
+        "{err}"
+    );
+    for key in ["_SUCCESS", "part-r-00000", "notes/thesis.tex"] {
+        assert!(
+            server.object("data", &format!("mixed/{key}")).is_some(),
+            "{key}"
+        );
+    }
 }

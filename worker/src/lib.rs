@@ -9,7 +9,8 @@
 //!
 //! Around it: [`record`] (the framing of records on disk and on the wire), [`task`] (running and
 //! reporting attempts), [`attempt`] (what an attempt releases however it ends), [`session`]
-//! (registration, assignments and heartbeats), [`context`] and [`error`].
+//! (registration, assignments and heartbeats), [`work_dir`] (a worker's own directory, and
+//! removing those crashed workers left), [`context`] and [`error`].
 
 pub mod attempt;
 pub mod commit;
@@ -29,5 +30,6 @@ pub mod split_reader;
 pub mod task;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod work_dir;
 
 pub use session::{WorkerConfig, WorkerError, run};

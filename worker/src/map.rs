@@ -7,12 +7,11 @@ use crate::attempt::{AttemptDir, CancellableLines, cancelled};
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::map_output::MapOutputWriter;
-use crate::split_reader::{SplitLines, read_start};
+use crate::split_reader::{SplitLines, read_start, split_source};
 use bytes::Bytes;
-use object_store::ObjectStoreExt;
 use quern_proto::{Assignment, Counters, MapSplit};
 use quern_sdk::JobError;
-use quern_storage::{Location, StorageUrl};
+use quern_storage::InputSource;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -30,7 +29,7 @@ pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters,
         .clone()
         .ok_or(TaskError::MissingField("split"))?;
     let job = ctx.job(&assignment.job_name)?;
-    let location = StorageUrl::parse(&split.url)?.locate()?;
+    let source = split_source(&split)?;
     let dir = ctx.work_dir.join(&assignment.job_id).join(format!(
         "map-{:05}-{}",
         assignment.task, assignment.attempt_id
@@ -42,8 +41,7 @@ pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters,
     let _cancel_on_drop = cancel.clone().drop_guard();
 
     let (sender, mut receiver) = mpsc::channel(READ_AHEAD);
-    let _reader =
-        AbortOnDropHandle::new(tokio::spawn(read_chunks(location, split.clone(), sender)));
+    let _reader = AbortOnDropHandle::new(tokio::spawn(read_chunks(source, split.clone(), sender)));
     let (partitions, buffer) = (assignment.reducers, assignment.sort_buffer_bytes as usize);
     let max_line = match assignment.max_line_bytes {
         0 => u64::MAX,
@@ -84,10 +82,11 @@ pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters,
     Ok(counters)
 }
 
-/// Sends the object's bytes from the split's read start to its end, in ranged reads. Stops when
-/// the mapper has seen its last line and drops the receiver.
+/// Sends the object's bytes from the split's read start to its end, in ranged reads, each checked
+/// against the object as listed. Stops when the mapper has seen its last line and drops the
+/// receiver.
 async fn read_chunks(
-    location: Location,
+    source: InputSource,
     split: MapSplit,
     sender: mpsc::Sender<Result<Bytes, JobError>>,
 ) {
@@ -98,11 +97,10 @@ async fn read_chunks(
         } else {
             (pos + TAIL_CHUNK).min(split.object_size)
         };
-        let chunk = location
-            .store
-            .get_range(&location.path, pos..end)
+        let chunk = source
+            .read_range(pos..end)
             .await
-            .map_err(|e| JobError::Input(Box::new(location.error(&location.url)(e))));
+            .map_err(|e| JobError::Input(Box::new(e)));
         let failed = chunk.is_err();
         if sender.send(chunk).await.is_err() || failed {
             return;
@@ -136,6 +134,7 @@ mod tests {
                 start: 0,
                 end: size,
                 object_size: size,
+                ..MapSplit::default()
             }),
             ..Assignment::default()
         }

@@ -5,6 +5,7 @@
 use crate::context::{Context, lazy_channel};
 use crate::shuffle_server::ShuffleService;
 use crate::task::Running;
+use crate::work_dir::OwnWorkDir;
 use quern_proto::Backoff;
 use quern_proto::ids::JobId;
 use quern_proto::shuffle_server::ShuffleServer;
@@ -162,7 +163,7 @@ pub async fn run(
     }
 }
 
-fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir>), WorkerError> {
+fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, Option<OwnWorkDir>), WorkerError> {
     match given {
         Some(dir) => {
             std::fs::create_dir_all(&dir).map_err(|source| WorkerError::WorkDir {
@@ -172,14 +173,11 @@ fn work_dir(given: Option<PathBuf>) -> Result<(PathBuf, Option<tempfile::TempDir
             Ok((dir, None))
         }
         None => {
-            let temp = tempfile::Builder::new()
-                .prefix("quern-worker-")
-                .tempdir()
-                .map_err(|source| WorkerError::WorkDir {
-                    dir: std::env::temp_dir(),
-                    source,
-                })?;
-            Ok((temp.path().to_path_buf(), Some(temp)))
+            // Also removes what workers killed earlier left beside it.
+            let temp = std::env::temp_dir();
+            let own = OwnWorkDir::create(&temp)
+                .map_err(|source| WorkerError::WorkDir { dir: temp, source })?;
+            Ok((own.path().to_path_buf(), Some(own)))
         }
     }
 }

@@ -1,4 +1,7 @@
-//! Reads the text lines of one split from a stream of byte chunks.
+//! Reads the text lines of one split from a stream of byte chunks, read from the split's input as
+//! it was listed: [`split_source`] binds the split to its object together with the size and
+//! version the coordinator saw at listing, and every ranged read checks them, so an input changed
+//! since fails the task with an error naming it rather than feeding it bytes of two versions.
 //!
 //! The boundary rule: a line belongs to the split where its first byte lies. A split `[start, end)`
 //! with `start > 0` is read from `start - 1` and skips through the first newline (if the byte
@@ -7,9 +10,24 @@
 //! exactly once, whatever the split size. Lines end at `\n`; a `\r` before it is dropped, as
 //! Hadoop's `LineRecordReader` does.
 
+use quern_proto::MapSplit;
 use quern_sdk::JobError;
 use quern_sdk::engine::LineSource;
-use quern_storage::StorageError;
+use quern_storage::{InputObject, InputSource, StorageError, StorageUrl, Version};
+
+/// The object a split reads, as the coordinator listed it.
+pub fn split_source(split: &MapSplit) -> Result<InputSource, StorageError> {
+    let version = match (split.version.as_str(), split.modified_seconds) {
+        ("", 0) => Version::Unknown,
+        ("", seconds) => Version::Modified(seconds),
+        (tag, _) => Version::Tag(tag.to_string()),
+    };
+    InputSource::new(InputObject {
+        url: StorageUrl::parse(&split.url)?,
+        size: split.object_size,
+        version,
+    })
+}
 
 /// Where a split's reader starts in its object.
 pub fn read_start(start: u64) -> u64 {
