@@ -15,7 +15,7 @@ use crate::fetch_failure::Verdict;
 use crate::job::EXCLUDE_AFTER_FAILURES;
 use crate::state::{Action, RunningAttempt, State};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
-use quern_proto::{AttemptState, FailureKind, TaskReport};
+use quern_proto::{AttemptState, FailureKind, FetchFailureReport, TaskReport};
 use std::time::Instant;
 
 /// Map re-runs that fetch failures may cause in one job before it fails: generous, since each
@@ -33,36 +33,92 @@ impl State {
         report: &TaskReport,
     ) -> Vec<Action> {
         match report.failure() {
-            FailureKind::Fetch => self.fetch_failed(running, AttemptId(report.failed_map_attempt)),
+            FailureKind::Fetch | FailureKind::CorruptMapOutput => {
+                self.reduce_stopped_by(running, report.failure(), report.failed_map_attempt)
+            }
             FailureKind::Fatal => self.fail_job(
                 running.job,
                 format!("task {} failed: {}", running.task, report.error),
             ),
-            FailureKind::CorruptMapOutput => {
-                self.map_output_corrupt(running, AttemptId(report.failed_map_attempt))
-            }
             FailureKind::Task => self.task_failed(running, &report.error),
         }
     }
 
-    /// A reduce received a map output that failed its checksum: that map runs again (a damaged
-    /// file says nothing about its holder's other outputs), and the reduce is not charged.
-    fn map_output_corrupt(
+    /// A reduce ended because a map output could not be fetched whole: it runs again,
+    /// uncharged, and the map output is judged.
+    fn reduce_stopped_by(
         &mut self,
         running: &RunningAttempt,
-        map_attempt: AttemptId,
+        kind: FailureKind,
+        map_attempt: u64,
     ) -> Vec<Action> {
-        let Some(job) = self.jobs.get_mut(&running.job) else {
-            return Vec::new();
+        if let Some(job) = self.jobs.get_mut(&running.job) {
+            job.task_mut(running.task).lost_workers.clear();
+            job.requeue(running.task);
+        }
+        self.judge_map_output(running.job, running.worker, kind, AttemptId(map_attempt))
+            .1
+    }
+
+    /// A running reduce could not fetch a map output whole, and goes on with the rest. Returns
+    /// whether it should keep going: not if it is no longer expected, nor if its own worker turned
+    /// out to be the suspect (it is then killed, uncharged, to run elsewhere).
+    pub fn fetch_failure_reported(&mut self, report: &FetchFailureReport) -> (bool, Vec<Action>) {
+        let attempt = AttemptId(report.attempt_id);
+        if !self.expects(attempt, &report.job_id, &report.worker_id) {
+            return (false, Vec::new());
+        }
+        let (job, reporter) = {
+            let running = &self.attempts[&attempt];
+            (running.job, running.worker)
         };
-        job.task_mut(running.task).lost_workers.clear();
-        job.requeue(running.task);
+        let map_attempt = AttemptId(report.failed_map_attempt);
+        let (suspect, actions) =
+            self.judge_map_output(job, reporter, report.failure(), map_attempt);
+        if suspect {
+            self.kill_attempt(attempt, "its worker cannot fetch from live peers");
+        }
+        self.schedule();
+        let keep_going = !suspect && self.attempts.contains_key(&attempt);
+        (keep_going, actions)
+    }
+
+    /// What a map output that `reporter` could not fetch whole means. A corrupt one runs its map
+    /// again (a damaged file says nothing about its holder's other outputs); one out of reach
+    /// is for the fetch-failure rules to judge. Returns whether the reporter is the suspect.
+    fn judge_map_output(
+        &mut self,
+        id: JobId,
+        reporter: WorkerId,
+        kind: FailureKind,
+        map_attempt: AttemptId,
+    ) -> (bool, Vec<Action>) {
+        let State { jobs, workers, .. } = self;
+        let Some(job) = jobs.get_mut(&id) else {
+            return (false, Vec::new());
+        };
+        // An output already run again (its holder was lost meanwhile) is old news.
         let Some((map, holder)) = job.map_done_by(map_attempt) else {
-            return Vec::new();
+            return (false, Vec::new());
         };
-        tracing::warn!(job = %running.job, %map, worker = %holder, "corrupt map output; running the map again");
-        job.requeue(map);
-        self.count_reruns(running.job, 1, holder)
+        if kind == FailureKind::CorruptMapOutput {
+            tracing::warn!(job = %id, %map, worker = %holder, "corrupt map output; running the map again");
+            job.requeue(map);
+            return (false, self.count_reruns(id, 1, holder));
+        }
+        let heard_since =
+            |w: WorkerId, at: Instant| workers.get(&w).is_some_and(|w| w.last_seen > at);
+        let verdict = job
+            .fetch_failures
+            .report(reporter, holder, Instant::now(), heard_since);
+        match verdict {
+            Verdict::Wait => (false, Vec::new()),
+            Verdict::HolderLost { alive } => (false, self.holder_lost(id, holder, alive)),
+            Verdict::ReporterSuspect => {
+                let why = "it could not fetch map output from live peers".to_string();
+                (true, self.exclude(id, reporter, why))
+            }
+        }
     }
 
     /// The task's own error: it runs again, unless it has failed `max_attempts` times.
@@ -91,34 +147,6 @@ impl State {
             return self.exclude(running.job, running.worker, why);
         }
         Vec::new()
-    }
-
-    /// A reduce could not fetch the output of `map_attempt`. The reduce runs again, uncharged;
-    /// whether the holder or the reporter is at fault is for the fetch-failure rules to say.
-    fn fetch_failed(&mut self, running: &RunningAttempt, map_attempt: AttemptId) -> Vec<Action> {
-        let State { jobs, workers, .. } = self;
-        let Some(job) = jobs.get_mut(&running.job) else {
-            return Vec::new();
-        };
-        job.task_mut(running.task).lost_workers.clear();
-        job.requeue(running.task);
-        // An output already run again (its holder was lost meanwhile) is old news.
-        let Some((_, holder)) = job.map_done_by(map_attempt) else {
-            return Vec::new();
-        };
-        let heard_since =
-            |w: WorkerId, at: Instant| workers.get(&w).is_some_and(|w| w.last_seen > at);
-        let verdict =
-            job.fetch_failures
-                .report(running.worker, holder, Instant::now(), heard_since);
-        match verdict {
-            Verdict::Wait => Vec::new(),
-            Verdict::HolderLost { alive } => self.holder_lost(running.job, holder, alive),
-            Verdict::ReporterSuspect => {
-                let why = "it could not fetch map output from live peers".to_string();
-                self.exclude(running.job, running.worker, why)
-            }
-        }
     }
 
     /// Reduces cannot fetch from `holder`: every map output of the job on it runs again
@@ -192,7 +220,8 @@ impl State {
 
     /// The worker running `attempt` was lost (it missed heartbeats): the attempt is killed, not
     /// charged, and runs again, unless the task has now lost its worker `max_worker_losses`
-    /// times in a row.
+    /// times in a row while running job code. (A reduce still fetching runs none: a crash loop
+    /// that kills it there says nothing about its code.)
     pub(crate) fn attempt_lost(&mut self, attempt: AttemptId, why: &str) -> Vec<Action> {
         let Some(running) = self.end_attempt(attempt, AttemptState::Killed, why) else {
             return Vec::new();
@@ -202,7 +231,9 @@ impl State {
         };
         let limit = job.spec.max_worker_losses.max(1) as usize;
         let task = job.task_mut(running.task);
-        task.lost_workers.push(running.worker);
+        if running.in_job_code {
+            task.lost_workers.push(running.worker);
+        }
         if task.lost_workers.len() < limit {
             job.requeue(running.task);
             return Vec::new();
@@ -378,6 +409,28 @@ mod tests {
     }
 
     #[test]
+    fn a_reduce_that_loses_its_worker_while_fetching_is_not_blamed() {
+        let mut state = State::default();
+        let id = add_job(&mut state, 1, 4);
+        let (_, mut first) = add_worker(&mut state, 1);
+        let map = next(&mut first);
+        succeed(&mut state, &map, Counters::default());
+        let _reduce = next(&mut first);
+        // Five losses (the job allows 3), none of them in job code: the map runs again, then
+        // the reduce, on the next worker, and so on.
+        for _ in 0..5 {
+            state.reap(Duration::ZERO);
+            let (_, mut next_worker) = add_worker(&mut state, 2);
+            let map = next(&mut next_worker);
+            succeed(&mut state, &map, Counters::default());
+            let _reduce = next(&mut next_worker);
+        }
+        let job = &state.jobs[&id];
+        assert_eq!(job.phase, JobPhase::Running);
+        assert!(job.reduces[0].lost_workers.is_empty());
+    }
+
+    #[test]
     fn a_success_between_worker_losses_starts_the_count_again() {
         let mut state = State::default();
         let id = add_job(&mut state, 2, 4);
@@ -397,6 +450,78 @@ mod tests {
                 .iter()
                 .all(|t| t.lost_workers.is_empty())
         );
+    }
+
+    #[test]
+    fn a_running_reduce_reports_a_lost_output_and_keeps_going_until_it_is_the_suspect() {
+        let mut state = State::default();
+        let id = add_job(&mut state, 2, 4);
+        let (h1, mut on_h1) = add_worker(&mut state, 1);
+        let (_, mut on_h2) = add_worker(&mut state, 1);
+        let (m1, m2) = (next(&mut on_h1), next(&mut on_h2));
+        let (_, mut on_r) = add_worker(&mut state, 2);
+        succeed(&mut state, &m1, Counters::default());
+        succeed(&mut state, &m2, Counters::default());
+        let reduce = next(&mut on_r);
+        let report = |map: &quern_proto::Assignment| FetchFailureReport {
+            job_id: reduce.job_id.clone(),
+            attempt_id: reduce.attempt_id,
+            worker_id: reduce.worker_id.clone(),
+            failed_map_attempt: map.attempt_id,
+            failure: FailureKind::Fetch as i32,
+            error: "connection refused".into(),
+        };
+        assert!(state.fetch_failure_reported(&report(&m1)).0);
+        assert!(state.attempts.contains_key(&AttemptId(reduce.attempt_id)));
+        std::thread::sleep(Duration::from_millis(2));
+        state.heartbeat(h1, &[], &[], Duration::from_secs(1));
+        // A second live peer out of reach: this reduce's worker is the problem.
+        assert!(!state.fetch_failure_reported(&report(&m2)).0);
+        assert!(!state.attempts.contains_key(&AttemptId(reduce.attempt_id)));
+        let job = &state.jobs[&id];
+        assert_eq!(job.reduces[0].failures, 0);
+        assert_eq!(job.excluded.len(), 1);
+        // The report of an attempt no longer expected changes nothing.
+        assert!(!state.fetch_failure_reported(&report(&m1)).0);
+    }
+
+    #[test]
+    fn a_reduce_holding_the_slot_a_rerun_map_needs_is_preempted() {
+        let mut state = State::default();
+        let id = add_job(&mut state, 1, 4);
+        let (_, mut only) = add_worker(&mut state, 1);
+        let map = next(&mut only);
+        succeed(&mut state, &map, Counters::default());
+        let reduce = next(&mut only);
+        let corrupt = FetchFailureReport {
+            job_id: reduce.job_id.clone(),
+            attempt_id: reduce.attempt_id,
+            worker_id: reduce.worker_id.clone(),
+            failed_map_attempt: map.attempt_id,
+            failure: FailureKind::CorruptMapOutput as i32,
+            error: "crc mismatch".into(),
+        };
+        // The map must run again, and the reduce holds the only slot: it gives it up.
+        assert!(!state.fetch_failure_reported(&corrupt).0);
+        let again = next(&mut only);
+        assert_eq!((again.kind, again.task), (map.kind, map.task));
+        let job = &state.jobs[&id];
+        let preempted = job
+            .history
+            .iter()
+            .find(|r| r.attempt == AttemptId(reduce.attempt_id))
+            .unwrap();
+        assert_eq!(preempted.state, AttemptState::Killed);
+        assert!(
+            preempted.error.starts_with("preempted"),
+            "{}",
+            preempted.error
+        );
+        assert_eq!(job.reduces[0].failures, 0);
+        succeed(&mut state, &again, Counters::default());
+        let reduce = next(&mut only);
+        succeed(&mut state, &reduce, Counters::default());
+        assert_eq!(state.jobs[&id].phase, JobPhase::Committing);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::fetch_failure::FetchFailures;
 use crate::split::Split;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{AttemptState, Counters, JobSpec, MapOutputLocationsResponse, TaskKind};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -111,6 +111,11 @@ pub struct Job {
     /// FAILED attempts of this job on each worker: [`EXCLUDE_AFTER_FAILURES`] exclude it.
     pub failures_on: HashMap<WorkerId, u32>,
     pub fetch_failures: FetchFailures,
+    /// Reduce attempts running now, oldest first: the newest is the one preempted when a map
+    /// must run again and finds no slot (see `schedule`).
+    pub running_reduces: BTreeSet<AttemptId>,
+    /// Map attempts running now.
+    pub running_maps: u32,
 }
 
 /// Failed tasks of a job on one worker that exclude the worker from the job.
@@ -149,7 +154,14 @@ impl Job {
             excluded: BTreeMap::new(),
             failures_on: HashMap::new(),
             fetch_failures: FetchFailures::default(),
+            running_reduces: BTreeSet::new(),
+            running_maps: 0,
         }
+    }
+
+    /// Whether some map waits to run (again).
+    pub fn has_pending_maps(&self) -> bool {
+        self.phase == JobPhase::Running && !self.pending_maps.is_empty()
     }
 
     /// Whether `worker` may run tasks of this job.

@@ -12,15 +12,45 @@ use quern_storage::Version;
 impl State {
     /// Assigns every task that can start now.
     pub fn schedule(&mut self) {
-        while let Some((worker, job)) = self.pick() {
-            let task = self
-                .jobs
-                .get_mut(&job)
-                .and_then(|j| j.take_runnable())
-                .expect("pick returns a job with a runnable task");
-            let attempt = self.start_attempt(job, task, worker);
-            self.send(worker, job, task, attempt);
+        loop {
+            while let Some((worker, job)) = self.pick() {
+                let task = self
+                    .jobs
+                    .get_mut(&job)
+                    .and_then(|j| j.take_runnable())
+                    .expect("pick returns a job with a runnable task");
+                let attempt = self.start_attempt(job, task, worker);
+                self.send(worker, job, task, attempt);
+            }
+            if !self.preempt_a_reduce() {
+                return;
+            }
         }
+    }
+
+    /// A reduce whose map outputs were lost waits, holding its slot, for those maps to run
+    /// again; if the slots they need are all held so, nothing moves. As Hadoop's reduce
+    /// preemption does, a job whose maps wait, none of them running, while its reduces run gives
+    /// up its newest reduce: KILLED, uncharged, to start again once the maps are done. One map
+    /// running is enough to move, so the other reduces keep what they fetched. Called when
+    /// nothing more could be assigned; returns whether a slot was freed.
+    fn preempt_a_reduce(&mut self) -> bool {
+        let Some((job, attempt)) = self
+            .active_jobs()
+            .filter(|j| j.has_pending_maps() && j.running_maps == 0)
+            .find_map(|j| j.running_reduces.last().map(|a| (j.id, *a)))
+        else {
+            return false;
+        };
+        tracing::info!(job = %job, %attempt, "preempting a reduce: maps must run again first");
+        let why = "preempted: maps of its job must run again first";
+        if let Some(running) = self.end_attempt(attempt, AttemptState::Killed, why)
+            && let Some(j) = self.jobs.get_mut(&job)
+        {
+            j.task_mut(running.task).lost_workers.clear();
+            j.requeue(running.task);
+        }
+        true
     }
 
     /// The ready worker with the most free slots that can run some runnable job, and that job.

@@ -185,18 +185,23 @@ impl CoordinatorService {
     }
 
     /// The job, partition and output of a running reduce attempt.
+    /// A reduce opens its output once its shuffle is done, right before its job code runs.
     fn reduce_attempt(&self, request: &OpenUploadRequest) -> Result<(JobId, u32, String), Status> {
         let attempt = AttemptId(request.attempt_id);
-        let state = self.lock();
+        let mut state = self.lock();
         if !state.expects(attempt, &request.job_id, &request.worker_id) {
             return Err(not_expected(attempt, &request.job_id));
         }
-        let running = &state.attempts[&attempt];
+        let Some(running) = state.attempts.get_mut(&attempt) else {
+            return Err(not_expected(attempt, &request.job_id));
+        };
         if running.task.kind != TaskKind::Reduce {
             return Err(Status::invalid_argument(format!(
                 "attempt {attempt} is not a reduce"
             )));
         }
+        running.in_job_code = true;
+        let running = &state.attempts[&attempt];
         let output = state.jobs[&running.job].spec.output.clone();
         Ok((running.job, running.task.index, output))
     }
@@ -438,6 +443,16 @@ impl Coordinator for CoordinatorService {
             .lock()
             .commit_permission(attempt, &request.job_id, &request.worker_id);
         Ok(Response::new(CommitResponse { granted }))
+    }
+
+    async fn report_fetch_failure(
+        &self,
+        request: Request<FetchFailureReport>,
+    ) -> Result<Response<FetchFailureResponse>, Status> {
+        let report = request.into_inner();
+        let (keep_going, actions) = self.lock().fetch_failure_reported(&report);
+        self.run_actions(actions);
+        Ok(Response::new(FetchFailureResponse { keep_going }))
     }
 
     async fn open_upload(

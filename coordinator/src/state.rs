@@ -6,7 +6,8 @@ use crate::error::CoordinatorError;
 use crate::job::{AttemptRecord, Job, JobPhase, TaskRef, TaskState};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{
-    Assignment, AttemptState, FailureKind, MapOutputLocationsResponse, TaskReport, WorkerMapOutputs,
+    Assignment, AttemptState, FailureKind, MapOutputLocationsResponse, TaskKind, TaskReport,
+    WorkerMapOutputs,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -44,6 +45,9 @@ pub struct RunningAttempt {
     pub worker: WorkerId,
     /// Index of its record in the job's history.
     pub record: usize,
+    /// Whether it may be running job code: a map always; a reduce once it has opened its
+    /// output, after its shuffle. Only then can its worker's death be blamed on it.
+    pub in_job_code: bool,
 }
 
 /// Follow-up I/O the caller runs outside the lock.
@@ -206,6 +210,10 @@ impl State {
         }
         self.update_free(running.worker);
         if let Some(job) = self.jobs.get_mut(&running.job) {
+            match running.task.kind {
+                TaskKind::Map => job.running_maps -= 1,
+                _ => drop(job.running_reduces.remove(&attempt)),
+            }
             let record = &mut job.history[running.record];
             record.state = state;
             record.ended = Some(Instant::now());
@@ -377,6 +385,10 @@ impl State {
             .get_mut(&id)
             .expect("start_attempt is called for a known job");
         job.task_mut(task).state = TaskState::Running(attempt);
+        match task.kind {
+            TaskKind::Map => job.running_maps += 1,
+            _ => drop(job.running_reduces.insert(attempt)),
+        }
         job.history.push(AttemptRecord {
             task,
             attempt,
@@ -394,6 +406,7 @@ impl State {
                 task,
                 worker,
                 record,
+                in_job_code: task.kind == TaskKind::Map,
             },
         );
         if let Some(w) = self.workers.get_mut(&worker) {
@@ -408,7 +421,7 @@ impl State {
 mod tests {
     use super::*;
     use crate::testing::*;
-    use quern_proto::{Counters, TaskKind};
+    use quern_proto::Counters;
 
     fn map_counters(records: u64) -> Counters {
         Counters {

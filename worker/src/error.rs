@@ -86,6 +86,15 @@ impl TaskError {
         }
     }
 
+    /// The map attempt whose output this error says could not be fetched whole, if any.
+    pub fn failed_map_attempt(&self) -> Option<u64> {
+        match self {
+            TaskError::Fetch { map_attempt, .. }
+            | TaskError::CorruptMapOutput { map_attempt, .. } => Some(*map_attempt),
+            _ => None,
+        }
+    }
+
     /// Turns a failed `spawn_blocking` into the attempt's error.
     pub fn from_join(e: tokio::task::JoinError) -> TaskError {
         if !e.is_panic() {

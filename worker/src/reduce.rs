@@ -8,27 +8,20 @@ use crate::commit::commit_part;
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::merge::{Groups, Merge};
-use crate::shuffle_fetch::{Fetched, fetch_all};
-use quern_proto::{
-    Assignment, Backoff, Counters, MapOutputLocation, MapOutputLocationsRequest,
-    MapOutputLocationsResponse, OpenUploadRequest,
-};
+use crate::shuffle_fetch::{Fetched, fetch_partition};
+use quern_proto::{Assignment, Counters, OpenUploadRequest};
 use quern_sdk::JobEngine;
 use quern_storage::{OutputDir, PartUpload, StorageUrl};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Output is handed to the uploader in pieces of about this size.
 const OUTPUT_PIECE: usize = 1 << 20;
-/// How often a reduce asks again for map outputs that are being recomputed.
-const LOCATIONS_POLL: Duration = Duration::from_millis(250);
 
 pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counters, TaskError> {
     let job = ctx.job(&assignment.job_name)?;
     let partition = assignment.task;
-    let locations = map_output_locations(ctx, assignment).await?;
     let dir = ctx
         .work_dir
         .join(&assignment.job_id)
@@ -39,8 +32,7 @@ pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counte
     // Dropping this future (a cancel) stops the reducer's thread too.
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
-    let (segments, shuffle_bytes) =
-        fetch_all(ctx, &assignment.job_id, partition, locations, dir.path()).await?;
+    let (segments, shuffle_bytes) = fetch_partition(ctx, assignment, dir.path()).await?;
 
     let output = OutputDir::open(&StorageUrl::parse(&assignment.output)?)?;
     let upload_id = open_upload(ctx, assignment).await?;
@@ -66,54 +58,6 @@ pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counte
         output_bytes,
         ..Counters::default()
     })
-}
-
-/// Asks the coordinator where the map outputs are, waiting for as long as some are being
-/// recomputed (lost workers' maps run again): the coordinator cancels this attempt if it stops
-/// waiting for it, and answers FailedPrecondition if asked after that.
-async fn map_output_locations(
-    ctx: &Context,
-    assignment: &Assignment,
-) -> Result<Vec<MapOutputLocation>, TaskError> {
-    let request = MapOutputLocationsRequest {
-        job_id: assignment.job_id.clone(),
-        partition: assignment.task,
-        attempt_id: assignment.attempt_id,
-        worker_id: assignment.worker_id.clone(),
-    };
-    let mut backoff = Backoff::constant(LOCATIONS_POLL);
-    loop {
-        match ctx
-            .coordinator()
-            .map_output_locations(request.clone())
-            .await
-        {
-            Ok(response) => return flatten(response.into_inner()),
-            Err(status) if status.code() == tonic::Code::Unavailable => {
-                tokio::time::sleep(backoff.next_delay()).await;
-            }
-            Err(status) => return Err(TaskError::Coordinator(status)),
-        }
-    }
-}
-
-/// One location per map output, from the coordinator's lists grouped by worker.
-fn flatten(response: MapOutputLocationsResponse) -> Result<Vec<MapOutputLocation>, TaskError> {
-    let mut locations = Vec::new();
-    for worker in response.workers {
-        if worker.map_tasks.len() != worker.attempt_ids.len() {
-            return Err(TaskError::MissingField("an attempt id for every map task"));
-        }
-        for (map_task, attempt_id) in worker.map_tasks.into_iter().zip(worker.attempt_ids) {
-            locations.push(MapOutputLocation {
-                map_task,
-                attempt_id,
-                address: worker.address.clone(),
-                worker_id: worker.worker_id.clone(),
-            });
-        }
-    }
-    Ok(locations)
 }
 
 /// Has the coordinator open this attempt's upload, where uploads stay open until commit (S3), so
@@ -187,12 +131,13 @@ mod tests {
     use crate::map_output::MapOutputWriter;
     use crate::shuffle_server::{MapOutputs, ShuffleService};
     use crate::testing::{FakeCoordinator, TestJob, context, serve, wait_until_gone};
+    use quern_proto::MapOutputLocation;
     use quern_proto::TaskKind;
     use quern_proto::shuffle_server::ShuffleServer;
     use quern_sdk::engine::LineSource;
     use quern_sdk::{JobError, engine::MapSink};
     use std::path::Path;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     /// A peer serving one map output (attempt 1) of `words` distinct words; its location.
     async fn peer_with_words(dir: &Path, words: usize) -> MapOutputLocation {

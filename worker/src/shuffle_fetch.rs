@@ -1,21 +1,33 @@
-//! Shuffle fetch: a reduce task streams its partition of every map output from the workers that
-//! hold them, several at once. A small segment stays in memory; past the budget, segments go to
-//! the task's local directory. A peer that cannot serve after a few tries, or that goes silent
-//! for [`FETCH_IDLE_TIMEOUT`] mid-fetch, is a fetch failure, which the coordinator answers by
-//! running that map again.
+//! Shuffle fetch: a reduce task learns where the map outputs are and streams its partition of
+//! each from the workers that hold them, several at once. A small segment stays in memory; past
+//! the budget, segments go to the task's local directory. Each segment is checked against the
+//! checksum its holder sends. A peer that cannot serve after a few tries, or that goes silent for
+//! [`FETCH_IDLE_TIMEOUT`] mid-fetch, or a corrupt segment, is reported to the coordinator, which
+//! may run that map again; the reduce keeps what it fetched and fetches the lost output anew,
+//! as Hadoop's shuffle does.
 
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::merge::Segment;
 use crate::record::RecordReader;
-use futures::{StreamExt, TryStreamExt};
-use quern_proto::{Backoff, FetchRequest, MapOutputLocation};
+use futures::StreamExt;
+use quern_proto::{
+    Assignment, Backoff, FetchFailureReport, FetchRequest, MapOutputLocation,
+    MapOutputLocationsRequest, MapOutputLocationsResponse,
+};
+use std::collections::HashSet;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
+/// How often a reduce asks again for map outputs that are being recomputed.
+const LOCATIONS_POLL: Duration = Duration::from_millis(250);
+/// Between rounds of refetching lost map outputs: the first retry comes soon (the coordinator
+/// may already have moved the output), later ones back off.
+const REFETCH_FIRST: Duration = Duration::from_millis(50);
+const REFETCH_MAX: Duration = Duration::from_secs(2);
 /// Map outputs fetched at once.
 const PARALLEL_FETCHES: usize = 8;
 /// In-memory bytes a reduce task may hold across its segments; the rest spill to disk.
@@ -48,22 +60,153 @@ impl Fetched {
     }
 }
 
-/// Fetches partition `partition` of every map output; returns the segments and their bytes.
-pub async fn fetch_all(
+/// Fetches this reduce's partition of every map output. A map output that cannot be fetched
+/// whole is reported to the coordinator, and the reduce goes on with the rest, keeping what it
+/// has: once the coordinator has judged the report (and perhaps run that map again), the reduce
+/// asks where the output is now and fetches it there. It stops only when the coordinator says so.
+pub async fn fetch_partition(
     ctx: &Context,
-    job_id: &str,
-    partition: u32,
-    locations: Vec<MapOutputLocation>,
+    assignment: &Assignment,
     dir: &Path,
 ) -> Result<(Vec<Fetched>, u64), TaskError> {
     let budget = AtomicI64::new(MEMORY_BUDGET);
-    let segments: Vec<(Fetched, u64)> = futures::stream::iter(locations)
-        .map(|location| fetch_with_retries(ctx, job_id, partition, location, dir, &budget))
+    let mut todo = map_output_locations(ctx, assignment).await?;
+    let mut segments = Vec::with_capacity(todo.len());
+    let mut bytes = 0;
+    let mut backoff = Backoff::exponential(REFETCH_FIRST, REFETCH_MAX);
+    loop {
+        let round = fetch_round(ctx, assignment, todo, dir, &budget).await?;
+        for (segment, segment_bytes) in round.fetched {
+            segments.push(segment);
+            bytes += segment_bytes;
+        }
+        if round.lost.is_empty() {
+            return Ok((segments, bytes));
+        }
+        let lost: HashSet<u32> = round.lost.iter().map(|(l, _)| l.map_task).collect();
+        for (_, error) in round.lost {
+            report_lost(ctx, assignment, error).await?;
+        }
+        tokio::time::sleep(backoff.next_delay()).await;
+        todo = map_output_locations(ctx, assignment)
+            .await?
+            .into_iter()
+            .filter(|l| lost.contains(&l.map_task))
+            .collect();
+    }
+}
+
+/// Tells the coordinator that a map output could not be fetched whole. Err (the error itself)
+/// when the reduce should stop: the coordinator no longer wants it, or cannot be told.
+async fn report_lost(
+    ctx: &Context,
+    assignment: &Assignment,
+    error: TaskError,
+) -> Result<(), TaskError> {
+    tracing::info!(error = %quern_proto::error_chain(&error), "a map output could not be fetched; reported");
+    let mut report = FetchFailureReport {
+        job_id: assignment.job_id.clone(),
+        attempt_id: assignment.attempt_id,
+        worker_id: assignment.worker_id.clone(),
+        failed_map_attempt: error.failed_map_attempt().unwrap_or_default(),
+        error: quern_proto::error_chain(&error),
+        ..FetchFailureReport::default()
+    };
+    report.set_failure(error.failure_kind());
+    match ctx.coordinator().report_fetch_failure(report).await {
+        Ok(response) if response.get_ref().keep_going => Ok(()),
+        _ => Err(error),
+    }
+}
+
+/// Asks the coordinator where the map outputs are, waiting for as long as some are being
+/// recomputed (lost workers' maps run again): the coordinator cancels this attempt if it stops
+/// waiting for it, and answers FailedPrecondition if asked after that.
+async fn map_output_locations(
+    ctx: &Context,
+    assignment: &Assignment,
+) -> Result<Vec<MapOutputLocation>, TaskError> {
+    let request = MapOutputLocationsRequest {
+        job_id: assignment.job_id.clone(),
+        partition: assignment.task,
+        attempt_id: assignment.attempt_id,
+        worker_id: assignment.worker_id.clone(),
+    };
+    let mut backoff = Backoff::constant(LOCATIONS_POLL);
+    loop {
+        match ctx
+            .coordinator()
+            .map_output_locations(request.clone())
+            .await
+        {
+            Ok(response) => return flatten(response.into_inner()),
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            Err(status) => return Err(TaskError::Coordinator(status)),
+        }
+    }
+}
+
+/// One location per map output, from the coordinator's lists grouped by worker.
+fn flatten(response: MapOutputLocationsResponse) -> Result<Vec<MapOutputLocation>, TaskError> {
+    let mut locations = Vec::new();
+    for worker in response.workers {
+        if worker.map_tasks.len() != worker.attempt_ids.len() {
+            return Err(TaskError::MissingField("an attempt id for every map task"));
+        }
+        for (map_task, attempt_id) in worker.map_tasks.into_iter().zip(worker.attempt_ids) {
+            locations.push(MapOutputLocation {
+                map_task,
+                attempt_id,
+                address: worker.address.clone(),
+                worker_id: worker.worker_id.clone(),
+            });
+        }
+    }
+    Ok(locations)
+}
+
+/// One segment fetched, with its bytes, or why not.
+type FetchResult = Result<(Fetched, u64), TaskError>;
+
+/// What one round of fetches brought: the segments fetched with their bytes, and the map outputs
+/// that could not be fetched whole, with why.
+#[derive(Default)]
+struct Round {
+    fetched: Vec<(Fetched, u64)>,
+    lost: Vec<(MapOutputLocation, TaskError)>,
+}
+
+/// Fetches partition `partition` of each map output at `locations`, several at once. A map
+/// output out of reach or corrupt does not stop the others: it comes back in [`Round::lost`].
+/// Any other failure (this worker's own disk, a peer that refuses) ends the round.
+async fn fetch_round(
+    ctx: &Context,
+    assignment: &Assignment,
+    locations: Vec<MapOutputLocation>,
+    dir: &Path,
+    budget: &AtomicI64,
+) -> Result<Round, TaskError> {
+    let (job_id, partition) = (assignment.job_id.as_str(), assignment.task);
+    let results: Vec<(MapOutputLocation, FetchResult)> = futures::stream::iter(locations)
+        .map(|location| async move {
+            let fetched =
+                fetch_with_retries(ctx, job_id, partition, location.clone(), dir, budget).await;
+            (location, fetched)
+        })
         .buffer_unordered(PARALLEL_FETCHES)
-        .try_collect()
-        .await?;
-    let bytes = segments.iter().map(|(_, b)| b).sum();
-    Ok((segments.into_iter().map(|(s, _)| s).collect(), bytes))
+        .collect()
+        .await;
+    let mut round = Round::default();
+    for (location, result) in results {
+        match result {
+            Ok(segment) => round.fetched.push(segment),
+            Err(e) if e.failed_map_attempt().is_some() => round.lost.push((location, e)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(round)
 }
 
 async fn fetch_with_retries(
@@ -297,23 +440,34 @@ mod tests {
         let started = Instant::now();
         let fetched = tokio::time::timeout(
             Duration::from_secs(10),
-            fetch_all(&ctx, "job-0001", 0, vec![location], work.path()),
+            fetch_round(
+                &ctx,
+                &Assignment {
+                    job_id: "job-0001".into(),
+                    task: 0,
+                    ..Assignment::default()
+                },
+                vec![location],
+                work.path(),
+                &AtomicI64::new(MEMORY_BUDGET),
+            ),
         )
         .await
-        .expect("the fetch gave up on the silent peer");
+        .expect("the fetch gave up on the silent peer")
+        .map(|mut round| round.lost.pop().map(|(_, e)| e));
         match fetched {
-            Err(TaskError::Fetch {
+            Ok(Some(TaskError::Fetch {
                 map_task,
                 map_attempt,
                 address,
                 source,
-            }) => {
+            })) => {
                 assert_eq!((map_task, map_attempt, address), (0, 7, peer));
                 assert_eq!(source.code(), tonic::Code::DeadlineExceeded);
                 assert!(source.message().contains("sent nothing"), "{source}");
             }
-            Err(e) => panic!("not a fetch failure: {e}"),
-            Ok(_) => panic!("a stalled fetch succeeded"),
+            Ok(Some(e)) | Err(e) => panic!("not a fetch failure: {e}"),
+            Ok(None) => panic!("a stalled fetch succeeded"),
         }
         // Once, not once per retry.
         assert!(

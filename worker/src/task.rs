@@ -88,11 +88,7 @@ async fn run_and_report(ctx: &Context, worker_id: String, assignment: &Assignmen
             let error = quern_proto::error_chain(&e);
             tracing::warn!(%error, "task failed");
             report.set_failure(e.failure_kind());
-            if let TaskError::Fetch { map_attempt, .. }
-            | TaskError::CorruptMapOutput { map_attempt, .. } = e
-            {
-                report.failed_map_attempt = map_attempt;
-            }
+            report.failed_map_attempt = e.failed_map_attempt().unwrap_or_default();
             report.error = error;
         }
     }

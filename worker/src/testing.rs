@@ -139,6 +139,13 @@ impl Coordinator for FakeCoordinator {
             .collect();
         Ok(Response::new(MapOutputLocationsResponse { workers }))
     }
+    async fn report_fetch_failure(
+        &self,
+        _: Request<FetchFailureReport>,
+    ) -> Result<Response<FetchFailureResponse>, Status> {
+        // No map runs again here: the reduce stops with the fetch error.
+        Ok(Response::new(FetchFailureResponse { keep_going: false }))
+    }
     async fn leave(&self, _: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
         Ok(Response::new(LeaveResponse {}))
     }
