@@ -25,25 +25,27 @@ pub enum TaskError {
     },
     #[error("job code panicked: {0}")]
     Panicked(String),
-    #[error("cannot fetch map output m-{map_task:05} from {address}")]
+    #[error("cannot fetch map output m-{map_task:05} from {worker} ({address})")]
     Fetch {
         /// The map task whose output it is, which is what a user knows it by.
         map_task: u32,
         /// The attempt that wrote it: the coordinator re-runs the map when this attempt's output
         /// is the one it still hands out.
         map_attempt: u64,
-        /// The peer worker's URL.
+        /// The peer worker's id and URL.
+        worker: String,
         address: String,
         #[source]
         source: tonic::Status,
     },
     /// A fetched segment did not match the checksum its holder wrote: the map runs again.
     #[error(
-        "map output m-{map_task:05} (attempt {map_attempt}) from {address} is corrupt: {reason}"
+        "map output m-{map_task:05} (attempt {map_attempt}) from {worker} ({address}) is corrupt: {reason}"
     )]
     CorruptMapOutput {
         map_task: u32,
         map_attempt: u64,
+        worker: String,
         address: String,
         reason: String,
     },

@@ -254,7 +254,7 @@ mod tests {
         // What the coordinator, and then `quern status`, are told.
         assert_eq!(
             quern_proto::error_chain(&error),
-            format!("cannot fetch map output m-00012 from {dead}: connection refused")
+            format!("cannot fetch map output m-00012 from worker-1 ({dead}): connection refused")
         );
         assert!(work.path().join("work/job-0001").is_dir());
         wait_until_gone(&work.path().join("work/job-0001/reduce-00000-2")).await;

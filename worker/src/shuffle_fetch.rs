@@ -228,6 +228,7 @@ async fn fetch_with_retries(
                 return Err(TaskError::CorruptMapOutput {
                     map_task: location.map_task,
                     map_attempt: location.attempt_id,
+                    worker: location.worker_id.clone(),
                     address: location.address.clone(),
                     reason,
                 });
@@ -254,6 +255,7 @@ async fn fetch_with_retries(
         return Err(TaskError::Fetch {
             map_task: location.map_task,
             map_attempt: location.attempt_id,
+            worker: location.worker_id.clone(),
             address: location.address.clone(),
             source: status,
         });
@@ -461,6 +463,7 @@ mod tests {
                 map_attempt,
                 address,
                 source,
+                ..
             })) => {
                 assert_eq!((map_task, map_attempt, address), (0, 7, peer));
                 assert_eq!(source.code(), tonic::Code::DeadlineExceeded);

@@ -152,6 +152,8 @@ fn remove_dead(dir: &Path, lock: File) {
         Ok(()) => {
             tracing::info!(dir = %dir.display(), "removed the work directory of a worker that died")
         }
+        // Another worker starting at the same moment removed it first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the work directory of a worker that died")
         }
