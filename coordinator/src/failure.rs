@@ -53,8 +53,7 @@ impl State {
         map_attempt: u64,
     ) -> Vec<Action> {
         if let Some(job) = self.jobs.get_mut(&running.job) {
-            job.task_mut(running.task).lost_workers.clear();
-            job.requeue(running.task);
+            job.retry_after_live_end(running.task);
         }
         self.judge_map_output(running.job, running.worker, kind, AttemptId(map_attempt))
             .1

@@ -266,6 +266,13 @@ impl Job {
         }
     }
 
+    /// Puts a task back after an attempt that ended with its worker alive (a fetch failure, a
+    /// preemption): the run of worker losses under it is broken, and it runs again.
+    pub fn retry_after_live_end(&mut self, task: TaskRef) {
+        self.task_mut(task).lost_workers.clear();
+        self.requeue(task);
+    }
+
     /// Puts a task back to run again, ahead of tasks that never ran. A done task's work is lost
     /// (a map output on a dead worker): its counters leave the job's totals, as the next attempt
     /// counts the same input again.

@@ -47,8 +47,7 @@ impl State {
         if let Some(running) = self.end_attempt(attempt, AttemptState::Killed, why)
             && let Some(j) = self.jobs.get_mut(&job)
         {
-            j.task_mut(running.task).lost_workers.clear();
-            j.requeue(running.task);
+            j.retry_after_live_end(running.task);
         }
         true
     }
