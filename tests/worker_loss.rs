@@ -6,6 +6,7 @@ mod common;
 
 use common::watch::*;
 use common::*;
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,19 +29,28 @@ fn reduces_started(address: &str, job_id: &str) -> Option<bool> {
 }
 
 /// Checks a finished word-count job: exit 0, `_SUCCESS`, one part per partition, exact counts.
-fn assert_exact(finished: &Finished, input: &Path, output: &Path, reducers: u32) {
+/// `expected` and `input_lines` are counted from the input by the test; `what` names the job in
+/// a failure.
+fn assert_exact(
+    finished: &Finished,
+    output: &Path,
+    reducers: u32,
+    expected: &HashMap<Vec<u8>, u64>,
+    input_lines: u64,
+    what: &str,
+) {
     assert!(
         finished.status.success(),
-        "submit failed ({}): {}\n{}",
+        "{what} failed ({}): {}\n{}",
         finished.status,
         finished.stderr,
         finished.stdout
     );
-    assert_eq!(read_output(output, reducers), expected_counts(input));
+    assert_eq!(&read_output(output, reducers), expected, "{what}");
     assert_eq!(
         summary_counter(&finished.stdout, "input:"),
-        lines(input),
-        "input records counted once\n{}",
+        input_lines,
+        "{what}: input records counted once\n{}",
         finished.stdout
     );
 }
@@ -92,7 +102,15 @@ fn a_worker_killed_while_reduces_fetch_from_it_loses_nothing_with_default_settin
     );
 
     let finished = submission.finish(deadline);
-    assert_exact(&finished, &input, &output, REDUCERS);
+    let expected = expected_counts(&input);
+    assert_exact(
+        &finished,
+        &output,
+        REDUCERS,
+        &expected,
+        lines(&input),
+        "the job",
+    );
     eprintln!("finished at {:?}\n{}", started.elapsed(), finished.stdout);
 }
 
@@ -170,19 +188,8 @@ fn jobs_finish_exactly_while_workers_are_killed_and_restarted_in_a_loop() {
             kills += 1;
         }
         let finished = submission.finish(deadline);
-        assert!(
-            finished.status.success(),
-            "job {round} ({job_id}, seed {seed}, {kills} kills) failed: {}\n{}",
-            finished.stderr,
-            finished.stdout
-        );
-        assert_eq!(read_output(&output, REDUCERS), expected, "job {round}");
-        assert_eq!(
-            summary_counter(&finished.stdout, "input:"),
-            input_lines,
-            "job {round}: input records counted once\n{}",
-            finished.stdout
-        );
+        let what = format!("job {round} ({job_id}, seed {seed}, {kills} kills)");
+        assert_exact(&finished, &output, REDUCERS, &expected, input_lines, &what);
         eprintln!(
             "job {round} ({job_id}): exact after {kills} kills in {:?}",
             started.elapsed()
