@@ -1,6 +1,7 @@
 //! Tasks that hurt their workers, end to end on real processes (issue 7): a task that crashes
 //! every worker it lands on fails its job after a bound, and a worker that fails every task is
-//! excluded from the job while the others finish it.
+//! excluded from the job while the others finish it. A task that hangs fails after the task
+//! timeout and runs again elsewhere.
 
 mod common;
 
@@ -122,4 +123,74 @@ fn a_worker_with_a_broken_work_directory_is_excluded_and_the_job_succeeds() {
         .filter(|a| &&a.worker == excluded.first().unwrap() && a.state == "failed")
         .count();
     assert_eq!(failed_on_excluded, 3, "{status}");
+}
+
+/// Starts a cluster of two one-slot workers running the fault jobs, every process with
+/// `QUERN_HANG_MARKER` set, and submits `hangcount` over `input` with `flags`: the split that
+/// holds `QUERN-HANG` hangs its first attempt forever. Returns the job's status text once it
+/// succeeded with exact output.
+fn run_with_a_hung_map(input_text: &[&str], flags: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("hung");
+    let mut cluster = Cluster::start_with_env(
+        vec![("QUERN_HANG_MARKER", marker.to_str().unwrap().to_string())],
+        0,
+        1,
+        &["--heartbeat-interval", "100ms", "--worker-timeout", "1s"],
+    );
+    let jobs = example_binary("fault_jobs");
+    cluster.worker_binary = jobs.clone();
+    for _ in 0..2 {
+        cluster.add_worker_with(&["--slots", "1"]);
+    }
+    cluster.wait_for_ready_workers(2);
+
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for (i, text) in input_text.iter().enumerate() {
+        std::fs::write(input.join(format!("{i}.txt")), text).unwrap();
+    }
+    let output = dir.path().join("out");
+    let mut args = submit_wordcount(
+        &cluster.address,
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        &["--wait"],
+    );
+    args[1] = "hangcount";
+    args.extend_from_slice(flags);
+    let finished = Submission::start(&jobs, &args).finish(deadline);
+    assert!(
+        finished.status.success(),
+        "{}\n{}",
+        finished.stderr,
+        finished.stdout
+    );
+    assert!(marker.exists(), "no attempt met the marked line");
+    assert_eq!(read_output(&output, 1), expected_counts(&input));
+    assert!(output.join("_SUCCESS").exists());
+    let job_id = newest_job(&cluster.address, None, deadline);
+    stdout(&quern(&[
+        "status",
+        "--coordinator",
+        &cluster.address,
+        &job_id,
+    ]))
+}
+
+/// A map that hangs on its first attempt, with speculation off: after the task timeout (1 s) the
+/// attempt fails, as in Hadoop, and the task runs again; the job's output is exact.
+#[test]
+fn a_hung_map_fails_after_the_task_timeout_and_runs_again() {
+    let status = run_with_a_hung_map(
+        &["one two\nQUERN-HANG two\n", "three three three\n"],
+        &["--task-timeout", "1s", "--speculative", "off"],
+    );
+    let hung: Vec<&str> = status
+        .lines()
+        .filter(|l| l.contains("no progress for 1s (the task timeout)"))
+        .collect();
+    assert_eq!(hung.len(), 1, "{status}");
+    assert!(hung[0].contains(" failed "), "{status}");
 }

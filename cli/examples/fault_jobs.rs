@@ -3,12 +3,21 @@
 //!
 //! - `crashcount`: word count, but a line holding `QUERN-ABORT` aborts the whole worker process
 //!   (as a segfault, a stack overflow or the OOM killer would).
+//! - `hangcount`: word count, but the first attempt to meet a line holding `QUERN-HANG` hangs
+//!   forever (a deadlock, a call that never returns). "First" is decided by creating the file
+//!   `QUERN_HANG_MARKER` names; without the variable, every attempt hangs.
 
 use quern_examples::wordcount::{SumCombiner, SumReducer, TokenMapper};
 use quern_sdk::{Emitter, JobDef, JobError, Mapper};
 
 /// The marker that takes the worker process down.
 const ABORT_MARKER: &[u8] = b"QUERN-ABORT";
+/// The marker that hangs the mapper.
+const HANG_MARKER: &[u8] = b"QUERN-HANG";
+
+fn holds(line: &[u8], marker: &[u8]) -> bool {
+    line.windows(marker.len()).any(|w| w == marker)
+}
 
 struct CrashingMapper;
 
@@ -21,8 +30,38 @@ impl Mapper for CrashingMapper {
         line: &[u8],
         out: &mut Emitter<'_, Vec<u8>, u64>,
     ) -> Result<(), JobError> {
-        if line.windows(ABORT_MARKER.len()).any(|w| w == ABORT_MARKER) {
+        if holds(line, ABORT_MARKER) {
             std::process::abort();
+        }
+        TokenMapper.map(offset, line, out)
+    }
+}
+
+struct HangingMapper;
+
+impl HangingMapper {
+    /// Whether this attempt is the first to meet the marked line: it creates the marker file.
+    fn first_to_meet_it() -> bool {
+        match std::env::var_os("QUERN_HANG_MARKER") {
+            None => true,
+            Some(path) => std::fs::File::create_new(path).is_ok(),
+        }
+    }
+}
+
+impl Mapper for HangingMapper {
+    type Key = Vec<u8>;
+    type Value = u64;
+    fn map(
+        &self,
+        offset: u64,
+        line: &[u8],
+        out: &mut Emitter<'_, Vec<u8>, u64>,
+    ) -> Result<(), JobError> {
+        if holds(line, HANG_MARKER) && Self::first_to_meet_it() {
+            loop {
+                std::thread::park();
+            }
         }
         TokenMapper.map(offset, line, out)
     }
@@ -31,5 +70,6 @@ impl Mapper for CrashingMapper {
 fn main() -> std::process::ExitCode {
     let mut jobs = quern_examples::registry();
     jobs.register(JobDef::new("crashcount", CrashingMapper, SumReducer).combiner(SumCombiner));
+    jobs.register(JobDef::new("hangcount", HangingMapper, SumReducer).combiner(SumCombiner));
     quern::main_with(jobs)
 }

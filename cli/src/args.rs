@@ -51,6 +51,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_on_off(text: &str) -> Result<bool, String> {
+    match text.trim() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("'{text}' is neither on nor off")),
+    }
+}
+
 fn parse_reducers(text: &str) -> Result<u32, String> {
     match text.parse::<u32>() {
         Ok(0) => Err("--reducers must be at least 1".to_string()),
@@ -91,6 +99,14 @@ pub struct JobArgs {
     /// guard against a task that crashes its worker process.
     #[arg(long, default_value = "8", env = "QUERN_MAX_WORKER_LOSSES")]
     pub max_worker_losses: u32,
+    /// An attempt that makes no progress (records read, key groups reduced, bytes fetched) for
+    /// this long fails and runs again elsewhere [default: the coordinator's --task-timeout].
+    #[arg(long, value_name = "DURATION", env = "QUERN_TASK_TIMEOUT", value_parser = parse_duration)]
+    pub task_timeout: Option<Duration>,
+    /// Backup attempts for stragglers near the end of each phase, `on` or `off` [default: the
+    /// coordinator's --speculative].
+    #[arg(long, value_name = "on|off", env = "QUERN_SPECULATIVE", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub speculative: Option<bool>,
     /// Replace an output that already holds a finished job.
     #[arg(long, env = "QUERN_OVERWRITE")]
     pub overwrite: bool,
@@ -116,6 +132,13 @@ pub struct CoordinatorArgs {
     /// A worker silent this long is dead and its work runs elsewhere; longer than the interval.
     #[arg(long, value_name = "DURATION", default_value = "10s", env = "QUERN_WORKER_TIMEOUT", value_parser = parse_duration)]
     pub worker_timeout: Duration,
+    /// Task timeout of jobs that do not set their own: an attempt with no progress this long
+    /// fails and runs again elsewhere (Hadoop's mapreduce.task.timeout).
+    #[arg(long, value_name = "DURATION", default_value = "10m", env = "QUERN_TASK_TIMEOUT", value_parser = parse_duration)]
+    pub task_timeout: Duration,
+    /// Whether jobs that do not say launch backup attempts for stragglers.
+    #[arg(long, value_name = "on|off", default_value = "on", env = "QUERN_SPECULATIVE", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    pub speculative: bool,
 }
 
 impl CoordinatorArgs {
@@ -132,6 +155,8 @@ impl CoordinatorArgs {
         Ok(quern_coordinator::CoordinatorConfig {
             heartbeat_interval: self.heartbeat_interval,
             worker_timeout: self.worker_timeout,
+            task_timeout: self.task_timeout,
+            speculative: self.speculative,
             ..Default::default()
         })
     }
@@ -237,6 +262,44 @@ mod tests {
         .unwrap();
         assert_eq!(given.heartbeat_interval, Duration::from_millis(200));
         assert_eq!(given.worker_timeout, Duration::from_secs(90));
+    }
+
+    fn job(args: &[&str]) -> Result<JobArgs, String> {
+        let base = [
+            "quern",
+            "run",
+            "wordcount",
+            "--input",
+            "in",
+            "--output",
+            "out",
+        ];
+        let cli = Cli::try_parse_from(base.iter().chain(args)).map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Run(run) => Ok(run.job),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn task_timeout_and_speculation_default_to_the_coordinator_and_a_job_may_set_both() {
+        let config = coordinator(&[]).unwrap().config().unwrap();
+        assert_eq!(config.task_timeout, Duration::from_secs(600));
+        assert!(config.speculative);
+        let config = coordinator(&["--task-timeout", "90s", "--speculative", "off"])
+            .unwrap()
+            .config()
+            .unwrap();
+        assert_eq!(config.task_timeout, Duration::from_secs(90));
+        assert!(!config.speculative);
+
+        let unset = job(&[]).unwrap();
+        assert_eq!((unset.task_timeout, unset.speculative), (None, None));
+        let set = job(&["--task-timeout", "2s", "--speculative", "on"]).unwrap();
+        assert_eq!(set.task_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(set.speculative, Some(true));
+        let error = job(&["--speculative", "maybe"]).unwrap_err();
+        assert!(error.contains("'maybe' is neither on nor off"), "{error}");
     }
 
     #[test]

@@ -64,6 +64,8 @@ pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
         max_line_bytes: args.max_line,
         max_attempts: args.max_attempts,
         max_worker_losses: args.max_worker_losses,
+        task_timeout_ms: args.task_timeout.map_or(0, |t| t.as_millis() as u64),
+        speculative: args.speculative,
     })
 }
 

@@ -9,7 +9,7 @@
 use quern_coordinator::job::Job;
 use quern_coordinator::split::Split;
 use quern_coordinator::state::State;
-use quern_proto::{Counters, JobSpec, TaskReport};
+use quern_proto::{AttemptProgress, Counters, JobSpec, TaskReport};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -69,8 +69,16 @@ fn main() {
                 running.push(assignment.attempt_id);
             }
             assignments += running.len() as u64;
+            let reported: Vec<AttemptProgress> = running
+                .iter()
+                .map(|&attempt_id| AttemptProgress {
+                    attempt_id,
+                    records: 1,
+                    bytes: 1,
+                })
+                .collect();
             let t = Instant::now();
-            state.heartbeat(*worker, &running, &[], Duration::from_secs(2));
+            state.heartbeat(*worker, &reported, &[], Duration::from_secs(2));
             heartbeat_time += t.elapsed();
             heartbeats += 1;
             for attempt in running {

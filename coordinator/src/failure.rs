@@ -121,7 +121,7 @@ impl State {
     }
 
     /// The task's own error: it runs again, unless it has failed `max_attempts` times.
-    fn task_failed(&mut self, running: &RunningAttempt, error: &str) -> Vec<Action> {
+    pub(crate) fn task_failed(&mut self, running: &RunningAttempt, error: &str) -> Vec<Action> {
         let Some(job) = self.jobs.get_mut(&running.job) else {
             return Vec::new();
         };

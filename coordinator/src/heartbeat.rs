@@ -5,8 +5,8 @@
 
 use crate::job::JobPhase;
 use crate::state::{Action, State};
-use quern_proto::HeartbeatResponse;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
+use quern_proto::{AttemptProgress, HeartbeatResponse};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ impl State {
     pub fn heartbeat(
         &mut self,
         id: WorkerId,
-        running: &[u64],
+        running: &[AttemptProgress],
         held_jobs: &[String],
         grace: Duration,
     ) -> HeartbeatResponse {
@@ -28,7 +28,8 @@ impl State {
             };
         };
         worker.last_seen = now;
-        let reported: HashSet<AttemptId> = running.iter().copied().map(AttemptId).collect();
+        let reported: HashSet<AttemptId> =
+            running.iter().map(|a| AttemptId(a.attempt_id)).collect();
         let cancel = reported.difference(&worker.running).map(|a| a.0).collect();
         let unreported: Vec<AttemptId> = worker.running.difference(&reported).copied().collect();
         let lost: Vec<AttemptId> = unreported
@@ -38,6 +39,7 @@ impl State {
                     .is_some_and(|t| now.duration_since(t) > grace)
             })
             .collect();
+        self.record_progress(id, running, now);
         for attempt in &lost {
             tracing::warn!(worker = %id, %attempt, "worker does not know an attempt it was given");
             self.kill_attempt(*attempt, "the worker never started it");

@@ -71,6 +71,8 @@ pub struct AttemptRecord {
     pub started: Instant,
     pub ended: Option<Instant>,
     pub error: String,
+    /// A backup attempt, started while another attempt of its task ran.
+    pub backup: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

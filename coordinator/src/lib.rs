@@ -6,6 +6,7 @@
 //! - [`state`]: the state machine over jobs, workers and attempts.
 //! - [`schedule`]: hands runnable tasks to free worker slots.
 //! - [`heartbeat`]: worker liveness; lost workers' work runs again.
+//! - [`progress`]: attempts that stop making progress (the task timeout).
 //! - [`failure`]: attempts that fail or lose their worker: retry, exclusion, or a failed job.
 //! - [`fetch_failure`]: whether a map output holder or the reduce that reported it is at fault.
 //! - [`commit`]: `_SUCCESS` once every partition committed.
@@ -19,6 +20,7 @@ pub mod failure;
 pub mod fetch_failure;
 pub mod heartbeat;
 pub mod job;
+pub mod progress;
 pub mod schedule;
 pub mod service;
 pub mod split;
@@ -45,6 +47,10 @@ pub struct CoordinatorConfig {
     pub worker_timeout: Duration,
     /// Bound on listing input and checking output at submit.
     pub storage_timeout: Duration,
+    /// A job's task timeout unless it sets its own: an attempt with no progress this long fails.
+    pub task_timeout: Duration,
+    /// Whether jobs launch backup attempts for stragglers unless they say otherwise.
+    pub speculative: bool,
 }
 
 impl Default for CoordinatorConfig {
@@ -53,6 +59,8 @@ impl Default for CoordinatorConfig {
             heartbeat_interval: Duration::from_secs(1),
             worker_timeout: Duration::from_secs(10),
             storage_timeout: Duration::from_secs(30),
+            task_timeout: Duration::from_secs(600),
+            speculative: true,
         }
     }
 }
@@ -82,12 +90,18 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// Declares silent workers dead and hung attempts failed, a few times per worker timeout.
 async fn reap_dead_workers(service: CoordinatorService) {
     let timeout = service.config().worker_timeout;
     let mut tick = tokio::time::interval((timeout / 4).max(Duration::from_millis(10)));
     loop {
         tick.tick().await;
-        let actions = service.lock().reap(timeout);
+        let actions = {
+            let mut state = service.lock();
+            let mut actions = state.reap(timeout);
+            actions.extend(state.time_out_hung_attempts(std::time::Instant::now()));
+            actions
+        };
         service.run_actions(actions);
     }
 }

@@ -96,6 +96,7 @@ impl CoordinatorService {
 
     /// Validates a spec and fills in defaults; local paths become absolute URLs.
     fn normalize(
+        &self,
         mut spec: JobSpec,
     ) -> Result<(JobSpec, Vec<StorageUrl>, StorageUrl), CoordinatorError> {
         let invalid = |what: &str| Err(CoordinatorError::InvalidJob(what.to_string()));
@@ -134,6 +135,10 @@ impl CoordinatorService {
         if spec.max_worker_losses == 0 {
             spec.max_worker_losses = DEFAULT_MAX_WORKER_LOSSES;
         }
+        if spec.task_timeout_ms == 0 {
+            spec.task_timeout_ms = self.config.task_timeout.as_millis() as u64;
+        }
+        spec.speculative.get_or_insert(self.config.speculative);
         Ok((spec, inputs, output))
     }
 
@@ -207,7 +212,7 @@ impl CoordinatorService {
     }
 
     async fn submit(&self, spec: JobSpec) -> Result<SubmitJobResponse, CoordinatorError> {
-        let (spec, inputs, output) = Self::normalize(spec)?;
+        let (spec, inputs, output) = self.normalize(spec)?;
         // Hold the output while its storage is checked, so that two submits cannot both pass
         // (and an --overwrite cannot wipe a running job's output).
         self.lock().reserve_output(&spec.output)?;

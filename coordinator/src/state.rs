@@ -48,6 +48,9 @@ pub struct RunningAttempt {
     /// Whether it may be running job code: a map always; a reduce once it has opened its
     /// output, after its shuffle. Only then can its worker's death be blamed on it.
     pub in_job_code: bool,
+    /// Records and bytes, as last reported, and when they last changed (see [`crate::progress`]).
+    pub progress: (u64, u64),
+    pub progressed: Instant,
 }
 
 /// Follow-up I/O the caller runs outside the lock.
@@ -397,6 +400,7 @@ impl State {
             started: Instant::now(),
             ended: None,
             error: String::new(),
+            backup: false,
         });
         let record = job.history.len() - 1;
         self.attempts.insert(
@@ -407,6 +411,8 @@ impl State {
                 worker,
                 record,
                 in_job_code: task.kind == TaskKind::Map,
+                progress: (0, 0),
+                progressed: Instant::now(),
             },
         );
         if let Some(w) = self.workers.get_mut(&worker) {

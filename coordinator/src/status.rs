@@ -29,6 +29,7 @@ pub fn job_status(job: &Job, history: bool) -> JobStatus {
                 start_ms: millis(r.started.duration_since(job.submitted)),
                 duration_ms: r.ended.map_or(0, |e| millis(e.duration_since(r.started))),
                 error: r.error.clone(),
+                backup: r.backup,
             })
             .collect()
     } else {

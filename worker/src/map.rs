@@ -3,7 +3,7 @@
 //! output into a map output file that the shuffle service then serves. A cancelled or failed
 //! attempt stops its reader and mapper and leaves no directory behind (see [`crate::attempt`]).
 
-use crate::attempt::{AttemptDir, CancellableLines, cancelled};
+use crate::attempt::{AttemptDir, CancellableLines, Progress, cancelled};
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::map_output::MapOutputWriter;
@@ -12,6 +12,7 @@ use bytes::Bytes;
 use quern_proto::{Assignment, Counters, MapSplit};
 use quern_sdk::JobError;
 use quern_storage::InputSource;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
@@ -23,7 +24,11 @@ const TAIL_CHUNK: u64 = 4 << 10;
 /// Chunks read ahead of the mapper.
 const READ_AHEAD: usize = 2;
 
-pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters, TaskError> {
+pub async fn run_map(
+    ctx: &Context,
+    assignment: &Assignment,
+    progress: Arc<Progress>,
+) -> Result<Counters, TaskError> {
     let split = assignment
         .split
         .clone()
@@ -54,7 +59,7 @@ pub async fn run_map(ctx: &Context, assignment: &Assignment) -> Result<Counters,
         let chunks = std::iter::from_fn(move || receiver.blocking_recv());
         let lines =
             SplitLines::new(chunks, split.start, split.end).with_line_limit(max_line, &split.url);
-        let mut lines = CancellableLines::new(lines, cancel.clone());
+        let mut lines = CancellableLines::new(lines, cancel.clone(), progress);
         let mut writer =
             MapOutputWriter::new(job.clone(), partitions, buffer, blocking_dir.path().into());
         let emitted = job.map(&mut lines, &mut writer)?;
@@ -162,7 +167,7 @@ mod tests {
         let assignment = assignment(&input(work.path(), 100_000));
         let task = tokio::spawn({
             let ctx = ctx.clone();
-            async move { run_map(&ctx, &assignment).await }
+            async move { run_map(&ctx, &assignment, Arc::default()).await }
         });
         let deadline = Instant::now() + Duration::from_secs(10);
         while job.calls() < 20 {
@@ -188,7 +193,7 @@ mod tests {
             ..TestJob::default()
         };
         let ctx = context(&black_hole(), &work.path().join("work"), job.registry());
-        let error = run_map(&ctx, &assignment(&input(work.path(), 10)))
+        let error = run_map(&ctx, &assignment(&input(work.path(), 10)), Arc::default())
             .await
             .expect_err("the mapper fails");
         assert!(error.to_string().contains("always fails"), "{error}");
@@ -203,7 +208,7 @@ mod tests {
             ..TestJob::default()
         };
         let ctx = context(&black_hole(), &work.path().join("work"), job.registry());
-        let error = run_map(&ctx, &assignment(&input(work.path(), 10)))
+        let error = run_map(&ctx, &assignment(&input(work.path(), 10)), Arc::default())
             .await
             .expect_err("the mapper panics");
         assert_eq!(
@@ -217,9 +222,13 @@ mod tests {
             &work.path().join("work"),
             TestJob::default().registry(),
         );
-        let counters = run_map(&healthy, &assignment(&input(work.path(), 10)))
-            .await
-            .unwrap();
+        let counters = run_map(
+            &healthy,
+            &assignment(&input(work.path(), 10)),
+            Arc::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(counters.input_records, 10);
     }
 
@@ -228,7 +237,7 @@ mod tests {
         let work = tempfile::tempdir().unwrap();
         let job = TestJob::default();
         let ctx = context(&black_hole(), &work.path().join("work"), job.registry());
-        let counters = run_map(&ctx, &assignment(&input(work.path(), 10)))
+        let counters = run_map(&ctx, &assignment(&input(work.path(), 10)), Arc::default())
             .await
             .unwrap();
         assert_eq!(counters.input_records, 10);

@@ -3,7 +3,7 @@
 //! into this attempt's part upload, which [`crate::commit`] makes final or discards. The
 //! attempt's directory (segments spilled by the fetch) goes when it ends, however it ends.
 
-use crate::attempt::AttemptDir;
+use crate::attempt::{AttemptDir, Progress};
 use crate::commit::commit_part;
 use crate::context::Context;
 use crate::error::TaskError;
@@ -19,7 +19,11 @@ use tokio_util::sync::CancellationToken;
 /// Output is handed to the uploader in pieces of about this size.
 const OUTPUT_PIECE: usize = 1 << 20;
 
-pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counters, TaskError> {
+pub async fn run_reduce(
+    ctx: &Context,
+    assignment: &Assignment,
+    progress: Arc<Progress>,
+) -> Result<Counters, TaskError> {
     let job = ctx.job(&assignment.job_name)?;
     let partition = assignment.task;
     let dir = ctx
@@ -32,14 +36,14 @@ pub async fn run_reduce(ctx: &Context, assignment: &Assignment) -> Result<Counte
     // Dropping this future (a cancel) stops the reducer's thread too.
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
-    let (segments, shuffle_bytes) = fetch_partition(ctx, assignment, dir.path()).await?;
+    let (segments, shuffle_bytes) = fetch_partition(ctx, assignment, dir.path(), &progress).await?;
 
     let output = OutputDir::open(&StorageUrl::parse(&assignment.output)?)?;
     let upload_id = open_upload(ctx, assignment).await?;
     let mut upload = output
         .create_part(partition, assignment.attempt_id, upload_id)
         .await?;
-    let written = reduce_into(job, segments, &mut upload, cancel, dir).await;
+    let written = reduce_into(job, segments, &mut upload, cancel, dir, progress).await;
     let (groups, records) = match written {
         Ok(done) => done,
         Err(e) => {
@@ -86,6 +90,7 @@ async fn reduce_into(
     upload: &mut PartUpload,
     cancel: CancellationToken,
     dir: Arc<AttemptDir>,
+    progress: Arc<Progress>,
 ) -> Result<(u64, u64), TaskError> {
     let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(2);
     let reducer = tokio::task::spawn_blocking(move || -> Result<(u64, u64), TaskError> {
@@ -104,7 +109,9 @@ async fn reduce_into(
                 return Err(TaskError::Cancelled);
             }
             group_count += 1;
+            let before = out.len();
             records += job.reduce(&key, &mut groups, &mut out)?;
+            progress.add(1, (out.len() - before) as u64);
             if out.len() >= OUTPUT_PIECE {
                 let piece = std::mem::replace(&mut out, Vec::with_capacity(OUTPUT_PIECE));
                 sender
@@ -209,7 +216,7 @@ mod tests {
         let assignment = assignment(&work.path().join("out"));
         let task = tokio::spawn({
             let ctx = ctx.clone();
-            async move { run_reduce(&ctx, &assignment).await }
+            async move { run_reduce(&ctx, &assignment, Arc::default()).await }
         });
         let deadline = Instant::now() + Duration::from_secs(10);
         while job.calls() < 20 {
@@ -244,7 +251,7 @@ mod tests {
         .await;
         let job = TestJob::default();
         let ctx = context(&coordinator, &work.path().join("work"), job.registry());
-        let error = run_reduce(&ctx, &assignment(&work.path().join("out")))
+        let error = run_reduce(&ctx, &assignment(&work.path().join("out")), Arc::default())
             .await
             .expect_err("the map output cannot be fetched");
         assert!(
@@ -283,7 +290,7 @@ mod tests {
         .await;
         let job = TestJob::default();
         let ctx = context(&coordinator, &work.path().join("work"), job.registry());
-        let error = run_reduce(&ctx, &assignment(&work.path().join("out")))
+        let error = run_reduce(&ctx, &assignment(&work.path().join("out")), Arc::default())
             .await
             .expect_err("a corrupt segment is never reduced");
         assert!(
@@ -316,7 +323,7 @@ mod tests {
         .await;
         let job = TestJob::default();
         let ctx = context(&coordinator, &work.path().join("work"), job.registry());
-        let counters = run_reduce(&ctx, &assignment(&work.path().join("out")))
+        let counters = run_reduce(&ctx, &assignment(&work.path().join("out")), Arc::default())
             .await
             .unwrap();
         assert_eq!(counters.reduce_input_groups, 100);

@@ -6,6 +6,7 @@
 //! may run that map again; the reduce keeps what it fetched and fetches the lost output anew,
 //! as Hadoop's shuffle does.
 
+use crate::attempt::Progress;
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::merge::Segment;
@@ -68,14 +69,19 @@ pub async fn fetch_partition(
     ctx: &Context,
     assignment: &Assignment,
     dir: &Path,
+    progress: &Progress,
 ) -> Result<(Vec<Fetched>, u64), TaskError> {
-    let budget = AtomicI64::new(MEMORY_BUDGET);
+    let target = Target {
+        dir,
+        budget: AtomicI64::new(MEMORY_BUDGET),
+        progress,
+    };
     let mut todo = map_output_locations(ctx, assignment).await?;
     let mut segments = Vec::with_capacity(todo.len());
     let mut bytes = 0;
     let mut backoff = Backoff::exponential(REFETCH_FIRST, REFETCH_MAX);
     loop {
-        let round = fetch_round(ctx, assignment, todo, dir, &budget).await?;
+        let round = fetch_round(ctx, assignment, todo, &target).await?;
         for (segment, segment_bytes) in round.fetched {
             segments.push(segment);
             bytes += segment_bytes;
@@ -167,6 +173,14 @@ fn flatten(response: MapOutputLocationsResponse) -> Result<Vec<MapOutputLocation
     Ok(locations)
 }
 
+/// Where fetched segments go: memory while the budget lasts, then files in `dir`; every byte
+/// counts as the attempt's progress.
+struct Target<'a> {
+    dir: &'a Path,
+    budget: AtomicI64,
+    progress: &'a Progress,
+}
+
 /// One segment fetched, with its bytes, or why not.
 type FetchResult = Result<(Fetched, u64), TaskError>;
 
@@ -185,14 +199,13 @@ async fn fetch_round(
     ctx: &Context,
     assignment: &Assignment,
     locations: Vec<MapOutputLocation>,
-    dir: &Path,
-    budget: &AtomicI64,
+    target: &Target<'_>,
 ) -> Result<Round, TaskError> {
     let (job_id, partition) = (assignment.job_id.as_str(), assignment.task);
     let results: Vec<(MapOutputLocation, FetchResult)> = futures::stream::iter(locations)
         .map(|location| async move {
             let fetched =
-                fetch_with_retries(ctx, job_id, partition, location.clone(), dir, budget).await;
+                fetch_with_retries(ctx, job_id, partition, location.clone(), target).await;
             (location, fetched)
         })
         .buffer_unordered(PARALLEL_FETCHES)
@@ -214,14 +227,13 @@ async fn fetch_with_retries(
     job_id: &str,
     partition: u32,
     location: MapOutputLocation,
-    dir: &Path,
-    budget: &AtomicI64,
+    target: &Target<'_>,
 ) -> Result<(Fetched, u64), TaskError> {
     let mut backoff = Backoff::linear(RETRY_STEP, RETRY_STEP * FETCH_TRIES);
     let mut tries = 0;
     loop {
         tries += 1;
-        let status = match fetch_one(ctx, job_id, partition, &location, dir, budget).await {
+        let status = match fetch_one(ctx, job_id, partition, &location, target).await {
             Ok(fetched) => return Ok(fetched),
             Err(FetchError::Local(e)) => return Err(e),
             Err(FetchError::Corrupt(reason)) => {
@@ -302,9 +314,9 @@ async fn fetch_one(
     job_id: &str,
     partition: u32,
     location: &MapOutputLocation,
-    dir: &Path,
-    budget: &AtomicI64,
+    target: &Target<'_>,
 ) -> Result<(Fetched, u64), FetchError> {
+    let (dir, budget) = (target.dir, &target.budget);
     let mut client = ctx.peer(&location.address).map_err(FetchError::Peer)?;
     let request = FetchRequest {
         job_id: job_id.to_string(),
@@ -324,6 +336,7 @@ async fn fetch_one(
         expected.get_or_insert((chunk.crc32c, chunk.partition_bytes));
         let data = chunk.data;
         total += data.len() as u64;
+        target.progress.add(0, data.len() as u64);
         crc = crc32c::crc32c_append(crc, &data);
         if file.is_none()
             && budget.fetch_sub(data.len() as i64, Ordering::Relaxed) < data.len() as i64
@@ -450,8 +463,11 @@ mod tests {
                     ..Assignment::default()
                 },
                 vec![location],
-                work.path(),
-                &AtomicI64::new(MEMORY_BUDGET),
+                &Target {
+                    dir: work.path(),
+                    budget: AtomicI64::new(MEMORY_BUDGET),
+                    progress: &Progress::default(),
+                },
             ),
         )
         .await

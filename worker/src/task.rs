@@ -1,11 +1,12 @@
 //! Runs one assignment (map or reduce) and reports how it ended. The tasks running on this worker
 //! are tracked here, so heartbeats can list them and the coordinator can cancel them.
 
+use crate::attempt::Progress;
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::map::run_map;
 use crate::reduce::run_reduce;
-use quern_proto::{Assignment, Backoff, TaskKind, TaskReport};
+use quern_proto::{Assignment, AttemptProgress, Backoff, TaskKind, TaskReport};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,35 +17,52 @@ const REPORT_TRIES: u32 = 5;
 /// Between report tries: 200 ms, 400 ms, 600 ms, 800 ms.
 const REPORT_RETRY_STEP: Duration = Duration::from_millis(200);
 
+/// An attempt running on this worker: how to stop it, and how far it has got.
+struct RunningTask {
+    abort: AbortHandle,
+    progress: Arc<Progress>,
+}
+
 /// The attempts running on this worker.
 #[derive(Clone, Default)]
 pub struct Running {
-    tasks: Arc<Mutex<HashMap<u64, AbortHandle>>>,
+    tasks: Arc<Mutex<HashMap<u64, RunningTask>>>,
 }
 
 impl Running {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, AbortHandle>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, RunningTask>> {
         self.tasks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn attempts(&self) -> Vec<u64> {
-        self.lock().keys().copied().collect()
+    /// The running attempts with their progress, for a heartbeat.
+    pub fn attempts(&self) -> Vec<AttemptProgress> {
+        self.lock()
+            .iter()
+            .map(|(&attempt_id, task)| {
+                let (records, bytes) = task.progress.get();
+                AttemptProgress {
+                    attempt_id,
+                    records,
+                    bytes,
+                }
+            })
+            .collect()
     }
 
     /// Stops an attempt the coordinator no longer expects.
     pub fn cancel(&self, attempt: u64) {
-        if let Some(handle) = self.lock().remove(&attempt) {
+        if let Some(task) = self.lock().remove(&attempt) {
             tracing::info!(
                 attempt,
                 "cancelling an attempt the coordinator no longer expects"
             );
-            handle.abort();
+            task.abort.abort();
         }
     }
 
     pub fn cancel_all(&self) {
-        for (_, handle) in self.lock().drain() {
-            handle.abort();
+        for (_, task) in self.lock().drain() {
+            task.abort.abort();
         }
     }
 
@@ -55,21 +73,29 @@ impl Running {
         let mut tasks = self.lock();
         let span =
             tracing::info_span!("task", job = %assignment.job_id, task = assignment.task, attempt);
-        let handle = tokio::spawn(
+        let progress = Arc::new(Progress::default());
+        let handle = tokio::spawn({
+            let progress = progress.clone();
             async move {
-                run_and_report(&ctx, worker_id, &assignment).await;
+                run_and_report(&ctx, worker_id, &assignment, progress).await;
                 running.lock().remove(&attempt);
             }
-            .instrument(span),
-        );
-        tasks.insert(attempt, handle.abort_handle());
+            .instrument(span)
+        });
+        let abort = handle.abort_handle();
+        tasks.insert(attempt, RunningTask { abort, progress });
     }
 }
 
-async fn run_and_report(ctx: &Context, worker_id: String, assignment: &Assignment) {
+async fn run_and_report(
+    ctx: &Context,
+    worker_id: String,
+    assignment: &Assignment,
+    progress: Arc<Progress>,
+) {
     let result = match TaskKind::try_from(assignment.kind) {
-        Ok(TaskKind::Map) => run_map(ctx, assignment).await,
-        Ok(TaskKind::Reduce) => run_reduce(ctx, assignment).await,
+        Ok(TaskKind::Map) => run_map(ctx, assignment, progress).await,
+        Ok(TaskKind::Reduce) => run_reduce(ctx, assignment, progress).await,
         _ => Err(TaskError::MissingField("task kind")),
     };
     let mut report = TaskReport {
