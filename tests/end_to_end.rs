@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::watch::{self, summary_counter, summary_value};
 use common::*;
 use std::collections::{BTreeMap, HashSet};
 
@@ -92,6 +93,33 @@ fn quern_run_counts_the_corpus_exactly() {
     assert!(run.status.success(), "run failed: {}", stderr(&run));
     assert!(stdout(&run).contains("succeeded"));
     assert_eq!(read_output(&output, 3), expected_counts(&corpus));
+}
+
+/// The `input` bytes count the lines each split owns, not what its reader read past its ends:
+/// over a thousand-byte split size, thousands of maps add up to exactly the corpus's size.
+#[test]
+fn input_bytes_equal_the_input_size_at_a_small_split_size() {
+    let out = tempfile::tempdir().unwrap();
+    let output = out.path().join("wc");
+    let corpus = corpus();
+    let run = quern(&run_wordcount(
+        corpus.to_str().unwrap(),
+        output.to_str().unwrap(),
+        &["--split-size", "1000", "--workers", "2"],
+    ));
+    assert!(run.status.success(), "run failed: {}", stderr(&run));
+    let size: u64 = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| std::fs::metadata(e.unwrap().path()).unwrap().len())
+        .sum();
+    let summary = stdout(&run);
+    assert_eq!(
+        summary_value(&summary, "input:", "bytes"),
+        size,
+        "{summary}"
+    );
+    assert_eq!(summary_counter(&summary, "input:"), watch::lines(&corpus));
+    assert_eq!(read_output(&output, 1), expected_counts(&corpus));
 }
 
 #[test]

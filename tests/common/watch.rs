@@ -90,6 +90,22 @@ pub fn summary_counter(summary: &str, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no '{label}' line in {summary:?}"))
 }
 
+/// The number before `unit` on a summary line: `M` of "  input:   N records, M bytes" for
+/// `("input:", "bytes")`.
+pub fn summary_value(summary: &str, label: &str, unit: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .and_then(|rest| {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            words
+                .windows(2)
+                .find(|w| w[1].trim_end_matches(',') == unit)
+                .and_then(|w| w[0].parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no '{label}' line with {unit} in {summary:?}"))
+}
+
 /// Lines in the files of `dir`, counted here: a last line without a newline counts too.
 pub fn lines(dir: &Path) -> u64 {
     let mut count = 0;

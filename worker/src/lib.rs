@@ -10,12 +10,14 @@
 //! Around it: [`record`] (the framing of records on disk and on the wire), [`task`] (running and
 //! reporting attempts), [`attempt`] (what an attempt releases however it ends), [`session`]
 //! (registration, assignments and heartbeats), [`work_dir`] (a worker's own directory, and
-//! removing those crashed workers left), [`context`] and [`error`].
+//! removing those crashed workers left), [`context`] and [`error`]; [`failpoint`] damages a map
+//! output on purpose, for a test, and does nothing unless its environment variable is set.
 
 pub mod attempt;
 pub mod commit;
 pub mod context;
 pub mod error;
+pub mod failpoint;
 pub mod map;
 pub mod map_output;
 pub mod merge;

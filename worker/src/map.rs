@@ -55,6 +55,7 @@ pub async fn run_map(
     // The blocking thread holds the directory too, so that a cancelled attempt's directory goes
     // only once its mapper stopped writing there.
     let blocking_dir = dir.clone();
+    let task = assignment.task;
     let mapped = tokio::task::spawn_blocking(move || {
         let chunks = std::iter::from_fn(move || receiver.blocking_recv());
         let lines =
@@ -68,6 +69,7 @@ pub async fn run_map(
             return Err(cancelled());
         }
         let output = writer.finish()?;
+        crate::failpoint::after_map_output(task, &output.run)?;
         let read = (lines.inner.lines_read(), lines.inner.bytes_read());
         Ok::<_, JobError>((output, emitted, read))
     })

@@ -9,6 +9,10 @@
 //! line that starts before `end`, reading past `end` to finish the last one. So every line is read
 //! exactly once, whatever the split size. Lines end at `\n`; a `\r` before it is dropped, as
 //! Hadoop's `LineRecordReader` does.
+//!
+//! The reader counts the bytes of the lines it hands out, terminators included, not the bytes it
+//! reads: the look-behind and look-ahead belong to the neighbouring splits. So the counts of all
+//! splits of an object sum to its size, whatever the split size.
 
 use quern_proto::MapSplit;
 use quern_sdk::JobError;
@@ -47,6 +51,7 @@ pub struct SplitLines<C> {
     skipping: bool,
     exhausted: bool,
     done: bool,
+    /// Bytes of the lines handed out, terminators included: the bytes this split owns.
     bytes_read: u64,
     lines_read: u64,
     /// Longest line allowed, and the object's URL to name when one is longer.
@@ -92,7 +97,8 @@ where
         }))
     }
 
-    /// Bytes of the object this reader consumed, including the look-behind and look-ahead.
+    /// Bytes of the lines handed out so far, their `\n` or `\r\n` included; not the bytes read
+    /// before the first line or past the last, which other splits own.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
     }
@@ -113,7 +119,6 @@ where
                 self.buf.drain(..self.cursor);
                 self.buf_offset += self.cursor as u64;
                 self.cursor = 0;
-                self.bytes_read += chunk.len() as u64;
                 self.buf.extend_from_slice(&chunk);
                 Ok(true)
             }
@@ -182,6 +187,8 @@ where
             return Ok(None);
         };
         self.lines_read += 1;
+        // `next_raw` left the cursor just past the line's terminator, if it has one.
+        self.bytes_read += (self.cursor - start) as u64;
         let line = &self.buf[start..start + len];
         Ok(Some((offset, line.strip_suffix(b"\r").unwrap_or(line))))
     }
@@ -192,8 +199,9 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    /// Reads split `[start, end)` of `text`, delivered in chunks of `chunk` bytes.
-    fn split_lines(text: &[u8], start: u64, end: u64, chunk: usize) -> Vec<(u64, Vec<u8>)> {
+    /// Reads split `[start, end)` of `text`, delivered in chunks of `chunk` bytes: its lines,
+    /// and the bytes the reader counted.
+    fn read_split(text: &[u8], start: u64, end: u64, chunk: usize) -> (Vec<(u64, Vec<u8>)>, u64) {
         let from = read_start(start) as usize;
         let chunks: Vec<Result<Bytes, JobError>> = text[from..]
             .chunks(chunk)
@@ -204,7 +212,25 @@ mod tests {
         while let Some((offset, line)) = lines.next_line().unwrap() {
             out.push((offset, line.to_vec()));
         }
-        out
+        (out, lines.bytes_read())
+    }
+
+    fn split_lines(text: &[u8], start: u64, end: u64, chunk: usize) -> Vec<(u64, Vec<u8>)> {
+        read_split(text, start, end, chunk).0
+    }
+
+    /// Bytes of the lines of `text` that start in `[start, end)`, terminators included, counted
+    /// directly from the whole text.
+    fn owned_bytes(text: &[u8], start: u64, end: u64) -> u64 {
+        let mut offset = 0;
+        let mut owned = 0;
+        for piece in text.split_inclusive(|&b| b == b'\n') {
+            if (start..end).contains(&offset) {
+                owned += piece.len() as u64;
+            }
+            offset += piece.len() as u64;
+        }
+        owned
     }
 
     /// Lines of `text` with offsets, computed directly: the expected answer for any split size.
@@ -250,6 +276,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn split_byte_counts_sum_to_the_input_length_at_every_split_size() {
+        let texts: [&[u8]; 5] = [
+            b"alpha beta\ngamma\n\ndelta epsilon zeta\neta\n",
+            b"no trailing newline\nlast line",
+            b"crlf line\r\nsecond\r\n\r\nfourth\r\nno newline\r",
+            b"\n\n\nx\n\n",
+            b"short\na line much longer than the split size, spanning many splits\nend",
+        ];
+        for text in texts {
+            let len = text.len() as u64;
+            for split in 1..=len + 1 {
+                for chunk in [1, 3, 64] {
+                    let mut total = 0;
+                    for start in (0..len).step_by(split as usize) {
+                        let end = (start + split).min(len);
+                        let (_, counted) = read_split(text, start, end, chunk);
+                        assert_eq!(
+                            counted,
+                            owned_bytes(text, start, end),
+                            "split [{start}, {end}) chunk {chunk} of {:?}",
+                            String::from_utf8_lossy(text)
+                        );
+                        total += counted;
+                    }
+                    assert_eq!(total, len, "split {split} chunk {chunk}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_split_counts_the_bytes_of_its_own_lines_with_their_terminators() {
+        // Lines: "ab\r\n" at 0, "cd\n" at 4, "\n" at 7, "last" at 8 (no newline); 12 bytes.
+        let text = b"ab\r\ncd\n\nlast";
+        assert_eq!(read_split(text, 0, 3, 2).1, 4);
+        assert_eq!(read_split(text, 3, 5, 2).1, 3);
+        assert_eq!(read_split(text, 5, 12, 2).1, 5);
+        // A split inside one line owns nothing, though it reads that line to skip it.
+        assert_eq!(read_split(text, 1, 3, 2).1, 0);
     }
 
     #[test]
