@@ -54,6 +54,7 @@ impl From<CoordinatorError> for Status {
                 | StorageError::Store { .. }
                 | StorageError::Local { .. }
                 | StorageError::LocalInput { .. } => Code::Unavailable,
+                StorageError::NoUpload { .. } => Code::FailedPrecondition,
             },
         };
         Status::new(code, error_chain(&e))

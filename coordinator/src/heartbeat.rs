@@ -124,7 +124,7 @@ impl State {
             .filter(|j| j.phase == JobPhase::Running)
         {
             for task in job.maps_held_by(id) {
-                job.requeue(task);
+                job.lose_output(task);
             }
         }
         actions

@@ -27,7 +27,11 @@ impl fmt::Display for TaskRef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskState {
     Pending,
-    Running(AttemptId),
+    /// Attempts run: those in [`Task::running`], one, or two while a backup runs.
+    Running,
+    /// The coordinator is making `attempt`'s output final (see [`crate::commit`]): no other
+    /// attempt of the task can, and a lost worker no longer matters to it.
+    Committing(AttemptId),
     /// Done by `attempt`; for a map, its output lives on `worker`.
     Done {
         attempt: AttemptId,
@@ -38,6 +42,8 @@ pub enum TaskState {
 #[derive(Debug)]
 pub struct Task {
     pub state: TaskState,
+    /// Its attempts running now, oldest first.
+    pub running: Vec<AttemptId>,
     /// FAILED attempts so far: the task's own errors. Killed attempts (a lost worker, a fetch
     /// failure, a cancel) do not count, as in Hadoop.
     pub failures: u32,
@@ -53,6 +59,7 @@ impl Task {
     fn new() -> Self {
         Task {
             state: TaskState::Pending,
+            running: Vec::new(),
             failures: 0,
             lost_workers: Vec::new(),
             last_error: String::new(),
@@ -249,16 +256,18 @@ impl Job {
         None
     }
 
-    /// A task is done by `attempt` on `worker`, which counted `counters`.
+    /// A task is done by `attempt` on `worker`, which counted `counters`. Returns its other
+    /// attempts still running, which lost the race and are to be killed.
     pub fn task_done(
         &mut self,
         task: TaskRef,
         attempt: AttemptId,
         worker: WorkerId,
         counters: Counters,
-    ) {
+    ) -> Vec<AttemptId> {
         let t = self.task_mut(task);
         t.state = TaskState::Done { attempt, worker };
+        let losers = std::mem::take(&mut t.running);
         t.counters = counters;
         t.lost_workers.clear();
         add_counters(&mut self.counters, &counters);
@@ -266,32 +275,63 @@ impl Job {
             TaskKind::Map => self.maps_done += 1,
             _ => self.reduces_done += 1,
         }
+        losers.into_iter().filter(|&a| a != attempt).collect()
     }
 
-    /// Puts a task back after an attempt that ended with its worker alive (a fetch failure, a
-    /// preemption): the run of worker losses under it is broken, and it runs again.
+    /// `attempt` of `task` stopped running (whichever way it ended).
+    pub fn attempt_stopped(&mut self, task: TaskRef, attempt: AttemptId) {
+        self.task_mut(task).running.retain(|&a| a != attempt);
+        match task.kind {
+            TaskKind::Map => self.running_maps -= 1,
+            _ => drop(self.running_reduces.remove(&attempt)),
+        }
+    }
+
+    /// The coordinator starts making `attempt`'s output final. Returns the task's other attempts
+    /// still running, which are to be killed: none of them can commit now.
+    pub fn begin_commit(&mut self, task: TaskRef, attempt: AttemptId) -> Vec<AttemptId> {
+        let t = self.task_mut(task);
+        t.state = TaskState::Committing(attempt);
+        let others = std::mem::take(&mut t.running);
+        t.running.push(attempt);
+        others.into_iter().filter(|&a| a != attempt).collect()
+    }
+
+    /// Runs a task again after an attempt that ended with its worker alive (a fetch failure, a
+    /// preemption): the run of worker losses under it is broken.
     pub fn retry_after_live_end(&mut self, task: TaskRef) {
         self.task_mut(task).lost_workers.clear();
-        self.requeue(task);
+        self.retry(task);
     }
 
-    /// Puts a task back to run again, ahead of tasks that never ran. A done task's work is lost
-    /// (a map output on a dead worker): its counters leave the job's totals, as the next attempt
-    /// counts the same input again.
-    pub fn requeue(&mut self, task: TaskRef) {
-        if self.task(task).state == TaskState::Pending {
+    /// Runs a task again after one of its attempts ended without doing it, unless another
+    /// attempt of it still runs, commits, or did it. It goes ahead of tasks that never ran.
+    pub fn retry(&mut self, task: TaskRef) {
+        let t = self.task(task);
+        if t.state == TaskState::Running && t.running.is_empty() {
+            self.enqueue_again(task);
+        }
+    }
+
+    /// The output of a done task is lost (a map output on a dead worker, or corrupt): the task
+    /// runs again, and its counters leave the job's totals, as the next attempt counts the same
+    /// input again.
+    pub fn lose_output(&mut self, task: TaskRef) {
+        if !matches!(self.task(task).state, TaskState::Done { .. }) {
             return;
         }
-        if let TaskState::Done { .. } = self.task(task).state {
-            if task.kind == TaskKind::Map {
-                self.maps_done -= 1;
-                self.locations = None;
-            } else {
-                self.reduces_done -= 1;
-            }
-            let lost = std::mem::take(&mut self.task_mut(task).counters);
-            subtract_counters(&mut self.counters, &lost);
+        if task.kind == TaskKind::Map {
+            self.maps_done -= 1;
+            self.locations = None;
+        } else {
+            self.reduces_done -= 1;
         }
+        let lost = std::mem::take(&mut self.task_mut(task).counters);
+        subtract_counters(&mut self.counters, &lost);
+        self.enqueue_again(task);
+    }
+
+    fn enqueue_again(&mut self, task: TaskRef) {
         self.task_mut(task).state = TaskState::Pending;
         match task.kind {
             TaskKind::Map => self.pending_maps.push_front(task.index),

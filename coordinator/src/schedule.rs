@@ -129,7 +129,7 @@ impl State {
         if let Some(running) = self.end_attempt(attempt, AttemptState::Killed, reason)
             && let Some(job) = self.jobs.get_mut(&running.job)
         {
-            job.requeue(running.task);
+            job.retry(running.task);
         }
     }
 }

@@ -438,16 +438,46 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(MapOutputLocationsResponse::clone(&locations)))
     }
 
-    async fn commit_permission(
+    /// Commits an attempt's output if it is the partition's first to ask (see
+    /// [`crate::commit`]). The storage step runs in its own task: a worker that hangs up (or
+    /// dies) does not cancel it halfway, so the partition always ends up committed or retried.
+    async fn commit_task(
         &self,
         request: Request<CommitRequest>,
     ) -> Result<Response<CommitResponse>, Status> {
         let request = request.into_inner();
         let attempt = AttemptId(request.attempt_id);
-        let granted = self
+        let Some(commit) = self
             .lock()
-            .commit_permission(attempt, &request.job_id, &request.worker_id);
-        Ok(Response::new(CommitResponse { granted }))
+            .begin_commit(attempt, &request.job_id, &request.worker_id)
+        else {
+            return Ok(Response::new(CommitResponse { committed: false }));
+        };
+        let service = self.clone();
+        let counters = request.counters.unwrap_or_default();
+        let timeout = self.config.storage_timeout;
+        let committed = tokio::spawn(async move {
+            let result = match tokio::time::timeout(timeout, commit.run(request.part_ids)).await {
+                Ok(result) => result.map_err(|e| error_chain(&e)),
+                Err(_) => Err(format!(
+                    "the storage did not answer within {}",
+                    humantime::format_duration(timeout)
+                )),
+            };
+            let actions = service
+                .lock()
+                .commit_finished(&commit, counters, result.clone());
+            service.run_actions(actions);
+            result
+        });
+        match committed.await {
+            Ok(Ok(())) => Ok(Response::new(CommitResponse { committed: true })),
+            Ok(Err(error)) => Err(Status::unavailable(format!(
+                "cannot commit attempt {attempt} of {}: {error}",
+                request.job_id
+            ))),
+            Err(e) => Err(Status::internal(format!("the commit stopped: {e}"))),
+        }
     }
 
     async fn report_fetch_failure(

@@ -6,8 +6,8 @@ use crate::error::CoordinatorError;
 use crate::job::{AttemptRecord, Job, JobPhase, TaskRef, TaskState};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{
-    Assignment, AttemptState, FailureKind, MapOutputLocationsResponse, TaskKind, TaskReport,
-    WorkerMapOutputs,
+    Assignment, AttemptState, Counters, FailureKind, MapOutputLocationsResponse, TaskKind,
+    TaskReport, WorkerMapOutputs,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -213,10 +213,7 @@ impl State {
         }
         self.update_free(running.worker);
         if let Some(job) = self.jobs.get_mut(&running.job) {
-            match running.task.kind {
-                TaskKind::Map => job.running_maps -= 1,
-                _ => drop(job.running_reduces.remove(&attempt)),
-            }
+            job.attempt_stopped(running.task, attempt);
             let record = &mut job.history[running.record];
             record.state = state;
             record.ended = Some(Instant::now());
@@ -226,9 +223,12 @@ impl State {
     }
 
     /// Handles a task report. Returns whether the attempt was expected, and follow-up actions.
+    /// A reduce succeeds only by committing its output (see [`crate::commit`]), never by report.
     pub fn report(&mut self, report: &TaskReport) -> (bool, Vec<Action>) {
         let attempt = AttemptId(report.attempt_id);
-        if !self.expects(attempt, &report.job_id, &report.worker_id) {
+        if !self.expects(attempt, &report.job_id, &report.worker_id)
+            || (report.succeeded && self.attempts[&attempt].task.kind != TaskKind::Map)
+        {
             return (false, Vec::new());
         }
         let state = match (report.succeeded, report.failure()) {
@@ -241,7 +241,7 @@ impl State {
             return (false, Vec::new());
         };
         let actions = if report.succeeded {
-            self.task_succeeded(&running, attempt, report)
+            self.task_succeeded(&running, attempt, report.counters.unwrap_or_default())
         } else {
             self.attempt_failed(&running, report)
         };
@@ -249,17 +249,20 @@ impl State {
         (true, actions)
     }
 
-    fn task_succeeded(
+    /// `attempt` did its task and counted `counters`; other attempts of the task are killed.
+    pub(crate) fn task_succeeded(
         &mut self,
         running: &RunningAttempt,
         attempt: AttemptId,
-        report: &TaskReport,
+        counters: Counters,
     ) -> Vec<Action> {
         let Some(job) = self.jobs.get_mut(&running.job) else {
             return Vec::new();
         };
-        let counters = report.counters.unwrap_or_default();
-        job.task_done(running.task, attempt, running.worker, counters);
+        let losers = job.task_done(running.task, attempt, running.worker, counters);
+        for loser in losers {
+            self.kill_attempt(loser, "another attempt of the task finished first");
+        }
         self.commit_if_complete(running.job)
     }
 
@@ -344,22 +347,6 @@ impl State {
         Some(locations)
     }
 
-    /// Whether a reduce attempt may make its output final: only the attempt the coordinator is
-    /// waiting for, of a running job.
-    pub fn commit_permission(&self, attempt: AttemptId, job_id: &str, worker_id: &str) -> bool {
-        if !self.expects(attempt, job_id, worker_id) {
-            return false;
-        }
-        let Some(running) = self.attempts.get(&attempt) else {
-            return false;
-        };
-        let Some(job) = self.jobs.get(&running.job) else {
-            return false;
-        };
-        job.phase == JobPhase::Running
-            && job.task(running.task).state == TaskState::Running(attempt)
-    }
-
     /// The job's output is committed (or could not be).
     pub fn job_committed(&mut self, id: JobId, result: Result<(), String>) -> Vec<Action> {
         let Some(job) = self.jobs.get_mut(&id) else {
@@ -387,7 +374,10 @@ impl State {
             .jobs
             .get_mut(&id)
             .expect("start_attempt is called for a known job");
-        job.task_mut(task).state = TaskState::Running(attempt);
+        let t = job.task_mut(task);
+        t.state = TaskState::Running;
+        t.running.push(attempt);
+        let backup = t.running.len() > 1;
         match task.kind {
             TaskKind::Map => job.running_maps += 1,
             _ => drop(job.running_reduces.insert(attempt)),
@@ -400,7 +390,7 @@ impl State {
             started: Instant::now(),
             ended: None,
             error: String::new(),
-            backup: false,
+            backup,
         });
         let record = job.history.len() - 1;
         self.attempts.insert(
@@ -453,8 +443,16 @@ mod tests {
             assert!(!state.report(&report).0, "{job_id} {worker_id}");
         }
         let attempt = AttemptId(map.attempt_id);
-        assert!(!state.commit_permission(attempt, "job-0002", "worker-1"));
-        assert!(!state.commit_permission(attempt, "job-0001", "worker-2"));
+        assert!(
+            state
+                .begin_commit(attempt, "job-0002", "worker-1")
+                .is_none()
+        );
+        assert!(
+            state
+                .begin_commit(attempt, "job-0001", "worker-2")
+                .is_none()
+        );
         assert_eq!(state.jobs[&id].maps_done, 0);
         succeed(&mut state, &map, Counters::default());
         assert_eq!(state.jobs[&id].maps_done, 1);

@@ -4,8 +4,8 @@
 use crate::job::Job;
 use crate::split::Split;
 use crate::state::{Action, State};
-use quern_proto::ids::{JobId, WorkerId};
-use quern_proto::{Assignment, Counters, FailureKind, JobSpec, TaskReport};
+use quern_proto::ids::{AttemptId, JobId, WorkerId};
+use quern_proto::{Assignment, Counters, FailureKind, JobSpec, TaskKind, TaskReport};
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -95,6 +95,16 @@ pub fn send(state: &mut State, report: &TaskReport) -> Vec<Action> {
     actions
 }
 
+/// The attempt of `assignment` succeeds as a worker's would: a map reports, a reduce commits
+/// (and its storage step succeeds).
 pub fn succeed(state: &mut State, assignment: &Assignment, counters: Counters) {
-    send(state, &success(assignment, counters));
+    if assignment.kind() == TaskKind::Map {
+        send(state, &success(assignment, counters));
+        return;
+    }
+    let attempt = AttemptId(assignment.attempt_id);
+    let commit = state
+        .begin_commit(attempt, &assignment.job_id, &assignment.worker_id)
+        .expect("the reduce may commit");
+    state.commit_finished(&commit, counters, Ok(()));
 }

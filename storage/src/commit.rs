@@ -1,15 +1,15 @@
 //! The output committer, Hadoop's layout: `OUTPUT/part-r-NNNNN`, then `OUTPUT/_SUCCESS` last.
 //!
 //! A reduce attempt streams its part file with a [`PartUpload`], then holds the finished upload as
-//! a [`PendingPart`] while it asks the coordinator for permission. Only the accepted attempt
-//! [`PendingPart::commit`]s; every other attempt [`PendingPart::abort`]s its own. So exactly one
-//! attempt's output per partition reaches the final name. Two protocols sit behind that one
-//! interface:
+//! a [`PendingPart`] and asks the coordinator to commit it. The coordinator makes it final itself
+//! with [`OutputDir::commit_part`], for one attempt per partition only; every other attempt
+//! [`PendingPart::abort`]s its own. So exactly one attempt's output per partition reaches the
+//! final name, and no worker ever can on its own. Two protocols sit behind that one interface:
 //! - local disk: the upload goes to `OUTPUT/_temporary/attempt-A/part-r-NNNNN`; commit is an atomic
 //!   rename onto the final name, abort a delete;
 //! - S3, which has no rename (copy-then-delete is slow and not atomic): the upload is a multipart
-//!   upload to the final key whose parts are sent but which is not completed; commit completes it,
-//!   abort aborts it. No copy, no delete, no orphaned parts.
+//!   upload to the final key whose parts are sent but which is not completed; commit completes it
+//!   with the part ids the attempt reports, abort aborts it. No copy, no delete, no orphaned parts.
 
 use crate::overwrite::PreviousOutput;
 use crate::{Location, StorageError, StorageUrl};
@@ -121,6 +121,50 @@ impl OutputDir {
         Ok(Some(id))
     }
 
+    /// Where an attempt stages its part file on a store without multipart uploads held open.
+    fn staged_path(&self, partition: u32, attempt: u64) -> Path {
+        self.child(&format!(
+            "{TEMPORARY}/attempt-{attempt}/{}",
+            part_name(partition)
+        ))
+    }
+
+    /// Makes attempt `attempt`'s part file the partition's output: completes its multipart
+    /// upload `upload_id` from `part_ids` (S3), or renames its staged file. The coordinator calls
+    /// this, for the one attempt per partition it chose.
+    pub async fn commit_part(
+        &self,
+        partition: u32,
+        attempt: u64,
+        upload_id: Option<&str>,
+        part_ids: Vec<String>,
+    ) -> Result<(), StorageError> {
+        let name = part_name(partition);
+        let final_path = self.child(&name);
+        match (&self.location.multipart, upload_id) {
+            (Some(multipart), Some(id)) => {
+                let parts = part_ids
+                    .into_iter()
+                    .map(|content_id| PartId { content_id })
+                    .collect();
+                multipart
+                    .complete_multipart(&final_path, &id.to_string(), parts)
+                    .await
+                    .map(|_| ())
+                    .map_err(self.error(&name))
+            }
+            (Some(_), None) => Err(StorageError::NoUpload {
+                url: self.location.url.join(&name).to_string(),
+                attempt,
+            }),
+            (None, _) => self
+                .store()
+                .rename(&self.staged_path(partition, attempt), &final_path)
+                .await
+                .map_err(self.error(&name)),
+        }
+    }
+
     /// Starts the upload of one attempt's part file: on S3 into the upload `upload_id` (one is
     /// opened if None), elsewhere under a temporary name.
     pub async fn create_part(
@@ -149,7 +193,7 @@ impl OutputDir {
                 }
             }
             None => {
-                let temp = self.child(&format!("{TEMPORARY}/attempt-{attempt}/{name}"));
+                let temp = self.staged_path(partition, attempt);
                 let upload = self
                     .store()
                     .put_multipart(&temp)
@@ -383,25 +427,12 @@ pub struct PendingPart {
 }
 
 impl PendingPart {
-    /// Makes this attempt's output the partition's final part file.
-    pub async fn commit(self) -> Result<(), StorageError> {
-        let (error, target) = (self.target.error(), &self.target);
-        match self.commit {
-            Commit::Rename { temp } => target
-                .location
-                .store
-                .rename(&temp, &target.final_path)
-                .await
-                .map_err(error),
-            Commit::Complete {
-                multipart,
-                id,
-                parts,
-            } => multipart
-                .complete_multipart(&target.final_path, &id, parts)
-                .await
-                .map(|_| ())
-                .map_err(error),
+    /// The ids of the uploaded parts, in order, that the coordinator needs to complete the
+    /// upload (S3); none for a staged file.
+    pub fn part_ids(&self) -> Vec<String> {
+        match &self.commit {
+            Commit::Rename { .. } => Vec::new(),
+            Commit::Complete { parts, .. } => parts.iter().map(|p| p.content_id.clone()).collect(),
         }
     }
 
@@ -420,6 +451,7 @@ impl PendingPart {
         }
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,8 +470,12 @@ mod tests {
         let loser = pending(&out, 3, 7, "loser\n").await;
         let winner = pending(&out, 3, 8, "winner\n").await;
         assert!(!dir.path().join("out/part-r-00003").exists());
-        winner.commit().await.unwrap();
+        out.commit_part(3, 8, None, winner.part_ids())
+            .await
+            .unwrap();
         loser.abort().await.unwrap();
+        // The winner's own abort, had its commit answer been lost, leaves the committed file.
+        winner.abort().await.unwrap();
         out.write_success(b"{}".to_vec()).await.unwrap();
         out.discard_temporary().await.unwrap();
         let text = std::fs::read_to_string(dir.path().join("out/part-r-00003")).unwrap();

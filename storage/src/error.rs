@@ -40,6 +40,8 @@ pub enum StorageError {
         "output {url} holds part files of an earlier run; choose another output or pass --overwrite"
     )]
     OutputHasParts { url: String },
+    #[error("cannot commit {url} for attempt {attempt}: no multipart upload was opened for it")]
+    NoUpload { url: String, attempt: u64 },
     #[error("a line at byte {offset} of {url} is longer than the {limit}-byte limit")]
     LineTooLong {
         url: String,

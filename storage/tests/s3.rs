@@ -81,8 +81,13 @@ async fn empty_prefixes_and_missing_buckets_are_errors(server: &S3Server) {
 async fn only_the_committed_attempt_completes_its_upload(server: &S3Server) {
     let out = OutputDir::open(&url("s3://data/out-race/")).unwrap();
     out.prepare(false).await.unwrap();
+    // As the coordinator does: it opens each attempt's upload and keeps the id.
+    let winner_id = out.open_upload(0).await.unwrap().unwrap();
     let mut loser = out.create_part(0, 7, None).await.unwrap();
-    let mut winner = out.create_part(0, 8, None).await.unwrap();
+    let mut winner = out
+        .create_part(0, 8, Some(winner_id.clone()))
+        .await
+        .unwrap();
     assert_eq!(server.open_uploads().len(), 2);
     // More than one 8 MiB part for the winner, so completion joins parts.
     let big: Vec<u8> = (0..9 << 20).map(|i| b'a' + (i % 26) as u8).collect();
@@ -96,7 +101,10 @@ async fn only_the_committed_attempt_completes_its_upload(server: &S3Server) {
         None,
         "nothing visible before commit"
     );
-    winner.commit().await.unwrap();
+    // The coordinator completes the winner's upload from the part ids the attempt reports.
+    out.commit_part(0, 8, Some(&winner_id), winner.part_ids())
+        .await
+        .unwrap();
     loser.abort().await.unwrap();
     let mut expected = big;
     expected.extend_from_slice(b"tail\n");

@@ -1,34 +1,41 @@
-//! Reduce output commit: a finished part upload becomes final only if the coordinator says this
-//! attempt is the one it is waiting for; otherwise it is discarded. See `quern_storage::commit`.
+//! Reduce output commit: a finished part upload is handed to the coordinator, which makes it
+//! final itself if this attempt is the first of its partition to ask while still expected, and
+//! records the task done with what it counted; otherwise this attempt discards it. See
+//! `quern_coordinator::commit` and `quern_storage::commit`.
 
 use crate::context::Context;
 use crate::error::TaskError;
-use quern_proto::{Assignment, CommitRequest};
+use quern_proto::{Assignment, CommitRequest, Counters};
 use quern_storage::PendingPart;
 
+/// Asks the coordinator to commit `part`, the attempt's output, which counted `counters`. Ok:
+/// the task is done and reported. Otherwise the part is discarded (if the coordinator committed
+/// it after all and only its answer was lost, discarding touches nothing final).
 pub async fn commit_part(
     ctx: &Context,
     assignment: &Assignment,
     part: PendingPart,
+    counters: Counters,
 ) -> Result<(), TaskError> {
     let request = CommitRequest {
         job_id: assignment.job_id.clone(),
         attempt_id: assignment.attempt_id,
         worker_id: assignment.worker_id.clone(),
+        part_ids: part.part_ids(),
+        counters: Some(counters),
     };
-    let granted = match ctx.coordinator().commit_permission(request).await {
-        Ok(response) => response.into_inner().granted,
+    let committed = ctx.coordinator().commit_task(request).await;
+    match committed {
+        Ok(response) if response.get_ref().committed => Ok(()),
+        Ok(_) => {
+            discard(part).await;
+            Err(TaskError::CommitDenied)
+        }
         Err(status) => {
             discard(part).await;
-            return Err(TaskError::Coordinator(status));
+            Err(TaskError::Coordinator(status))
         }
-    };
-    if !granted {
-        discard(part).await;
-        return Err(TaskError::CommitDenied);
     }
-    part.commit().await?;
-    Ok(())
 }
 
 async fn discard(part: PendingPart) {

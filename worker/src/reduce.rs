@@ -1,6 +1,7 @@
 //! A reduce task: learn where the map outputs are, fetch this partition of each, k-way merge them
 //! by key on a blocking thread, run the reducer over each key group, and stream the text output
-//! into this attempt's part upload, which [`crate::commit`] makes final or discards. The
+//! into this attempt's part upload, which [`crate::commit`] hands to the coordinator (a commit is
+//! the reduce's success report) or discards. The
 //! attempt's directory (segments spilled by the fetch) goes when it ends, however it ends.
 
 use crate::attempt::{AttemptDir, Progress};
@@ -23,7 +24,7 @@ pub async fn run_reduce(
     ctx: &Context,
     assignment: &Assignment,
     progress: Arc<Progress>,
-) -> Result<Counters, TaskError> {
+) -> Result<(), TaskError> {
     let job = ctx.job(&assignment.job_name)?;
     let partition = assignment.task;
     let dir = ctx
@@ -53,15 +54,14 @@ pub async fn run_reduce(
             return Err(e);
         }
     };
-    let output_bytes = upload.bytes();
-    commit_part(ctx, assignment, upload.finish().await?).await?;
-    Ok(Counters {
+    let counters = Counters {
         shuffle_bytes,
         reduce_input_groups: groups,
         output_records: records,
-        output_bytes,
+        output_bytes: upload.bytes(),
         ..Counters::default()
-    })
+    };
+    commit_part(ctx, assignment, upload.finish().await?, counters).await
 }
 
 /// Has the coordinator open this attempt's upload, where uploads stay open until commit (S3), so
@@ -198,11 +198,7 @@ mod tests {
         let work = tempfile::tempdir().unwrap();
         std::fs::create_dir(work.path().join("map")).unwrap();
         let location = peer_with_words(&work.path().join("map"), 20_000).await;
-        let coordinator = FakeCoordinator {
-            locations: vec![location],
-        }
-        .serve()
-        .await;
+        let coordinator = FakeCoordinator::new(vec![location]).serve().await;
         // 1 ms a key group: about 20 s if nothing stops it.
         let job = TestJob {
             delay: Duration::from_millis(1),
@@ -239,14 +235,12 @@ mod tests {
         let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let dead = format!("http://{}", nobody.local_addr().unwrap());
         drop(nobody);
-        let coordinator = FakeCoordinator {
-            locations: vec![MapOutputLocation {
-                map_task: 12,
-                attempt_id: 1,
-                address: dead.clone(),
-                worker_id: "worker-1".into(),
-            }],
-        }
+        let coordinator = FakeCoordinator::new(vec![MapOutputLocation {
+            map_task: 12,
+            attempt_id: 1,
+            address: dead.clone(),
+            worker_id: "worker-1".into(),
+        }])
         .serve()
         .await;
         let job = TestJob::default();
@@ -283,11 +277,7 @@ mod tests {
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0x20;
         std::fs::write(&file, bytes).unwrap();
-        let coordinator = FakeCoordinator {
-            locations: vec![location],
-        }
-        .serve()
-        .await;
+        let coordinator = FakeCoordinator::new(vec![location]).serve().await;
         let job = TestJob::default();
         let ctx = context(&coordinator, &work.path().join("work"), job.registry());
         let error = run_reduce(&ctx, &assignment(&work.path().join("out")), Arc::default())
@@ -312,23 +302,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reduce_commits_its_part_and_leaves_no_directory() {
+    async fn a_reduce_hands_its_part_to_the_coordinator_and_leaves_no_directory() {
         let work = tempfile::tempdir().unwrap();
         std::fs::create_dir(work.path().join("map")).unwrap();
         let location = peer_with_words(&work.path().join("map"), 100).await;
-        let coordinator = FakeCoordinator {
-            locations: vec![location],
-        }
-        .serve()
-        .await;
+        let fake = FakeCoordinator::new(vec![location]);
+        let commits = fake.commits.clone();
+        let coordinator = fake.serve().await;
         let job = TestJob::default();
         let ctx = context(&coordinator, &work.path().join("work"), job.registry());
-        let counters = run_reduce(&ctx, &assignment(&work.path().join("out")), Arc::default())
+        run_reduce(&ctx, &assignment(&work.path().join("out")), Arc::default())
             .await
             .unwrap();
+        // The commit carries what the attempt counted; making the part final is the
+        // coordinator's step, so the part is still staged under this attempt's name.
+        let commits = commits.lock().unwrap().clone();
+        assert_eq!(commits.len(), 1);
+        let counters = commits[0].counters.unwrap();
         assert_eq!(counters.reduce_input_groups, 100);
-        let part = std::fs::read_to_string(work.path().join("out/part-r-00000")).unwrap();
+        assert_eq!(
+            (commits[0].job_id.as_str(), commits[0].attempt_id),
+            ("job-0001", 2)
+        );
+        assert!(!work.path().join("out/part-r-00000").exists());
+        let part = work.path().join("out/_temporary/attempt-2/part-r-00000");
+        let part = std::fs::read_to_string(part).unwrap();
         assert_eq!(part.lines().count(), 100);
+        assert_eq!(counters.output_bytes, part.len() as u64);
         wait_until_gone(&work.path().join("work/job-0001/reduce-00000-2")).await;
     }
 }

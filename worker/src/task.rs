@@ -94,8 +94,9 @@ async fn run_and_report(
     progress: Arc<Progress>,
 ) {
     let result = match TaskKind::try_from(assignment.kind) {
-        Ok(TaskKind::Map) => run_map(ctx, assignment, progress).await,
-        Ok(TaskKind::Reduce) => run_reduce(ctx, assignment, progress).await,
+        Ok(TaskKind::Map) => run_map(ctx, assignment, progress).await.map(Some),
+        // A reduce's commit was its success report.
+        Ok(TaskKind::Reduce) => run_reduce(ctx, assignment, progress).await.map(|()| None),
         _ => Err(TaskError::MissingField("task kind")),
     };
     let mut report = TaskReport {
@@ -105,7 +106,8 @@ async fn run_and_report(
         ..TaskReport::default()
     };
     match result {
-        Ok(counters) => {
+        Ok(None) => return tracing::debug!("task committed"),
+        Ok(Some(counters)) => {
             tracing::debug!("task succeeded");
             report.succeeded = true;
             report.counters = Some(counters);

@@ -8,8 +8,8 @@ use quern_sdk::engine::{LineSource, MapSink, TextSink, ValueStream};
 use quern_sdk::{JobEngine, JobError, JobRegistry};
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
@@ -59,9 +59,18 @@ pub fn context(coordinator: &str, work_dir: &Path, registry: JobRegistry) -> Con
 #[derive(Default, Clone)]
 pub struct FakeCoordinator {
     pub locations: Vec<MapOutputLocation>,
+    /// The commit requests it received; it grants each.
+    pub commits: Arc<Mutex<Vec<CommitRequest>>>,
 }
 
 impl FakeCoordinator {
+    pub fn new(locations: Vec<MapOutputLocation>) -> Self {
+        FakeCoordinator {
+            locations,
+            commits: Arc::default(),
+        }
+    }
+
     pub async fn serve(self) -> String {
         serve(tonic::transport::Server::builder().add_service(CoordinatorServer::new(self))).await
     }
@@ -155,11 +164,13 @@ impl Coordinator for FakeCoordinator {
     ) -> Result<Response<OpenUploadResponse>, Status> {
         Ok(Response::new(OpenUploadResponse::default()))
     }
-    async fn commit_permission(
+    async fn commit_task(
         &self,
-        _: Request<CommitRequest>,
+        request: Request<CommitRequest>,
     ) -> Result<Response<CommitResponse>, Status> {
-        Ok(Response::new(CommitResponse { granted: true }))
+        let mut commits = self.commits.lock().unwrap_or_else(|p| p.into_inner());
+        commits.push(request.into_inner());
+        Ok(Response::new(CommitResponse { committed: true }))
     }
 }
 
