@@ -71,6 +71,13 @@ impl State {
             let running = &self.attempts[&attempt];
             (running.job, running.worker)
         };
+        // A worker excluded from the job meanwhile (its peers could not reach it, say) is no
+        // judge of others: its report counts against no one, and its reduce runs elsewhere.
+        if self.jobs.get(&job).is_some_and(|j| !j.admits(reporter)) {
+            self.kill_attempt(attempt, "its worker is excluded from the job");
+            self.schedule();
+            return (false, Vec::new());
+        }
         let map_attempt = AttemptId(report.failed_map_attempt);
         let (suspect, actions) =
             self.judge_map_output(job, reporter, report.failure(), map_attempt);
@@ -102,7 +109,7 @@ impl State {
         };
         if kind == FailureKind::CorruptMapOutput {
             tracing::warn!(job = %id, %map, worker = %holder, "corrupt map output; running the map again");
-            job.requeue(map);
+            job.lose_output(map);
             return (false, self.count_reruns(id, 1, holder));
         }
         let heard_since =
@@ -138,7 +145,7 @@ impl State {
             );
             return self.fail_job(running.job, error);
         }
-        job.requeue(running.task);
+        job.retry(running.task);
         let on_worker = job.failures_on.entry(running.worker).or_default();
         *on_worker += 1;
         if *on_worker >= EXCLUDE_AFTER_FAILURES {
@@ -149,8 +156,10 @@ impl State {
     }
 
     /// Reduces cannot fetch from `holder`: every map output of the job on it runs again
-    /// elsewhere, and it gets no more tasks of the job. The re-runs count toward the job's cap
-    /// only if the holder was `alive` while unreachable: that is the fault that could repeat.
+    /// elsewhere, and it gets no more tasks of the job; the attempts of the job it still runs
+    /// are killed, uncharged, to run elsewhere (what it makes, its peers could not fetch, and
+    /// what it fetches likely comes through the same broken network). The re-runs count toward
+    /// the job's cap only if the holder was `alive` while unreachable: the fault that could repeat.
     fn holder_lost(&mut self, id: JobId, holder: WorkerId, alive: bool) -> Vec<Action> {
         let Some(job) = self.jobs.get_mut(&id) else {
             return Vec::new();
@@ -158,7 +167,18 @@ impl State {
         let held = job.maps_held_by(holder);
         tracing::warn!(job = %id, worker = %holder, maps = held.len(), "reduces cannot fetch from a worker; its map outputs run again");
         for &task in &held {
-            job.requeue(task);
+            job.lose_output(task);
+        }
+        let running: Vec<AttemptId> = self
+            .workers
+            .get(&holder)
+            .map(|w| w.running.iter().copied())
+            .into_iter()
+            .flatten()
+            .filter(|a| self.attempts.get(a).is_some_and(|r| r.job == id))
+            .collect();
+        for attempt in running {
+            self.kill_attempt(attempt, "its worker's map output could not be fetched");
         }
         if alive {
             let actions = self.count_reruns(id, held.len() as u32, holder);
@@ -234,7 +254,7 @@ impl State {
             task.lost_workers.push(running.worker);
         }
         if task.lost_workers.len() < limit {
-            job.requeue(running.task);
+            job.retry(running.task);
             return Vec::new();
         }
         let workers: Vec<String> = task.lost_workers.iter().map(|w| w.to_string()).collect();

@@ -16,9 +16,10 @@ use quern_proto::{
     Assignment, Backoff, FetchFailureReport, FetchRequest, MapOutputLocation,
     MapOutputLocationsRequest, MapOutputLocationsResponse,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -75,6 +76,7 @@ pub async fn fetch_partition(
         dir,
         budget: AtomicI64::new(MEMORY_BUDGET),
         progress,
+        unreachable: Mutex::default(),
     };
     let mut todo = map_output_locations(ctx, assignment).await?;
     let mut segments = Vec::with_capacity(todo.len());
@@ -179,6 +181,16 @@ struct Target<'a> {
     dir: &'a Path,
     budget: AtomicI64,
     progress: &'a Progress,
+    /// Peers out of reach in this round, with why: their other outputs are not tried again
+    /// until the next round, as a Hadoop fetcher gives up on a host. Without it, a peer whose
+    /// network is gone costs every one of its outputs a full round of connect timeouts.
+    unreachable: Mutex<HashMap<String, tonic::Status>>,
+}
+
+impl Target<'_> {
+    fn unreachable(&self) -> std::sync::MutexGuard<'_, HashMap<String, tonic::Status>> {
+        self.unreachable.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// One segment fetched, with its bytes, or why not.
@@ -202,6 +214,7 @@ async fn fetch_round(
     target: &Target<'_>,
 ) -> Result<Round, TaskError> {
     let (job_id, partition) = (assignment.job_id.as_str(), assignment.task);
+    target.unreachable().clear();
     let results: Vec<(MapOutputLocation, FetchResult)> = futures::stream::iter(locations)
         .map(|location| async move {
             let fetched =
@@ -233,7 +246,12 @@ async fn fetch_with_retries(
     let mut tries = 0;
     loop {
         tries += 1;
-        let status = match fetch_one(ctx, job_id, partition, &location, target).await {
+        let known_out_of_reach = target.unreachable().get(&location.address).cloned();
+        let fetched = match known_out_of_reach {
+            Some(status) => Err(FetchError::Stalled(status)),
+            None => fetch_one(ctx, job_id, partition, &location, target).await,
+        };
+        let status = match fetched {
             Ok(fetched) => return Ok(fetched),
             Err(FetchError::Local(e)) => return Err(e),
             Err(FetchError::Corrupt(reason)) => {
@@ -252,11 +270,11 @@ async fn fetch_with_retries(
                     source: status,
                 });
             }
-            Err(FetchError::Stalled(status)) => status,
-            Err(FetchError::Peer(status))
-                if tries >= FETCH_TRIES || status.code() == tonic::Code::NotFound =>
-            {
-                status
+            // The peer answered that it lacks the output: it is reachable.
+            Err(FetchError::Peer(status)) if status.code() == tonic::Code::NotFound => status,
+            Err(FetchError::Stalled(status)) => out_of_reach(target, &location, status),
+            Err(FetchError::Peer(status)) if tries >= FETCH_TRIES => {
+                out_of_reach(target, &location, status)
             }
             Err(FetchError::Peer(status)) => {
                 tracing::info!(address = %location.address, error = %quern_proto::error_chain(&status), "shuffle fetch failed; retrying");
@@ -272,6 +290,19 @@ async fn fetch_with_retries(
             source: status,
         });
     }
+}
+
+/// Notes that `location`'s peer is out of reach for the rest of the round.
+fn out_of_reach(
+    target: &Target<'_>,
+    location: &MapOutputLocation,
+    status: tonic::Status,
+) -> tonic::Status {
+    target
+        .unreachable()
+        .entry(location.address.clone())
+        .or_insert_with(|| status.clone());
+    status
 }
 
 /// A peer's answer that says it will not serve this worker, rather than that it cannot: wrong
@@ -467,6 +498,7 @@ mod tests {
                     dir: work.path(),
                     budget: AtomicI64::new(MEMORY_BUDGET),
                     progress: &Progress::default(),
+                    unreachable: Mutex::default(),
                 },
             ),
         )
