@@ -2,6 +2,7 @@
 //! and compute word counts independently of the program under test.
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -112,7 +113,7 @@ pub fn stderr(output: &Output) -> String {
 }
 
 /// Where a daemon's log goes: nowhere, unless QUERN_TEST_LOGS is set (to debug a test).
-fn daemon_log() -> Stdio {
+pub fn daemon_log() -> Stdio {
     if std::env::var_os("QUERN_TEST_LOGS").is_some() {
         Stdio::inherit()
     } else {

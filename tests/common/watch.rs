@@ -18,7 +18,11 @@ pub struct JobView {
 pub fn job_view(address: &str, job_id: &str) -> JobView {
     let output = quern(&["status", "--coordinator", address, job_id]);
     assert!(output.status.success(), "status: {}", stderr(&output));
-    let text = stdout(&output);
+    parse_job_view(&stdout(&output))
+}
+
+/// [`job_view`] of `quern status JOB` output got some other way (from another namespace, say).
+pub fn parse_job_view(text: &str) -> JobView {
     // "job job-0001 (wordcount) running in 0.312 s"
     let state = text
         .split_whitespace()
@@ -32,7 +36,7 @@ pub fn job_view(address: &str, job_id: &str) -> JobView {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no task counts in {text:?}"));
-    let attempts = attempts(&text);
+    let attempts = attempts(text);
     JobView {
         state,
         map_tasks,
@@ -44,7 +48,11 @@ pub fn job_view(address: &str, job_id: &str) -> JobView {
 pub fn cluster_view(address: &str) -> (HashMap<String, String>, Vec<String>) {
     let output = quern(&["status", "--coordinator", address]);
     assert!(output.status.success(), "status: {}", stderr(&output));
-    let text = stdout(&output);
+    parse_cluster_view(&stdout(&output))
+}
+
+/// [`cluster_view`] of `quern status` output got some other way (from another namespace, say).
+pub fn parse_cluster_view(text: &str) -> (HashMap<String, String>, Vec<String>) {
     let mut workers = HashMap::new();
     let mut jobs = Vec::new();
     for line in text.lines() {

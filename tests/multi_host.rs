@@ -1,0 +1,418 @@
+//! Multi-host end to end, on real processes each in its own Linux network namespace: a
+//! coordinator host, and worker hosts that reach it over a control network and each other over a
+//! separate shuffle network, so a test can cut one worker off entirely, or from its peers only.
+//! Every job still succeeds with exactly the right word counts and counters, computed here
+//! independently. Needs root (as CI and the dev machine have); skipped otherwise, unless
+//! `QUERN_NETNS=require`.
+
+mod common;
+
+use common::netns::{Host, Net};
+use common::watch::*;
+use common::*;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Every host is on it: heartbeats, assignments, reports, and the clients' calls.
+const CONTROL: &str = "control";
+/// Worker hosts only: shuffle fetches.
+const SHUFFLE: &str = "shuffle";
+const WORKERS: usize = 3;
+const SLOTS: &str = "2";
+const REDUCERS: u32 = 4;
+/// Each case fails with a clear message past this.
+const CASE_TIME: Duration = Duration::from_secs(120);
+
+/// A coordinator host (control network only) and worker hosts (both networks), one process each.
+/// Fields drop in order: the processes go before their namespaces.
+struct HostCluster {
+    /// Held to be killed on drop.
+    _processes: Processes,
+    net: Net,
+    coordinator: Host,
+    workers: Vec<Host>,
+    /// The coordinator's URL on the control network.
+    address: String,
+}
+
+impl HostCluster {
+    /// Starts a coordinator with a 200 ms heartbeat and a 1 s worker timeout, and a worker with
+    /// 2 slots on each of [`WORKERS`] hosts, and waits until every worker is ready.
+    fn start(mut net: Net, deadline: Instant) -> HostCluster {
+        let coordinator = net.add_host("coordinator", &[CONTROL]);
+        let workers: Vec<Host> = (0..WORKERS)
+            .map(|i| net.add_host(&format!("worker{i}"), &[CONTROL, SHUFFLE]))
+            .collect();
+        let listen = format!("{}:0", coordinator.address(&net, CONTROL));
+        let mut child = coordinator
+            .command(QUERN)
+            .args(["coordinator", "--listen", &listen])
+            .args(["--heartbeat-interval", "200ms", "--worker-timeout", "1s"])
+            .stdout(Stdio::piped())
+            .stderr(daemon_log())
+            .spawn()
+            .expect("coordinator starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut processes = Processes(vec![child]);
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("quern coordinator listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the coordinator: {line:?}"))
+            .to_string();
+        for host in &workers {
+            let shuffle = host.address(&net, SHUFFLE);
+            let worker = host
+                .command(QUERN)
+                .args(["worker", "--coordinator", &address, "--slots", SLOTS])
+                .args(["--listen", &format!("{shuffle}:0"), "--advertise", &shuffle])
+                .stdout(Stdio::null())
+                .stderr(daemon_log())
+                .spawn()
+                .expect("worker starts");
+            processes.0.push(worker);
+        }
+        let cluster = HostCluster {
+            _processes: processes,
+            net,
+            coordinator,
+            workers,
+            address,
+        };
+        cluster.wait_for_ready_workers(WORKERS, deadline);
+        cluster
+    }
+
+    /// Runs `quern ARGS` on the coordinator's host, to completion.
+    fn client(&self, args: &[&str]) -> Output {
+        self.coordinator
+            .command(QUERN)
+            .args(args)
+            .env("QUERN_LOG", "warn")
+            .output()
+            .expect("quern runs")
+    }
+
+    /// `quern status [JOB]` on the coordinator's host; the test fails if it does.
+    fn status(&self, job_id: Option<&str>) -> String {
+        let mut args = vec!["status", "--coordinator", &self.address];
+        args.extend(job_id);
+        let output = self.client(&args);
+        assert!(output.status.success(), "status: {}", stderr(&output));
+        stdout(&output)
+    }
+
+    /// Worker id → the index of its host in `workers`, for the workers registered now.
+    fn worker_hosts(&self) -> HashMap<String, usize> {
+        let (workers, _) = parse_cluster_view(&self.status(None));
+        workers
+            .into_iter()
+            .map(|(id, address)| {
+                let host = self
+                    .workers
+                    .iter()
+                    .position(|h| {
+                        address.contains(&format!("//{}:", h.address(&self.net, SHUFFLE)))
+                    })
+                    .unwrap_or_else(|| panic!("{id} advertises {address}, on no worker host"));
+                (id, host)
+            })
+            .collect()
+    }
+
+    /// Polls until exactly `count` workers are registered and ready.
+    fn wait_for_ready_workers(&self, count: usize, deadline: Instant) {
+        loop {
+            let status = self.status(None);
+            let ready = status.lines().filter(|l| l.contains(" ready ")).count();
+            if ready == count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{count} workers never got ready:\n{status}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Submits word count over `input` from the coordinator's host, `--wait`ing in the background.
+    fn submit(&self, input: &Path, output: &Path, split_size: &str) -> Submission {
+        let reducers = REDUCERS.to_string();
+        let mut args = vec!["netns", "exec", &self.coordinator.namespace, QUERN];
+        args.extend(submit_wordcount(
+            &self.address,
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            &[
+                "--reducers",
+                &reducers,
+                "--split-size",
+                split_size,
+                "--wait",
+            ],
+        ));
+        Submission::start(Path::new(common::netns::IP), &args)
+    }
+
+    /// The id of the first job, once the coordinator lists it.
+    fn first_job(&self, deadline: Instant) -> String {
+        loop {
+            if let Some(id) = parse_cluster_view(&self.status(None)).1.pop() {
+                return id;
+            }
+            assert!(Instant::now() < deadline, "the job never showed up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Polls the job until `worker` has finished `maps` map tasks; fails if the job gets past
+    /// its maps first (a bigger input would fix that), and returns the job's view then.
+    fn wait_for_maps_done_by(
+        &self,
+        job_id: &str,
+        worker: &str,
+        maps: usize,
+        deadline: Instant,
+    ) -> JobView {
+        loop {
+            let view = parse_job_view(&self.status(Some(job_id)));
+            let succeeded = |a: &&Attempt| a.task.starts_with("m-") && a.state == "succeeded";
+            let done = view.attempts.iter().filter(succeeded).count();
+            let by_worker = view
+                .attempts
+                .iter()
+                .filter(succeeded)
+                .filter(|a| a.worker == worker)
+                .count();
+            assert!(
+                view.state == "running" && done < view.map_tasks,
+                "the job got past its maps before {worker} finished {maps}: make the input larger"
+            );
+            if by_worker >= maps {
+                return view;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{worker} never finished {maps} maps"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the submission of `job_id` to exit; past `deadline`, fails showing the cluster,
+    /// the job, and its attempts that did not succeed.
+    fn finish(&self, mut submission: Submission, job_id: &str, deadline: Instant) -> Finished {
+        while !submission.is_done() {
+            if Instant::now() > deadline {
+                let job = self.status(Some(job_id));
+                let unfinished: Vec<&str> =
+                    job.lines().filter(|l| !l.contains(" succeeded ")).collect();
+                panic!(
+                    "{job_id} did not end in time; the cluster:\n{}\n{}",
+                    self.status(None),
+                    unfinished.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        submission.finish(Instant::now() + Duration::from_secs(5))
+    }
+
+    /// Polls until `worker` is no longer registered: the coordinator declared it dead.
+    fn wait_until_gone(&self, worker: &str, deadline: Instant) {
+        while self.worker_hosts().contains_key(worker) {
+            assert!(
+                Instant::now() < deadline,
+                "the coordinator never declared {worker} dead"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// What the test knows of the input, counted here.
+struct Expected {
+    counts: HashMap<Vec<u8>, u64>,
+    lines: u64,
+}
+
+impl Expected {
+    fn of(input: &Path) -> Expected {
+        Expected {
+            counts: expected_counts(input),
+            lines: lines(input),
+        }
+    }
+
+    /// The counters a job over this input must end with, once each, whatever re-ran: lines
+    /// read, words emitted by maps, distinct words grouped and written, bytes written. (Not
+    /// `input_bytes`: it counts what was read from storage, past the ends of splits too.)
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        let words = self.counts.values().sum();
+        let distinct = self.counts.len() as u64;
+        let output_bytes = self
+            .counts
+            .iter()
+            .map(|(word, count)| (word.len() + 1 + count.to_string().len() + 1) as u64)
+            .sum();
+        vec![
+            ("input_records", self.lines),
+            ("map_output_records", words),
+            ("reduce_input_groups", distinct),
+            ("output_records", distinct),
+            ("output_bytes", output_bytes),
+        ]
+    }
+}
+
+/// `"name": N` in the `_SUCCESS` manifest.
+fn manifest_counter(manifest: &str, name: &str) -> u64 {
+    let key = format!("\"{name}\":");
+    manifest
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&key))
+        .and_then(|n| n.trim().trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in the manifest {manifest}"))
+}
+
+/// Checks a finished word-count job: exit 0, `_SUCCESS`, one part per partition, exact counts,
+/// and every counter of the `_SUCCESS` manifest counted once (and the input records in the
+/// summary `submit` printed too).
+fn assert_exact(finished: &Finished, output: &Path, expected: &Expected, what: &str) {
+    assert!(
+        finished.status.success(),
+        "{what} failed ({}): {}\n{}",
+        finished.status,
+        finished.stderr,
+        finished.stdout
+    );
+    assert_eq!(
+        read_output(output, REDUCERS),
+        expected.counts,
+        "{what}: word counts"
+    );
+    assert_eq!(
+        summary_counter(&finished.stdout, "input:"),
+        expected.lines,
+        "{what}: input records in the summary\n{}",
+        finished.stdout
+    );
+    let manifest = std::fs::read_to_string(output.join("_SUCCESS")).unwrap();
+    for (name, value) in expected.counters() {
+        assert_eq!(
+            manifest_counter(&manifest, name),
+            value,
+            "{what}: {name} in the manifest\n{manifest}"
+        );
+    }
+}
+
+/// A worker host loses both its networks once it has finished some maps, stays cut off past the
+/// worker timeout (the coordinator declares it dead and its work runs elsewhere), then is plugged
+/// back in: the job finishes exactly, and the worker joins the cluster again.
+#[test]
+fn a_worker_cut_off_past_the_timeout_and_back_loses_nothing() {
+    let started = Instant::now();
+    let deadline = started + CASE_TIME;
+    let Some(net) = Net::create_or_skip(&[CONTROL, SHUFFLE]) else {
+        return;
+    };
+    let cluster = HostCluster::start(net, deadline);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write_input(&input, 8);
+    let expected = Expected::of(&input);
+    let output = dir.path().join("out");
+    let submission = cluster.submit(&input, &output, "64KiB");
+    let job_id = cluster.first_job(deadline);
+
+    let hosts = cluster.worker_hosts();
+    let (victim, &host) = hosts.iter().min().expect("workers are registered");
+    cluster.wait_for_maps_done_by(&job_id, victim, 2, deadline);
+    let victim_host = &cluster.workers[host];
+    cluster.net.set_link(victim_host, CONTROL, false);
+    cluster.net.set_link(victim_host, SHUFFLE, false);
+    let cut = started.elapsed();
+    cluster.wait_until_gone(victim, deadline);
+    let declared_dead = started.elapsed();
+    assert!(
+        parse_job_view(&cluster.status(Some(&job_id))).state == "running",
+        "the job ended while {victim} was cut off: make the input larger"
+    );
+    cluster.net.set_link(victim_host, CONTROL, true);
+    cluster.net.set_link(victim_host, SHUFFLE, true);
+    eprintln!(
+        "cut {victim} off at {cut:?}, declared dead at {declared_dead:?}, plugged back at {:?}",
+        started.elapsed()
+    );
+
+    let finished = cluster.finish(submission, &job_id, deadline);
+    eprintln!("finished at {:?}\n{}", started.elapsed(), finished.stdout);
+    assert_exact(&finished, &output, &expected, "the job");
+    cluster.wait_for_ready_workers(WORKERS, deadline);
+    assert!(
+        cluster.worker_hosts().values().any(|&h| h == host),
+        "the plugged-back host did not register again"
+    );
+    eprintln!(
+        "{victim}'s host seen registered again at {:?}",
+        started.elapsed()
+    );
+}
+
+/// A worker host loses only its shuffle network once it has finished some maps, before any
+/// reduce fetches: it keeps heartbeating, but its peers cannot fetch its map outputs, nor it
+/// theirs. The reduces' fetch-failure reports make the coordinator run its maps again elsewhere
+/// and exclude it from the job, which finishes exactly, the host cut off to the end.
+#[test]
+fn a_worker_its_peers_cannot_reach_has_its_maps_run_elsewhere() {
+    let started = Instant::now();
+    let deadline = started + CASE_TIME;
+    let Some(net) = Net::create_or_skip(&[CONTROL, SHUFFLE]) else {
+        return;
+    };
+    let cluster = HostCluster::start(net, deadline);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write_input(&input, 2);
+    let expected = Expected::of(&input);
+    let output = dir.path().join("out");
+    let submission = cluster.submit(&input, &output, "64KiB");
+    let job_id = cluster.first_job(deadline);
+
+    let hosts = cluster.worker_hosts();
+    let (victim, &host) = hosts.iter().min().expect("workers are registered");
+    let view = cluster.wait_for_maps_done_by(&job_id, victim, 2, deadline);
+    cluster.net.set_link(&cluster.workers[host], SHUFFLE, false);
+    eprintln!(
+        "cut {victim} off its peers at {:?}, with {} of {} maps done",
+        started.elapsed(),
+        view.attempts
+            .iter()
+            .filter(|a| a.task.starts_with("m-") && a.state == "succeeded")
+            .count(),
+        view.map_tasks
+    );
+
+    let finished = cluster.finish(submission, &job_id, deadline);
+    eprintln!("finished at {:?}\n{}", started.elapsed(), finished.stdout);
+    assert_exact(&finished, &output, &expected, "the job");
+    let excluded = finished
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("excluded:"))
+        .unwrap_or_else(|| panic!("nobody was excluded:\n{}", finished.stdout));
+    assert!(
+        excluded.contains(&format!("{victim} ")),
+        "{victim} is not among the excluded: {excluded}"
+    );
+    assert!(
+        cluster.worker_hosts().contains_key(victim),
+        "{victim} kept heartbeating, yet is no longer registered"
+    );
+}
