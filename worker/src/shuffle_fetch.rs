@@ -23,6 +23,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
 
 /// How often a reduce asks again for map outputs that are being recomputed.
 const LOCATIONS_POLL: Duration = Duration::from_millis(250);
@@ -76,7 +77,7 @@ pub async fn fetch_partition(
         dir,
         budget: AtomicI64::new(MEMORY_BUDGET),
         progress,
-        unreachable: Mutex::default(),
+        out_of_reach: OutOfReach::default(),
     };
     let mut todo = map_output_locations(ctx, assignment).await?;
     let mut segments = Vec::with_capacity(todo.len());
@@ -181,15 +182,48 @@ struct Target<'a> {
     dir: &'a Path,
     budget: AtomicI64,
     progress: &'a Progress,
-    /// Peers out of reach in this round, with why: their other outputs are not tried again
-    /// until the next round, as a Hadoop fetcher gives up on a host. Without it, a peer whose
-    /// network is gone costs every one of its outputs a full round of connect timeouts.
-    unreachable: Mutex<HashMap<String, tonic::Status>>,
+    out_of_reach: OutOfReach,
 }
 
-impl Target<'_> {
-    fn unreachable(&self) -> std::sync::MutexGuard<'_, HashMap<String, tonic::Status>> {
-        self.unreachable.lock().unwrap_or_else(|p| p.into_inner())
+/// The peers found out of reach in this round, with why. Their other outputs are not tried
+/// again until the next round, and fetches from them in flight stop at once, as a Hadoop
+/// fetcher gives up on a host. Without it, a peer whose network is gone costs each of its
+/// outputs its own connect timeouts, one after another on the peer's one channel: minutes.
+#[derive(Default)]
+struct OutOfReach {
+    peers: Mutex<HashMap<String, Reach>>,
+}
+
+#[derive(Default, Clone)]
+struct Reach {
+    /// Cancelled once the peer is found out of reach.
+    gone: CancellationToken,
+    why: Option<tonic::Status>,
+}
+
+impl OutOfReach {
+    fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Reach>> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new round tries every peer again.
+    fn clear(&self) {
+        self.peers().clear();
+    }
+
+    /// What is known of `address` in this round: a token cancelled if it is found out of
+    /// reach, and why, if it is already.
+    fn reach(&self, address: &str) -> Reach {
+        self.peers().entry(address.to_string()).or_default().clone()
+    }
+
+    /// `address` is out of reach for the rest of the round because of `status`; fetches from
+    /// it in flight stop. Returns why (the first cause found).
+    fn mark(&self, address: &str, status: tonic::Status) -> tonic::Status {
+        let mut peers = self.peers();
+        let reach = peers.entry(address.to_string()).or_default();
+        reach.gone.cancel();
+        reach.why.get_or_insert(status).clone()
     }
 }
 
@@ -214,7 +248,7 @@ async fn fetch_round(
     target: &Target<'_>,
 ) -> Result<Round, TaskError> {
     let (job_id, partition) = (assignment.job_id.as_str(), assignment.task);
-    target.unreachable().clear();
+    target.out_of_reach.clear();
     let results: Vec<(MapOutputLocation, FetchResult)> = futures::stream::iter(locations)
         .map(|location| async move {
             let fetched =
@@ -246,10 +280,15 @@ async fn fetch_with_retries(
     let mut tries = 0;
     loop {
         tries += 1;
-        let known_out_of_reach = target.unreachable().get(&location.address).cloned();
-        let fetched = match known_out_of_reach {
+        let reach = target.out_of_reach.reach(&location.address);
+        let fetched = match reach.why {
             Some(status) => Err(FetchError::Stalled(status)),
-            None => fetch_one(ctx, job_id, partition, &location, target).await,
+            None => tokio::select! {
+                fetched = fetch_one(ctx, job_id, partition, &location, target) => fetched,
+                _ = reach.gone.cancelled() => {
+                    Err(FetchError::Stalled(target.out_of_reach.reach(&location.address).why.unwrap_or_else(|| tonic::Status::unavailable("the peer is out of reach"))))
+                }
+            },
         };
         let status = match fetched {
             Ok(fetched) => return Ok(fetched),
@@ -272,9 +311,13 @@ async fn fetch_with_retries(
             }
             // The peer answered that it lacks the output: it is reachable.
             Err(FetchError::Peer(status)) if status.code() == tonic::Code::NotFound => status,
-            Err(FetchError::Stalled(status)) => out_of_reach(target, &location, status),
-            Err(FetchError::Peer(status)) if tries >= FETCH_TRIES => {
-                out_of_reach(target, &location, status)
+            Err(FetchError::Stalled(status)) => target.out_of_reach.mark(&location.address, status),
+            // A connection that cannot be made is not worth more tries in this round: the
+            // coordinator judges the peer, and the next round tries it again if it lives.
+            Err(FetchError::Peer(status))
+                if tries >= FETCH_TRIES || is_connect_failure(&status) =>
+            {
+                target.out_of_reach.mark(&location.address, status)
             }
             Err(FetchError::Peer(status)) => {
                 tracing::info!(address = %location.address, error = %quern_proto::error_chain(&status), "shuffle fetch failed; retrying");
@@ -292,17 +335,23 @@ async fn fetch_with_retries(
     }
 }
 
-/// Notes that `location`'s peer is out of reach for the rest of the round.
-fn out_of_reach(
-    target: &Target<'_>,
-    location: &MapOutputLocation,
-    status: tonic::Status,
-) -> tonic::Status {
-    target
-        .unreachable()
-        .entry(location.address.clone())
-        .or_insert_with(|| status.clone());
-    status
+/// Whether `status` says a connection to the peer could not be made at all: refused (nothing
+/// listens), or no route to it, or no answer.
+fn is_connect_failure(status: &tonic::Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(status);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+                    | std::io::ErrorKind::TimedOut
+            );
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// A peer's answer that says it will not serve this worker, rather than that it cannot: wrong
@@ -443,6 +492,25 @@ mod tests {
     use std::pin::Pin;
     use std::time::Instant;
 
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_failure_and_an_answer_is_not() {
+        let work = tempfile::tempdir().unwrap();
+        let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = format!("http://{}", nobody.local_addr().unwrap());
+        drop(nobody);
+        let ctx = context("http://127.0.0.1:9", work.path(), JobRegistry::new());
+        let request = FetchRequest::default();
+        let status = ctx
+            .peer(&dead)
+            .unwrap()
+            .fetch_partition(request)
+            .await
+            .expect_err("nothing listens there");
+        assert!(is_connect_failure(&status), "{status:?}");
+        assert!(!is_connect_failure(&tonic::Status::not_found("no such output")));
+        assert!(!is_connect_failure(&tonic::Status::unavailable("busy")));
+    }
+
     /// A peer that sends one chunk of a partition and then nothing, keeping the stream open.
     struct Stalling;
 
@@ -498,7 +566,7 @@ mod tests {
                     dir: work.path(),
                     budget: AtomicI64::new(MEMORY_BUDGET),
                     progress: &Progress::default(),
-                    unreachable: Mutex::default(),
+                    out_of_reach: OutOfReach::default(),
                 },
             ),
         )
