@@ -1,7 +1,7 @@
 //! Tasks that hurt their workers, end to end on real processes (issue 7): a task that crashes
 //! every worker it lands on fails its job after a bound, and a worker that fails every task is
-//! excluded from the job while the others finish it. A task that hangs fails after the task
-//! timeout and runs again elsewhere.
+//! excluded from the job while the others finish it. A task that hangs is overtaken by a backup
+//! attempt, or, with speculation off, fails after the task timeout and runs again.
 
 mod common;
 
@@ -193,4 +193,27 @@ fn a_hung_map_fails_after_the_task_timeout_and_runs_again() {
         .collect();
     assert_eq!(hung.len(), 1, "{status}");
     assert!(hung[0].contains(" failed "), "{status}");
+}
+
+/// The same hung map with speculation on (the default) and the default task timeout (10 min):
+/// a backup attempt on the other worker overtakes it, the hung attempt is killed, and the
+/// history marks the backup.
+#[test]
+fn a_hung_map_is_overtaken_by_a_backup_attempt() {
+    let status = run_with_a_hung_map(&["one two\nQUERN-HANG two\n", "three three three\n"], &[]);
+    let history = attempts(&status);
+    let backups: Vec<&Attempt> = history.iter().filter(|a| a.backup).collect();
+    assert_eq!(backups.len(), 1, "{status}");
+    assert_eq!(backups[0].state, "succeeded", "{status}");
+    let overtaken: Vec<&Attempt> = history
+        .iter()
+        .filter(|a| a.task == backups[0].task && !a.backup)
+        .collect();
+    assert_eq!(overtaken.len(), 1, "{status}");
+    assert_eq!(overtaken[0].state, "killed", "{status}");
+    assert_ne!(overtaken[0].worker, backups[0].worker, "{status}");
+    assert!(
+        status.contains("another attempt of the task finished first"),
+        "{status}"
+    );
 }

@@ -64,11 +64,12 @@ pub fn summary(status: &JobStatus) -> String {
     text
 }
 
-/// The job's task history, one attempt per line.
+/// The job's task history, one attempt per line; a backup attempt (speculative, started while
+/// another attempt of its task ran) says so.
 pub fn history(status: &JobStatus) -> String {
     let mut text = format!(
-        "{:<9} {:>8} {:<10} {:<10} {:>9} {:>12}  ERROR\n",
-        "TASK", "ATTEMPT", "WORKER", "STATE", "START_MS", "DURATION_MS"
+        "{:<9} {:>8} {:<10} {:<10} {:>9} {:>12} {:<6}  ERROR\n",
+        "TASK", "ATTEMPT", "WORKER", "STATE", "START_MS", "DURATION_MS", "BACKUP"
     );
     for a in &status.attempts {
         let letter = if a.kind == TaskKind::Map as i32 {
@@ -77,13 +78,14 @@ pub fn history(status: &JobStatus) -> String {
             'r'
         };
         text += &format!(
-            "{:<9} {:>8} {:<10} {:<10} {:>9} {:>12}  {}\n",
+            "{:<9} {:>8} {:<10} {:<10} {:>9} {:>12} {:<6}  {}\n",
             format!("{letter}-{:05}", a.task),
             a.attempt_id,
             a.worker,
             attempt_state_name(a.state),
             a.start_ms,
             a.duration_ms,
+            if a.backup { "backup" } else { "-" },
             a.error
         );
     }

@@ -125,6 +125,8 @@ pub struct Job {
     pub running_reduces: BTreeSet<AttemptId>,
     /// Map attempts running now.
     pub running_maps: u32,
+    /// Backup attempts launched, by task kind (see [`crate::speculate`]).
+    pub backups: [u32; 2],
 }
 
 /// Failed tasks of a job on one worker that exclude the worker from the job.
@@ -165,7 +167,22 @@ impl Job {
             fetch_failures: FetchFailures::default(),
             running_reduces: BTreeSet::new(),
             running_maps: 0,
+            backups: [0; 2],
         }
+    }
+
+    /// Whether the phase of `kind` is near its end: each of its tasks has started, and some is
+    /// not done yet.
+    pub fn in_tail(&self, kind: TaskKind) -> bool {
+        self.phase == JobPhase::Running
+            && match kind {
+                TaskKind::Map => self.pending_maps.is_empty() && !self.all_maps_done(),
+                _ => {
+                    self.all_maps_done()
+                        && self.pending_reduces.is_empty()
+                        && (self.reduces_done as usize) < self.reduces.len()
+                }
+            }
     }
 
     /// Whether some map waits to run (again).

@@ -6,6 +6,7 @@
 //! - [`state`]: the state machine over jobs, workers and attempts.
 //! - [`schedule`]: hands runnable tasks to free worker slots.
 //! - [`heartbeat`]: worker liveness; lost workers' work runs again.
+//! - [`speculate`]: backup attempts for stragglers near the end of a phase.
 //! - [`progress`]: attempts that stop making progress (the task timeout).
 //! - [`failure`]: attempts that fail or lose their worker: retry, exclusion, or a failed job.
 //! - [`fetch_failure`]: whether a map output holder or the reduce that reported it is at fault.
@@ -23,6 +24,7 @@ pub mod job;
 pub mod progress;
 pub mod schedule;
 pub mod service;
+pub mod speculate;
 pub mod split;
 pub mod state;
 pub mod status;
@@ -99,7 +101,9 @@ async fn reap_dead_workers(service: CoordinatorService) {
         let actions = {
             let mut state = service.lock();
             let mut actions = state.reap(timeout);
-            actions.extend(state.time_out_hung_attempts(std::time::Instant::now()));
+            let now = std::time::Instant::now();
+            actions.extend(state.time_out_hung_attempts(now));
+            state.speculate(now);
             actions
         };
         service.run_actions(actions);

@@ -107,7 +107,7 @@ impl State {
     }
 
     /// Pushes an assignment down the worker's stream; a closed stream puts the task back.
-    fn send(&mut self, worker: WorkerId, job: JobId, task: TaskRef, attempt: AttemptId) {
+    pub(crate) fn send(&mut self, worker: WorkerId, job: JobId, task: TaskRef, attempt: AttemptId) {
         let assignment = self.assignment(job, task, attempt, worker);
         let sent = self.workers[&worker]
             .sender

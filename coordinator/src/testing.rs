@@ -13,15 +13,21 @@ pub type Assignments = mpsc::UnboundedReceiver<Result<Assignment, Status>>;
 
 /// Adds job "wc" with `maps` maps and one reduce, `max_attempts` attempts per task.
 pub fn add_job(state: &mut State, maps: u64, max_attempts: u32) -> JobId {
+    add_job_with(state, maps, |spec| spec.max_attempts = max_attempts)
+}
+
+/// Adds job "wc" with `maps` maps, its spec (one reduce, 4 attempts) changed by `edit`.
+pub fn add_job_with(state: &mut State, maps: u64, edit: impl FnOnce(&mut JobSpec)) -> JobId {
     let id = state.new_job_id();
-    let spec = JobSpec {
+    let mut spec = JobSpec {
         job_name: "wc".to_string(),
         output: "file:///out".to_string(),
         reducers: 1,
-        max_attempts,
+        max_attempts: 4,
         max_worker_losses: 3,
         ..JobSpec::default()
     };
+    edit(&mut spec);
     let splits = (0..maps)
         .map(|i| Split {
             url: "file:///in".to_string(),

@@ -322,6 +322,8 @@ pub struct Attempt {
     pub state: String,
     pub start_ms: u64,
     pub duration_ms: u64,
+    /// A backup (speculative) attempt.
+    pub backup: bool,
 }
 
 /// The attempt history in `quern status JOB` output.
@@ -343,6 +345,7 @@ pub fn attempts(status: &str) -> Vec<Attempt> {
                 state: f[3].to_string(),
                 start_ms: f[4].parse().unwrap(),
                 duration_ms: f[5].parse().unwrap(),
+                backup: f[6] == "backup",
             }
         })
         .collect()
