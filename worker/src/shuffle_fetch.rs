@@ -507,7 +507,9 @@ mod tests {
             .await
             .expect_err("nothing listens there");
         assert!(is_connect_failure(&status), "{status:?}");
-        assert!(!is_connect_failure(&tonic::Status::not_found("no such output")));
+        assert!(!is_connect_failure(&tonic::Status::not_found(
+            "no such output"
+        )));
         assert!(!is_connect_failure(&tonic::Status::unavailable("busy")));
     }
 
