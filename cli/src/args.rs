@@ -139,6 +139,17 @@ pub struct CoordinatorArgs {
     /// Whether jobs that do not say launch backup attempts for stragglers.
     #[arg(long, value_name = "on|off", default_value = "on", env = "QUERN_SPECULATIVE", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub speculative: bool,
+    /// Finished jobs that status still shows; older ones are forgotten.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "100",
+        env = "QUERN_RETAIN_JOBS"
+    )]
+    pub retain_jobs: usize,
+    /// How long status still shows a finished job.
+    #[arg(long, value_name = "DURATION", default_value = "24h", env = "QUERN_RETAIN_FOR", value_parser = parse_duration)]
+    pub retain_for: Duration,
 }
 
 impl CoordinatorArgs {
@@ -157,6 +168,10 @@ impl CoordinatorArgs {
             worker_timeout: self.worker_timeout,
             task_timeout: self.task_timeout,
             speculative: self.speculative,
+            retention: quern_coordinator::retention::Retention {
+                jobs: self.retain_jobs,
+                period: self.retain_for,
+            },
             ..Default::default()
         })
     }
@@ -282,16 +297,29 @@ mod tests {
     }
 
     #[test]
-    fn task_timeout_and_speculation_default_to_the_coordinator_and_a_job_may_set_both() {
+    fn task_timeout_speculation_and_retention_have_coordinator_defaults_and_a_job_may_set_two() {
         let config = coordinator(&[]).unwrap().config().unwrap();
         assert_eq!(config.task_timeout, Duration::from_secs(600));
         assert!(config.speculative);
-        let config = coordinator(&["--task-timeout", "90s", "--speculative", "off"])
-            .unwrap()
-            .config()
-            .unwrap();
+        assert_eq!(config.retention.jobs, 100);
+        assert_eq!(config.retention.period, Duration::from_secs(24 * 3600));
+        let config = coordinator(&[
+            "--task-timeout",
+            "90s",
+            "--speculative",
+            "off",
+            "--retain-jobs",
+            "3",
+            "--retain-for",
+            "1h",
+        ])
+        .unwrap()
+        .config()
+        .unwrap();
         assert_eq!(config.task_timeout, Duration::from_secs(90));
         assert!(!config.speculative);
+        assert_eq!(config.retention.jobs, 3);
+        assert_eq!(config.retention.period, Duration::from_secs(3600));
 
         let unset = job(&[]).unwrap();
         assert_eq!((unset.task_timeout, unset.speculative), (None, None));

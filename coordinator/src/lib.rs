@@ -11,6 +11,7 @@
 //! - [`failure`]: attempts that fail or lose their worker: retry, exclusion, or a failed job.
 //! - [`fetch_failure`]: whether a map output holder or the reduce that reported it is at fault.
 //! - [`commit`]: `_SUCCESS` once every partition committed.
+//! - [`retention`]: finished jobs are forgotten after a count or an age.
 //! - [`status`]: job and cluster status for clients.
 //! - [`service`]: the gRPC service over all of the above.
 //! - [`error`]: what the coordinator refuses, and its gRPC codes.
@@ -22,6 +23,7 @@ pub mod fetch_failure;
 pub mod heartbeat;
 pub mod job;
 pub mod progress;
+pub mod retention;
 pub mod schedule;
 pub mod service;
 pub mod speculate;
@@ -53,6 +55,8 @@ pub struct CoordinatorConfig {
     pub task_timeout: Duration,
     /// Whether jobs launch backup attempts for stragglers unless they say otherwise.
     pub speculative: bool,
+    /// How many finished jobs, and for how long, status can still show.
+    pub retention: retention::Retention,
 }
 
 impl Default for CoordinatorConfig {
@@ -63,6 +67,7 @@ impl Default for CoordinatorConfig {
             storage_timeout: Duration::from_secs(30),
             task_timeout: Duration::from_secs(600),
             speculative: true,
+            retention: retention::Retention::default(),
         }
     }
 }
@@ -92,7 +97,8 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
-/// Declares silent workers dead and hung attempts failed, a few times per worker timeout.
+/// Declares silent workers dead and hung attempts failed, starts backups, and retires finished
+/// jobs, a few times per worker timeout.
 async fn reap_dead_workers(service: CoordinatorService) {
     let timeout = service.config().worker_timeout;
     let mut tick = tokio::time::interval((timeout / 4).max(Duration::from_millis(10)));
@@ -104,6 +110,7 @@ async fn reap_dead_workers(service: CoordinatorService) {
             let now = std::time::Instant::now();
             actions.extend(state.time_out_hung_attempts(now));
             state.speculate(now);
+            state.retire_finished_jobs(service.config().retention, now);
             actions
         };
         service.run_actions(actions);
