@@ -27,6 +27,7 @@ fn main() {
             format!("http://10.0.{}.{}:7071", w / 250, w % 250),
             SLOTS,
             vec!["wc".into()],
+            format!("session-{w}"),
         );
         let (sender, receiver) = mpsc::unbounded_channel();
         state.attach_stream(id, sender);

@@ -5,6 +5,7 @@
 //! - [`job`]: one job's tasks, attempt history and counters.
 //! - [`state`]: the state machine over jobs, workers and attempts.
 //! - [`schedule`]: hands runnable tasks to free worker slots.
+//! - [`session`]: worker identity: the secret every call of a worker carries.
 //! - [`heartbeat`]: worker liveness; lost workers' work runs again.
 //! - [`speculate`]: backup attempts for stragglers near the end of a phase.
 //! - [`progress`]: attempts that stop making progress (the task timeout).
@@ -26,6 +27,7 @@ pub mod progress;
 pub mod retention;
 pub mod schedule;
 pub mod service;
+pub mod session;
 pub mod speculate;
 pub mod split;
 pub mod state;

@@ -5,6 +5,7 @@ use crate::CoordinatorConfig;
 use crate::commit::{JobCommit, clean_up_job, commit_job};
 use crate::error::{CoordinatorError, error_chain};
 use crate::job::{Job, OpenUpload};
+use crate::session::{FromWorker, new_session, session_of};
 use crate::split::{Split, make_splits};
 use crate::state::{Action, State};
 use crate::status::{cluster_status, job_status};
@@ -50,6 +51,14 @@ impl CoordinatorService {
 
     pub fn config(&self) -> &CoordinatorConfig {
         &self.config
+    }
+
+    /// The body of a worker's call, if it carries the session secret of the worker it names.
+    fn from_worker<T: FromWorker>(&self, request: Request<T>) -> Result<T, Status> {
+        let session = session_of(&request).to_string();
+        let body = request.into_inner();
+        self.lock().check_session(body.worker_id(), &session)?;
+        Ok(body)
     }
 
     /// Runs follow-up I/O in the background; each may lead to more.
@@ -351,13 +360,19 @@ impl Coordinator for CoordinatorService {
         if request.slots == 0 {
             return Err(Status::invalid_argument("a worker needs at least one slot"));
         }
-        let id = self
-            .lock()
-            .register_worker(request.address.clone(), request.slots, request.jobs);
+        let session = new_session()
+            .map_err(|e| Status::internal(format!("cannot make a session secret: {e}")))?;
+        let id = self.lock().register_worker(
+            request.address.clone(),
+            request.slots,
+            request.jobs,
+            session.clone(),
+        );
         tracing::info!(worker = %id, address = %request.address, slots = request.slots, "worker registered");
         Ok(Response::new(RegisterWorkerResponse {
             worker_id: id.to_string(),
             heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
+            session,
         }))
     }
 
@@ -365,7 +380,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
-        let request = request.into_inner();
+        let request = self.from_worker(request)?;
         let id = parse_worker(&request.worker_id)?;
         let grace = self.config.heartbeat_interval * 2;
         let response =
@@ -378,7 +393,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<LeaveRequest>,
     ) -> Result<Response<LeaveResponse>, Status> {
-        let id = parse_worker(&request.into_inner().worker_id)?;
+        let id = parse_worker(&self.from_worker(request)?.worker_id)?;
         tracing::info!(worker = %id, "worker leaving");
         let actions = self.lock().worker_left(id);
         self.run_actions(actions);
@@ -391,7 +406,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<AssignmentsRequest>,
     ) -> Result<Response<Self::AssignmentsStream>, Status> {
-        let worker = request.into_inner().worker_id;
+        let worker = self.from_worker(request)?.worker_id;
         let id = parse_worker(&worker)?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let mut state = self.lock();
@@ -406,7 +421,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<TaskReport>,
     ) -> Result<Response<ReportTaskResponse>, Status> {
-        let report = request.into_inner();
+        let report = self.from_worker(request)?;
         let (accepted, actions) = self.lock().report(&report);
         if !accepted {
             tracing::info!(
@@ -422,7 +437,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<MapOutputLocationsRequest>,
     ) -> Result<Response<MapOutputLocationsResponse>, Status> {
-        let request = request.into_inner();
+        let request = self.from_worker(request)?;
         let id = parse_job(&request.job_id)?;
         let attempt = AttemptId(request.attempt_id);
         let locations = {
@@ -445,7 +460,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<CommitRequest>,
     ) -> Result<Response<CommitResponse>, Status> {
-        let request = request.into_inner();
+        let request = self.from_worker(request)?;
         let attempt = AttemptId(request.attempt_id);
         let Some(commit) = self
             .lock()
@@ -484,7 +499,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<FetchFailureReport>,
     ) -> Result<Response<FetchFailureResponse>, Status> {
-        let report = request.into_inner();
+        let report = self.from_worker(request)?;
         let (keep_going, actions) = self.lock().fetch_failure_reported(&report);
         self.run_actions(actions);
         Ok(Response::new(FetchFailureResponse { keep_going }))
@@ -494,7 +509,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<OpenUploadRequest>,
     ) -> Result<Response<OpenUploadResponse>, Status> {
-        let request = request.into_inner();
+        let request = self.from_worker(request)?;
         let (job, partition, output) = self.reduce_attempt(&request)?;
         // Opened and recorded in a task of its own: a worker that dies mid-call drops this
         // handler, and an upload opened but not recorded would never be aborted.

@@ -21,6 +21,8 @@ pub type AssignmentSender = mpsc::UnboundedSender<Result<Assignment, Status>>;
 
 pub struct Worker {
     pub id: WorkerId,
+    /// The secret its calls carry (see [`crate::session`]).
+    pub session: String,
     pub address: String,
     pub slots: u32,
     pub jobs: HashSet<String>,
@@ -149,11 +151,19 @@ impl State {
         self.active.iter().filter_map(|id| self.jobs.get(id))
     }
 
-    pub fn register_worker(&mut self, address: String, slots: u32, jobs: Vec<String>) -> WorkerId {
+    /// Registers a worker under a new id and session secret.
+    pub fn register_worker(
+        &mut self,
+        address: String,
+        slots: u32,
+        jobs: Vec<String>,
+        session: String,
+    ) -> WorkerId {
         self.next_worker += 1;
         let id = WorkerId(self.next_worker);
         let worker = Worker {
             id,
+            session,
             address,
             slots,
             jobs: jobs.into_iter().collect(),

@@ -43,7 +43,13 @@ pub fn add_job_with(state: &mut State, maps: u64, edit: impl FnOnce(&mut JobSpec
 
 /// Registers a ready worker with job "wc" and `slots` slots.
 pub fn add_worker(state: &mut State, slots: u32) -> (WorkerId, Assignments) {
-    let worker = state.register_worker("http://w".to_string(), slots, vec!["wc".to_string()]);
+    let session = crate::session::new_session().expect("the system has randomness");
+    let worker = state.register_worker(
+        "http://w".to_string(),
+        slots,
+        vec!["wc".to_string()],
+        session,
+    );
     let (sender, assignments) = mpsc::unbounded_channel();
     state.attach_stream(worker, sender);
     state.schedule();

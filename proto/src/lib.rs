@@ -19,3 +19,6 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+/// The gRPC metadata header in which a worker sends its registration's session secret.
+pub const SESSION_HEADER: &str = "quern-session";

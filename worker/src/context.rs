@@ -4,13 +4,17 @@
 use crate::error::TaskError;
 use crate::shuffle_fetch::FETCH_IDLE_TIMEOUT;
 use crate::shuffle_server::MapOutputs;
+use quern_proto::SESSION_HEADER;
 use quern_proto::coordinator_client::CoordinatorClient;
 use quern_proto::shuffle_client::ShuffleClient;
 use quern_sdk::{JobEngine, JobRegistry};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 /// Largest gRPC message either way (map output locations grow with the map count).
@@ -30,7 +34,29 @@ pub struct Context {
     /// How long a shuffle fetch waits for the next chunk before failing; tests shorten it.
     pub fetch_idle_timeout: Duration,
     coordinator: Channel,
+    /// The session secret of this worker's registration, sent with every coordinator call.
+    session: SessionHeader,
     peers: Mutex<HashMap<String, Channel>>,
+}
+
+/// The coordinator client of a worker: its calls carry the session secret.
+pub type CoordinatorCalls = CoordinatorClient<InterceptedService<Channel, SessionHeader>>;
+
+/// Puts the worker's current session secret in each coordinator call's metadata.
+#[derive(Clone, Default)]
+pub struct SessionHeader(Arc<RwLock<Option<MetadataValue<Ascii>>>>);
+
+impl Interceptor for SessionHeader {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        let session = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(session) = session {
+            request.metadata_mut().insert(SESSION_HEADER, session);
+        }
+        Ok(request)
+    }
 }
 
 impl Context {
@@ -41,14 +67,26 @@ impl Context {
             work_dir,
             fetch_idle_timeout: FETCH_IDLE_TIMEOUT,
             coordinator,
+            session: SessionHeader::default(),
             peers: Mutex::default(),
         }
     }
 
-    pub fn coordinator(&self) -> CoordinatorClient<Channel> {
-        CoordinatorClient::new(self.coordinator.clone())
+    pub fn coordinator(&self) -> CoordinatorCalls {
+        CoordinatorClient::with_interceptor(self.coordinator.clone(), self.session.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Sends `session`, the secret of a new registration, with every later coordinator call.
+    pub fn set_session(&self, session: &str) -> Result<(), tonic::Status> {
+        let value = session.parse::<MetadataValue<Ascii>>().map_err(|_| {
+            tonic::Status::invalid_argument(
+                "the coordinator sent a session secret that is not text",
+            )
+        })?;
+        *self.session.0.write().unwrap_or_else(|p| p.into_inner()) = Some(value);
+        Ok(())
     }
 
     pub fn job(&self, name: &str) -> Result<Arc<dyn JobEngine>, TaskError> {

@@ -223,6 +223,11 @@ async fn serve_coordinator(
                 backoff.reset();
                 let response = response.into_inner();
                 let interval = Duration::from_millis(response.heartbeat_interval_ms.max(10));
+                if let Err(status) = ctx.set_session(&response.session) {
+                    tracing::error!(error = %status.message(), "cannot use the registration");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue;
+                }
                 tracing::info!(worker = %response.worker_id, coordinator = %config.coordinator, "registered");
                 *registered.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some(response.worker_id.clone());
