@@ -6,7 +6,8 @@
 //! Once asked, the question runs to its answer in a task of its own, so an attempt cancelled
 //! meanwhile (its future dropped, see [`crate::task`]: the coordinator stopped expecting it, as it
 //! does for a worker it lost and that came back) still discards a refused part at once, rather
-//! than leaving it staged, or its upload open, until its job ends.
+//! than leaving it staged, or its upload open, until its job ends. A test failpoint may pause the
+//! whole worker just before it asks (see [`crate::failpoint`]).
 
 use crate::context::Context;
 use crate::error::TaskError;
@@ -26,6 +27,9 @@ pub async fn commit_part(
     part: PendingPart,
     counters: Counters,
 ) -> Result<(), TaskError> {
+    let stopped = crate::failpoint::stop_before_commit(assignment).map_err(TaskError::io(
+        "test failpoint: cannot stop before the commit",
+    ))?;
     let request = CommitRequest {
         job_id: assignment.job_id.clone(),
         attempt_id: assignment.attempt_id,
@@ -34,7 +38,16 @@ pub async fn commit_part(
         counters: Some(counters),
     };
     let coordinator = ctx.coordinator();
-    let asked = tokio::spawn(ask_to_commit(coordinator, request, part).in_current_span());
+    let asked = tokio::spawn(
+        async move {
+            let result = ask_to_commit(coordinator, request, part).await;
+            if stopped {
+                crate::failpoint::resumed_commit_ended(&result);
+            }
+            result
+        }
+        .in_current_span(),
+    );
     asked.await.unwrap_or_else(|e| Err(TaskError::from_join(e)))
 }
 
