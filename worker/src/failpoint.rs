@@ -1,19 +1,31 @@
-//! Test only: damages a map output on purpose, so that an end-to-end test can prove that the
-//! shuffle's CRC-32C catches a corrupt map output and the coordinator runs that map again
-//! (`tests/map_output_integrity.rs`). A no-op unless `QUERN_TEST_CORRUPT_MAP_OUTPUT` is set; the
-//! environment is read once per process.
+//! Test only: faults injected on purpose, so that end-to-end tests can drive real processes into
+//! the states they prove the system survives. Each is a no-op unless its environment variable is
+//! set, and the environment is read once per process. Each fires for the first attempt to claim a
+//! marker file (created with `create_new`, so one attempt wins across all the workers that share
+//! the path); later attempts find the marker and go on normally. The marker, rather than an
+//! attempt number or a flag in the process, is what tells a first attempt from a re-run on another
+//! worker.
 //!
-//! With `QUERN_TEST_CORRUPT_MAP_OUTPUT=N` and `QUERN_TEST_CORRUPT_MARKER=PATH`, the attempt of map
-//! task `N` that creates the file `PATH` (with `create_new`, so one attempt wins across all the
-//! workers that share the path) flips the first byte of every non-empty partition of its output
-//! file, after writing it and before reporting success. Later attempts find the marker and leave
-//! their output alone, so the re-run's output is sound. The marker, rather than an attempt number
-//! or a flag in the process, is what tells a first attempt from a re-run on another worker; without
-//! it the failpoint stays off. A map output file has no header (partition offsets and checksums
-//! live in memory and travel with each fetched chunk), so every byte flipped is record data that
-//! the reduce of that partition fetches and checks.
+//! - **A corrupt map output** (`tests/map_output_integrity.rs`): with
+//!   `QUERN_TEST_CORRUPT_MAP_OUTPUT=N` and `QUERN_TEST_CORRUPT_MARKER=PATH`, the attempt of map
+//!   task `N` that claims `PATH` flips the first byte of every non-empty partition of its output
+//!   file, after writing it and before reporting success, so the shuffle's CRC-32C must catch it
+//!   and the coordinator run that map again. Without the marker variable the failpoint stays off.
+//!   A map output file has no header (partition offsets and checksums live in memory and travel
+//!   with each fetched chunk), so every byte flipped is record data that the reduce of that
+//!   partition fetches and checks.
+//! - **A worker paused while holding a finished part** (`tests/commit_fencing.rs`): with
+//!   `QUERN_TEST_STOP_BEFORE_COMMIT=PATH`, the reduce attempt that claims `PATH` after finishing
+//!   its part file, just before it asks the coordinator to commit it, writes who it is to the
+//!   marker (`JOB r-NNNNN ATTEMPT`, one line) and stops its whole process with SIGSTOP. The test
+//!   lets the coordinator declare the worker lost and a replacement commit, then sends SIGCONT.
+//!   The resumed attempt asks to commit as if nothing happened; once its commit has ended (and a
+//!   refused part was discarded) it appends how it ended to the marker (`refused`, `committed` or
+//!   `failed: ERROR`, one line), which is the test's signal that it has acted.
 
+use crate::error::TaskError;
 use crate::spill::Run;
+use quern_proto::Assignment;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -21,9 +33,14 @@ use std::sync::LazyLock;
 
 const TASK_VAR: &str = "QUERN_TEST_CORRUPT_MAP_OUTPUT";
 const MARKER_VAR: &str = "QUERN_TEST_CORRUPT_MARKER";
+const STOP_VAR: &str = "QUERN_TEST_STOP_BEFORE_COMMIT";
 
 static CORRUPT_MAP_OUTPUT: LazyLock<Option<CorruptMapOutput>> =
     LazyLock::new(CorruptMapOutput::from_env);
+
+/// The marker of the stop-before-commit failpoint, if it is on.
+static STOP_BEFORE_COMMIT: LazyLock<Option<PathBuf>> =
+    LazyLock::new(|| std::env::var_os(STOP_VAR).map(PathBuf::from));
 
 /// Test only (see the module docs): called when map task `task` has written `run`, before the
 /// attempt reports success. Does nothing unless `QUERN_TEST_CORRUPT_MAP_OUTPUT` is set.
@@ -71,6 +88,68 @@ impl CorruptMapOutput {
                 format!("test failpoint: cannot corrupt {}: {e}", run.path.display()),
             )
         })
+    }
+}
+
+/// Test only (see the module docs): called by a reduce attempt whose part file is finished, just
+/// before it asks to commit it. If `QUERN_TEST_STOP_BEFORE_COMMIT` is set and this attempt is the
+/// first to claim its marker, stops this whole process with SIGSTOP and returns true once it is
+/// continued; otherwise returns false at once.
+pub fn stop_before_commit(reduce: &Assignment) -> io::Result<bool> {
+    let Some(marker) = STOP_BEFORE_COMMIT.as_ref() else {
+        return Ok(false);
+    };
+    if !claim(marker)? {
+        return Ok(false);
+    }
+    let who = format!(
+        "{} r-{:05} {}\n",
+        reduce.job_id, reduce.task, reduce.attempt_id
+    );
+    append(marker, &who)?;
+    tracing::warn!(marker = %marker.display(), "test failpoint: stopping this worker before its commit");
+    stop_this_process();
+    tracing::warn!("test failpoint: continued; asking to commit");
+    Ok(true)
+}
+
+/// Test only: after [`stop_before_commit`] returned true, appends to its marker how the resumed
+/// attempt's commit ended: `refused`, `committed` or `failed: ERROR`, on one line.
+pub fn resumed_commit_ended(result: &Result<(), TaskError>) {
+    let Some(marker) = STOP_BEFORE_COMMIT.as_ref() else {
+        return;
+    };
+    let outcome = match result {
+        Ok(()) => "committed".to_string(),
+        Err(TaskError::CommitDenied) => "refused".to_string(),
+        Err(e) => format!("failed: {}", quern_proto::error_chain(e)),
+    };
+    if let Err(e) = append(marker, &format!("{outcome}\n")) {
+        tracing::warn!(error = %e, "test failpoint: cannot record the commit's outcome");
+    }
+}
+
+/// Appends `line` to `marker` in one write.
+fn append(marker: &Path, line: &str) -> io::Result<()> {
+    OpenOptions::new()
+        .append(true)
+        .open(marker)
+        .and_then(|mut file| file.write_all(line.as_bytes()))
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("test failpoint: cannot write to {}: {e}", marker.display()),
+            )
+        })
+}
+
+/// SIGSTOP to this process: every thread stops until a SIGCONT.
+fn stop_this_process() {
+    // SAFETY: raise only sends a signal to the calling thread, which for SIGSTOP stops the whole
+    // process; it touches no memory of ours.
+    let sent = unsafe { libc::raise(libc::SIGSTOP) };
+    if sent != 0 {
+        tracing::warn!(error = %io::Error::last_os_error(), "test failpoint: cannot stop this process");
     }
 }
 

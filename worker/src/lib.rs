@@ -10,8 +10,9 @@
 //! Around it: [`record`] (the framing of records on disk and on the wire), [`task`] (running and
 //! reporting attempts), [`attempt`] (what an attempt releases however it ends), [`session`]
 //! (registration, assignments and heartbeats), [`work_dir`] (a worker's own directory, and
-//! removing those crashed workers left), [`context`] and [`error`]; [`failpoint`] damages a map
-//! output on purpose, for a test, and does nothing unless its environment variable is set.
+//! removing those crashed workers left), [`context`] and [`error`]; [`failpoint`] injects faults
+//! for end-to-end tests (a corrupt map output, a worker paused before its commit) and does nothing
+//! unless their environment variables are set.
 
 pub mod attempt;
 pub mod commit;

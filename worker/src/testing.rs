@@ -55,19 +55,24 @@ pub fn context(coordinator: &str, work_dir: &Path, registry: JobRegistry) -> Con
     )
 }
 
-/// A coordinator that knows where map outputs are and grants every commit; nothing else.
+/// A coordinator that knows where map outputs are and grants every commit (unless told
+/// otherwise); nothing else.
 #[derive(Default, Clone)]
 pub struct FakeCoordinator {
     pub locations: Vec<MapOutputLocation>,
-    /// The commit requests it received; it grants each.
+    /// The commit requests it received, recorded as they arrive.
     pub commits: Arc<Mutex<Vec<CommitRequest>>>,
+    /// Commits are refused rather than granted.
+    pub refuse_commits: bool,
+    /// If set, each commit is answered only once it takes a permit from here.
+    pub commit_gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl FakeCoordinator {
     pub fn new(locations: Vec<MapOutputLocation>) -> Self {
         FakeCoordinator {
             locations,
-            commits: Arc::default(),
+            ..FakeCoordinator::default()
         }
     }
 
@@ -168,9 +173,16 @@ impl Coordinator for FakeCoordinator {
         &self,
         request: Request<CommitRequest>,
     ) -> Result<Response<CommitResponse>, Status> {
-        let mut commits = self.commits.lock().unwrap_or_else(|p| p.into_inner());
-        commits.push(request.into_inner());
-        Ok(Response::new(CommitResponse { committed: true }))
+        self.commits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(request.into_inner());
+        if let Some(gate) = &self.commit_gate {
+            gate.acquire().await.unwrap().forget();
+        }
+        Ok(Response::new(CommitResponse {
+            committed: !self.refuse_commits,
+        }))
     }
 }
 

@@ -1,0 +1,249 @@
+//! Reduce output commit is fenced by the coordinator, end to end on real processes: a worker
+//! paused (SIGSTOP) while it holds a finished part file, past the worker timeout, is declared lost;
+//! a replacement attempt commits the partition and the job finishes. Then the paused worker is
+//! continued (SIGCONT): its attempt asks to commit as if nothing happened, is refused, and discards
+//! its part. The output must be exactly the replacement's, unchanged by the resume, with nothing
+//! left behind: no staged file under `_temporary/` on local disk, no open multipart upload on S3.
+//!
+//! The pause comes from the workers' test failpoint `QUERN_TEST_STOP_BEFORE_COMMIT` (see
+//! `worker/src/failpoint.rs`): the first reduce attempt to reach its commit writes
+//! `JOB r-NNNNN ATTEMPT` to a marker file and stops its own process; once continued and its commit
+//! has ended, it appends how it ended (`refused`), which tells this test it has acted.
+
+mod common;
+
+use common::watch::*;
+use common::*;
+use quern_testkit::S3Server;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const REDUCERS: u32 = 2;
+/// A worker silent for a second is lost: the test waits about that long for the replacement.
+const COORDINATOR_FLAGS: &[&str] = &["--heartbeat-interval", "100ms", "--worker-timeout", "1s"];
+/// The corpus books the job counts, small enough to keep the test to a few seconds.
+const BOOKS: &[&str] = &["pg-being_ernest.txt", "pg-metamorphosis.txt"];
+
+/// A directory holding copies of [`BOOKS`], the job's input on local disk.
+fn small_input(dir: &Path) -> PathBuf {
+    let input = dir.join("in");
+    std::fs::create_dir(&input).unwrap();
+    for book in BOOKS {
+        std::fs::copy(corpus().join(book), input.join(book)).unwrap();
+    }
+    input
+}
+
+/// The attempt that stopped itself, as its marker names it.
+struct StoppedAttempt {
+    /// Index of its worker in the cluster's processes.
+    process: usize,
+    job: String,
+    task: String,
+    attempt: u64,
+}
+
+/// The scheduler state of process `pid` ('R', 'S', 'T' for stopped, …), from `/proc/PID/stat`.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "PID (COMM) STATE …": COMM may hold spaces and parentheses, so look after the last ')'.
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// Waits until the failpoint has fired and its worker is stopped; returns that attempt.
+fn wait_for_stopped_attempt(cluster: &Cluster, marker: &Path, deadline: Instant) -> StoppedAttempt {
+    loop {
+        let stopped: Vec<usize> = (1..cluster.processes.0.len())
+            .filter(|&i| process_state(cluster.processes.0[i].id()) == Some('T'))
+            .collect();
+        // The marker names the attempt before its process stops.
+        if let [process] = stopped[..] {
+            let text = std::fs::read_to_string(marker).unwrap();
+            let fields: Vec<&str> = text.split_whitespace().collect();
+            assert_eq!(fields.len(), 3, "marker: {text:?}");
+            return StoppedAttempt {
+                process,
+                job: fields[0].to_string(),
+                task: fields[1].to_string(),
+                attempt: fields[2].parse().unwrap(),
+            };
+        }
+        assert!(stopped.len() < 2, "two workers stopped: {stopped:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no worker stopped before its commit (marker exists: {})",
+            marker.exists()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the resumed attempt has appended how its commit ended; returns that line.
+fn wait_for_outcome(marker: &Path, deadline: Instant) -> String {
+    loop {
+        let text = std::fs::read_to_string(marker).unwrap();
+        if let Some(outcome) = text.lines().nth(1)
+            && text.ends_with('\n')
+        {
+            return outcome.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the resumed attempt never ended its commit; marker: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every file below `dir`, by path relative to it, with its bytes.
+fn files_below(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let name = path.strip_prefix(dir).unwrap().display().to_string();
+                files.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// The stopped attempt's task ran again elsewhere and that attempt succeeded; the stopped one
+/// never did.
+fn assert_replaced(cluster: &Cluster, stopped: &StoppedAttempt) {
+    let history = job_view(&cluster.address, &stopped.job).attempts;
+    let task: Vec<&Attempt> = history.iter().filter(|a| a.task == stopped.task).collect();
+    let paused = task.iter().find(|a| a.attempt == stopped.attempt);
+    assert!(
+        paused.is_some_and(|a| a.state != "succeeded"),
+        "{history:#?}"
+    );
+    let winners: Vec<&&Attempt> = task.iter().filter(|a| a.state == "succeeded").collect();
+    assert_eq!(winners.len(), 1, "{history:#?}");
+    assert_ne!(winners[0].worker, paused.unwrap().worker, "{history:#?}");
+}
+
+/// What both cases share: a cluster of two one-slot workers with the failpoint on, a job whose
+/// first reduce to reach its commit stops its worker.
+struct Scenario {
+    cluster: Cluster,
+    marker: PathBuf,
+    deadline: Instant,
+}
+
+impl Scenario {
+    fn start(mut env: Vec<(&'static str, String)>, dir: &Path) -> Scenario {
+        let marker = dir.join("stopped-before-commit");
+        env.push((
+            "QUERN_TEST_STOP_BEFORE_COMMIT",
+            marker.display().to_string(),
+        ));
+        Scenario {
+            cluster: Cluster::start_with_env(env, 2, 1, COORDINATOR_FLAGS),
+            marker,
+            deadline: Instant::now() + Duration::from_secs(60),
+        }
+    }
+
+    /// Runs word count from `input` to `output` until it succeeds, one of the workers stopped
+    /// before its commit all along; returns the stopped attempt.
+    fn run_job_past_a_stopped_commit(&self, input: &str, output: &str) -> StoppedAttempt {
+        let submission = Submission::start(
+            Path::new(QUERN),
+            &submit_wordcount(
+                &self.cluster.address,
+                input,
+                output,
+                &[
+                    "--reducers",
+                    &REDUCERS.to_string(),
+                    "--split-size",
+                    "64KiB",
+                    "--wait",
+                ],
+            ),
+        );
+        let stopped = wait_for_stopped_attempt(&self.cluster, &self.marker, self.deadline);
+        let finished = submission.finish(self.deadline);
+        assert!(
+            finished.status.success(),
+            "{}\n{}",
+            finished.stderr,
+            finished.stdout
+        );
+        let pid = self.cluster.processes.0[stopped.process].id();
+        assert_eq!(process_state(pid), Some('T'), "stopped all along");
+        assert_replaced(&self.cluster, &stopped);
+        stopped
+    }
+
+    /// Continues the stopped worker and waits until its attempt's commit has ended: it must have
+    /// been refused.
+    fn resume(&self, stopped: &StoppedAttempt) {
+        self.cluster.signal(stopped.process, "CONT");
+        let outcome = wait_for_outcome(&self.marker, self.deadline);
+        assert_eq!(outcome, "refused", "the resumed attempt's commit");
+    }
+}
+
+// A failing test leaves nothing running: the cluster's processes are SIGKILLed when dropped, and
+// SIGKILL ends a stopped process too.
+
+#[test]
+fn a_paused_attempt_resumed_after_its_replacement_committed_changes_nothing_on_local_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = small_input(dir.path());
+    let output = dir.path().join("out");
+    let scenario = Scenario::start(Vec::new(), dir.path());
+
+    let stopped =
+        scenario.run_job_past_a_stopped_commit(input.to_str().unwrap(), output.to_str().unwrap());
+    let expected = expected_counts(&input);
+    assert_eq!(read_output(&output, REDUCERS), expected);
+    let before = files_below(&output);
+
+    scenario.resume(&stopped);
+    assert_eq!(read_output(&output, REDUCERS), expected);
+    assert_eq!(files_below(&output), before, "the output changed on resume");
+    assert!(
+        !output.join("_temporary").exists(),
+        "left under _temporary: {:?}",
+        files_below(&output).keys()
+    );
+}
+
+#[test]
+fn a_paused_attempt_resumed_after_its_replacement_committed_changes_nothing_on_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = small_input(dir.path());
+    let server = S3Server::start();
+    server.create_bucket("books");
+    for book in BOOKS {
+        let bytes = std::fs::read(input.join(book)).unwrap();
+        server.put_file("books", &format!("in/{book}"), &bytes);
+    }
+    let scenario = Scenario::start(server.env(), dir.path());
+
+    let stopped = scenario.run_job_past_a_stopped_commit("s3://books/in/", "s3://books/out/");
+    let output = server.root().join("books/out");
+    let expected = expected_counts(&input);
+    assert_eq!(read_output(&output, REDUCERS), expected);
+    let before = files_below(&output);
+    // The stopped attempt's upload was aborted when the job committed, if not before.
+    assert_eq!(server.open_uploads(), Vec::<String>::new());
+
+    scenario.resume(&stopped);
+    assert_eq!(read_output(&output, REDUCERS), expected);
+    assert_eq!(files_below(&output), before, "the output changed on resume");
+    assert_eq!(server.open_uploads(), Vec::<String>::new());
+}
