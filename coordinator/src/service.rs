@@ -54,7 +54,7 @@ impl CoordinatorService {
     }
 
     /// The body of a worker's call, if it carries the session secret of the worker it names.
-    fn from_worker<T: FromWorker>(&self, request: Request<T>) -> Result<T, Status> {
+    fn worker_call<T: FromWorker>(&self, request: Request<T>) -> Result<T, Status> {
         let session = session_of(&request).to_string();
         let body = request.into_inner();
         self.lock().check_session(body.worker_id(), &session)?;
@@ -380,7 +380,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
-        let request = self.from_worker(request)?;
+        let request = self.worker_call(request)?;
         let id = parse_worker(&request.worker_id)?;
         let grace = self.config.heartbeat_interval * 2;
         let response =
@@ -393,7 +393,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<LeaveRequest>,
     ) -> Result<Response<LeaveResponse>, Status> {
-        let id = parse_worker(&self.from_worker(request)?.worker_id)?;
+        let id = parse_worker(&self.worker_call(request)?.worker_id)?;
         tracing::info!(worker = %id, "worker leaving");
         let actions = self.lock().worker_left(id);
         self.run_actions(actions);
@@ -406,7 +406,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<AssignmentsRequest>,
     ) -> Result<Response<Self::AssignmentsStream>, Status> {
-        let worker = self.from_worker(request)?.worker_id;
+        let worker = self.worker_call(request)?.worker_id;
         let id = parse_worker(&worker)?;
         let (sender, receiver) = mpsc::unbounded_channel();
         let mut state = self.lock();
@@ -421,7 +421,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<TaskReport>,
     ) -> Result<Response<ReportTaskResponse>, Status> {
-        let report = self.from_worker(request)?;
+        let report = self.worker_call(request)?;
         let (accepted, actions) = self.lock().report(&report);
         if !accepted {
             tracing::info!(
@@ -437,7 +437,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<MapOutputLocationsRequest>,
     ) -> Result<Response<MapOutputLocationsResponse>, Status> {
-        let request = self.from_worker(request)?;
+        let request = self.worker_call(request)?;
         let id = parse_job(&request.job_id)?;
         let attempt = AttemptId(request.attempt_id);
         let locations = {
@@ -460,7 +460,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<CommitRequest>,
     ) -> Result<Response<CommitResponse>, Status> {
-        let request = self.from_worker(request)?;
+        let request = self.worker_call(request)?;
         let attempt = AttemptId(request.attempt_id);
         let Some(commit) = self
             .lock()
@@ -499,7 +499,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<FetchFailureReport>,
     ) -> Result<Response<FetchFailureResponse>, Status> {
-        let report = self.from_worker(request)?;
+        let report = self.worker_call(request)?;
         let (keep_going, actions) = self.lock().fetch_failure_reported(&report);
         self.run_actions(actions);
         Ok(Response::new(FetchFailureResponse { keep_going }))
@@ -509,7 +509,7 @@ impl Coordinator for CoordinatorService {
         &self,
         request: Request<OpenUploadRequest>,
     ) -> Result<Response<OpenUploadResponse>, Status> {
-        let request = self.from_worker(request)?;
+        let request = self.worker_call(request)?;
         let (job, partition, output) = self.reduce_attempt(&request)?;
         // Opened and recorded in a task of its own: a worker that dies mid-call drops this
         // handler, and an upload opened but not recorded would never be aborted.

@@ -9,12 +9,10 @@
 //! than leaving it staged, or its upload open, until its job ends. A test failpoint may pause the
 //! whole worker just before it asks (see [`crate::failpoint`]).
 
-use crate::context::Context;
+use crate::context::{Context, CoordinatorCalls};
 use crate::error::TaskError;
-use quern_proto::coordinator_client::CoordinatorClient;
 use quern_proto::{Assignment, CommitRequest, Counters};
 use quern_storage::PendingPart;
-use tonic::transport::Channel;
 use tracing::Instrument;
 
 /// Asks the coordinator to commit `part`, the attempt's output, which counted `counters`. Ok:
@@ -52,7 +50,7 @@ pub async fn commit_part(
 }
 
 async fn ask_to_commit(
-    mut coordinator: CoordinatorClient<Channel>,
+    mut coordinator: CoordinatorCalls,
     request: CommitRequest,
     part: PendingPart,
 ) -> Result<(), TaskError> {
