@@ -13,6 +13,7 @@
 
 use crate::job::{JobPhase, OpenUpload, TaskRef, TaskState};
 use crate::state::{Action, RunningAttempt, State};
+use crate::wire::AttemptCall;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{AttemptState, Counters};
 use quern_storage::{OutputDir, StorageError, StorageUrl};
@@ -47,18 +48,14 @@ impl TaskCommit {
 }
 
 impl State {
-    /// Chooses `attempt` to commit its task's output, if it is expected (of job `job_id`, on
-    /// `worker_id`), its job runs, and no other attempt of the task committed or is committing.
-    /// Other running attempts of the task are killed. None: the attempt must discard its output.
-    pub fn begin_commit(
-        &mut self,
-        attempt: AttemptId,
-        job_id: &str,
-        worker_id: &str,
-    ) -> Option<TaskCommit> {
-        if !self.expects(attempt, job_id, worker_id) {
+    /// Chooses the call's attempt to commit its task's output, if it is expected, its job runs,
+    /// and no other attempt of the task committed or is committing. Other running attempts of
+    /// the task are killed. None: the attempt must discard its output.
+    pub fn begin_commit(&mut self, call: AttemptCall) -> Option<TaskCommit> {
+        if !self.expects(call) {
             return None;
         }
+        let attempt = call.attempt;
         let running = self.attempts.get(&attempt)?;
         let (id, task, worker, record) =
             (running.job, running.task, running.worker, running.record);
@@ -266,12 +263,7 @@ mod tests {
         succeed(&mut state, &replacement, groups(7));
         assert_eq!(state.jobs[&id].reduces_done, 1);
 
-        let resumed = AttemptId(paused.attempt_id);
-        assert!(
-            state
-                .begin_commit(resumed, &paused.job_id, &paused.worker_id)
-                .is_none()
-        );
+        assert!(state.begin_commit(call_of(&paused)).is_none());
         let job = &state.jobs[&id];
         assert_eq!(job.counters.reduce_input_groups, 7);
         assert_eq!(
@@ -290,15 +282,9 @@ mod tests {
         succeed(&mut state, &map, Counters::default());
         let reduce = next(&mut first);
         let attempt = AttemptId(reduce.attempt_id);
-        let commit = state
-            .begin_commit(attempt, &reduce.job_id, &reduce.worker_id)
-            .unwrap();
+        let commit = state.begin_commit(call_of(&reduce)).unwrap();
         // Asking again gets nothing: one commit per partition.
-        assert!(
-            state
-                .begin_commit(attempt, &reduce.job_id, &reduce.worker_id)
-                .is_none()
-        );
+        assert!(state.begin_commit(call_of(&reduce)).is_none());
         assert_eq!(
             state.jobs[&id].reduces[0].state,
             TaskState::Committing(attempt)
@@ -333,9 +319,7 @@ mod tests {
         succeed(&mut state, &map, Counters::default());
         let reduce = next(&mut assignments);
         let attempt = AttemptId(reduce.attempt_id);
-        let commit = state
-            .begin_commit(attempt, &reduce.job_id, &reduce.worker_id)
-            .unwrap();
+        let commit = state.begin_commit(call_of(&reduce)).unwrap();
         state.commit_finished(&commit, groups(3), Err("the store said no".into()));
         let job = &state.jobs[&id];
         assert_eq!((job.reduces_done, job.reduces[0].failures), (0, 1));

@@ -14,6 +14,7 @@
 use crate::fetch_failure::Verdict;
 use crate::job::EXCLUDE_AFTER_FAILURES;
 use crate::state::{Action, RunningAttempt, State};
+use crate::wire::AboutAttempt;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{AttemptState, FailureKind, FetchFailureReport, TaskReport};
 use std::time::Instant;
@@ -63,10 +64,10 @@ impl State {
     /// whether it should keep going: not if it is no longer expected, nor if its own worker turned
     /// out to be the suspect (it is then killed, uncharged, to run elsewhere).
     pub fn fetch_failure_reported(&mut self, report: &FetchFailureReport) -> (bool, Vec<Action>) {
-        let attempt = AttemptId(report.attempt_id);
-        if !self.expects(attempt, &report.job_id, &report.worker_id) {
+        let Some(call) = report.attempt_call().filter(|call| self.expects(*call)) else {
             return (false, Vec::new());
-        }
+        };
+        let attempt = call.attempt;
         let (job, reporter) = {
             let running = &self.attempts[&attempt];
             (running.job, running.worker)

@@ -14,6 +14,7 @@
 //! - [`commit`]: `_SUCCESS` once every partition committed.
 //! - [`retention`]: finished jobs are forgotten after a count or an age.
 //! - [`status`]: job and cluster status for clients.
+//! - [`wire`]: wire ids to typed ids, once, at the edge.
 //! - [`service`]: the gRPC service over all of the above.
 //! - [`error`]: what the coordinator refuses, and its gRPC codes.
 
@@ -34,6 +35,7 @@ pub mod state;
 pub mod status;
 #[cfg(test)]
 mod testing;
+pub mod wire;
 
 use quern_proto::coordinator_server::CoordinatorServer;
 use service::CoordinatorService;

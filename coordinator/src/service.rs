@@ -5,10 +5,11 @@ use crate::CoordinatorConfig;
 use crate::commit::{JobCommit, clean_up_job, commit_job};
 use crate::error::{CoordinatorError, error_chain};
 use crate::job::{Job, OpenUpload};
-use crate::session::{FromWorker, new_session, session_of};
+use crate::session::{new_session, session_of};
 use crate::split::{Split, make_splits};
 use crate::state::{Action, State};
 use crate::status::{cluster_status, job_status};
+use crate::wire::{AboutAttempt, FromWorker};
 use quern_proto::coordinator_server::Coordinator;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::*;
@@ -57,7 +58,8 @@ impl CoordinatorService {
     fn worker_call<T: FromWorker>(&self, request: Request<T>) -> Result<T, Status> {
         let session = session_of(&request).to_string();
         let body = request.into_inner();
-        self.lock().check_session(body.worker_id(), &session)?;
+        let worker = body.worker_id().parse().ok();
+        self.lock().check_session(worker, &session)?;
         Ok(body)
     }
 
@@ -174,7 +176,9 @@ impl CoordinatorService {
         // so the job has not started its end-of-job clean-up, which will see this upload.
         let recorded = {
             let mut state = self.lock();
-            let expected = state.expects(attempt, &request.job_id, &request.worker_id);
+            let expected = request
+                .attempt_call()
+                .is_some_and(|call| state.expects(call));
             match state.jobs.get_mut(&job) {
                 Some(j) if expected && j.is_active() => {
                     j.uploads.push(OpenUpload {
@@ -203,7 +207,10 @@ impl CoordinatorService {
     fn reduce_attempt(&self, request: &OpenUploadRequest) -> Result<(JobId, u32, String), Status> {
         let attempt = AttemptId(request.attempt_id);
         let mut state = self.lock();
-        if !state.expects(attempt, &request.job_id, &request.worker_id) {
+        if !request
+            .attempt_call()
+            .is_some_and(|call| state.expects(call))
+        {
             return Err(not_expected(attempt, &request.job_id));
         }
         let Some(running) = state.attempts.get_mut(&attempt) else {
@@ -442,7 +449,10 @@ impl Coordinator for CoordinatorService {
         let attempt = AttemptId(request.attempt_id);
         let locations = {
             let mut state = self.lock();
-            if !state.expects(attempt, &request.job_id, &request.worker_id) {
+            if !request
+                .attempt_call()
+                .is_some_and(|call| state.expects(call))
+            {
                 return Err(not_expected(attempt, &request.job_id));
             }
             state.map_output_locations(id).ok_or_else(|| {
@@ -462,10 +472,10 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<CommitResponse>, Status> {
         let request = self.worker_call(request)?;
         let attempt = AttemptId(request.attempt_id);
-        let Some(commit) = self
-            .lock()
-            .begin_commit(attempt, &request.job_id, &request.worker_id)
-        else {
+        let chosen = request
+            .attempt_call()
+            .and_then(|call| self.lock().begin_commit(call));
+        let Some(commit) = chosen else {
             return Ok(Response::new(CommitResponse { committed: false }));
         };
         let service = self.clone();

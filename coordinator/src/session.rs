@@ -9,32 +9,6 @@ use quern_proto::ids::WorkerId;
 use subtle::ConstantTimeEq;
 use tonic::{Request, Status};
 
-/// A request of a worker's that names it.
-pub trait FromWorker {
-    fn worker_id(&self) -> &str;
-}
-
-macro_rules! from_worker {
-    ($($message:ty),*) => {$(
-        impl FromWorker for $message {
-            fn worker_id(&self) -> &str {
-                &self.worker_id
-            }
-        }
-    )*};
-}
-
-from_worker!(
-    quern_proto::HeartbeatRequest,
-    quern_proto::LeaveRequest,
-    quern_proto::AssignmentsRequest,
-    quern_proto::TaskReport,
-    quern_proto::MapOutputLocationsRequest,
-    quern_proto::OpenUploadRequest,
-    quern_proto::CommitRequest,
-    quern_proto::FetchFailureReport
-);
-
 /// A fresh session secret, as hex.
 pub fn new_session() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
@@ -53,20 +27,18 @@ pub fn session_of<T>(request: &Request<T>) -> &str {
 
 impl State {
     /// Refuses a call naming `worker` whose session secret is not that worker's. A worker the
-    /// coordinator does not know passes: the call's own checks find nothing it may touch.
-    pub fn check_session(&self, worker: &str, session: &str) -> Result<(), Status> {
-        let Some(known) = worker
-            .parse::<WorkerId>()
-            .ok()
-            .and_then(|id| self.workers.get(&id))
-        else {
+    /// coordinator does not know (or an id that does not parse: None) passes: the call's own
+    /// checks find nothing it may touch.
+    pub fn check_session(&self, worker: Option<WorkerId>, session: &str) -> Result<(), Status> {
+        let Some(known) = worker.and_then(|id| self.workers.get(&id)) else {
             return Ok(());
         };
         if bool::from(known.session.as_bytes().ct_eq(session.as_bytes())) {
             return Ok(());
         }
         Err(Status::permission_denied(format!(
-            "the call names {worker} but does not carry its session"
+            "the call names {} but does not carry its session",
+            known.id
         )))
     }
 }
@@ -87,18 +59,23 @@ mod tests {
         );
         assert_eq!(secret_a.len(), 32);
         assert_ne!(secret_a, secret_b);
-        assert!(state.check_session(&a.to_string(), &secret_a).is_ok());
+        assert!(state.check_session(Some(a), &secret_a).is_ok());
         for forged in ["", secret_b.as_str(), &secret_a[..31]] {
-            let refused = state.check_session(&a.to_string(), forged).unwrap_err();
+            let refused = state.check_session(Some(a), forged).unwrap_err();
             assert_eq!(refused.code(), tonic::Code::PermissionDenied);
             assert_eq!(
                 refused.message(),
                 format!("the call names {a} but does not carry its session")
             );
         }
+        let unknown = Some(WorkerId(99));
         assert!(
-            state.check_session("worker-99", "").is_ok(),
-            "unknown: no one to protect"
+            state.check_session(unknown, "").is_ok(),
+            "no one to protect"
+        );
+        assert!(
+            state.check_session(None, "").is_ok(),
+            "an id that names no one"
         );
     }
 }

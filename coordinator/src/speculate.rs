@@ -227,7 +227,7 @@ mod tests {
         assert_eq!(backup.kind(), quern_proto::TaskKind::Reduce);
 
         succeed(&mut state, &backup, Counters::default());
-        let refused = state.begin_commit(AttemptId(slow.attempt_id), &slow.job_id, &slow.worker_id);
+        let refused = state.begin_commit(call_of(&slow));
         assert!(
             refused.is_none(),
             "the original may not commit after its backup did"

@@ -4,6 +4,7 @@
 
 use crate::error::CoordinatorError;
 use crate::job::{AttemptRecord, Job, JobPhase, TaskRef, TaskState};
+use crate::wire::{AboutAttempt, AttemptCall};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{
     Assignment, AttemptState, Counters, FailureKind, MapOutputLocationsResponse, TaskKind,
@@ -235,10 +236,11 @@ impl State {
     /// Handles a task report. Returns whether the attempt was expected, and follow-up actions.
     /// A reduce succeeds only by committing its output (see [`crate::commit`]), never by report.
     pub fn report(&mut self, report: &TaskReport) -> (bool, Vec<Action>) {
-        let attempt = AttemptId(report.attempt_id);
-        if !self.expects(attempt, &report.job_id, &report.worker_id)
-            || (report.succeeded && self.attempts[&attempt].task.kind != TaskKind::Map)
-        {
+        let Some(call) = report.attempt_call().filter(|call| self.expects(*call)) else {
+            return (false, Vec::new());
+        };
+        let attempt = call.attempt;
+        if report.succeeded && self.attempts[&attempt].task.kind != TaskKind::Map {
             return (false, Vec::new());
         }
         let state = match (report.succeeded, report.failure()) {
@@ -290,12 +292,12 @@ impl State {
         }
     }
 
-    /// Whether `attempt` is one the coordinator waits for, of job `job_id`, on `worker_id`: a
-    /// report or request from anything else is ignored.
-    pub fn expects(&self, attempt: AttemptId, job_id: &str, worker_id: &str) -> bool {
-        self.attempts.get(&attempt).is_some_and(|running| {
-            running.job.to_string() == job_id && running.worker.to_string() == worker_id
-        })
+    /// Whether the call's attempt is one the coordinator waits for, of the job and on the
+    /// worker the call names: a report or request from anything else is ignored.
+    pub fn expects(&self, call: AttemptCall) -> bool {
+        self.attempts
+            .get(&call.attempt)
+            .is_some_and(|running| running.job == call.job && running.worker == call.worker)
     }
 
     /// Fails a job: its running attempts are no longer expected, its output is cleaned up.
@@ -452,17 +454,13 @@ mod tests {
             report.worker_id = worker_id.to_string();
             assert!(!state.report(&report).0, "{job_id} {worker_id}");
         }
-        let attempt = AttemptId(map.attempt_id);
-        assert!(
-            state
-                .begin_commit(attempt, "job-0002", "worker-1")
-                .is_none()
-        );
-        assert!(
-            state
-                .begin_commit(attempt, "job-0001", "worker-2")
-                .is_none()
-        );
+        let elsewhere = |job: u32, worker: u32| AttemptCall {
+            job: JobId(job),
+            worker: WorkerId(worker),
+            ..call_of(&map)
+        };
+        assert!(state.begin_commit(elsewhere(2, 1)).is_none());
+        assert!(state.begin_commit(elsewhere(1, 2)).is_none());
         assert_eq!(state.jobs[&id].maps_done, 0);
         succeed(&mut state, &map, Counters::default());
         assert_eq!(state.jobs[&id].maps_done, 1);

@@ -4,6 +4,7 @@
 use crate::job::Job;
 use crate::split::Split;
 use crate::state::{Action, State};
+use crate::wire::AttemptCall;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{Assignment, Counters, FailureKind, JobSpec, TaskKind, TaskReport};
 use tokio::sync::mpsc;
@@ -114,9 +115,17 @@ pub fn succeed(state: &mut State, assignment: &Assignment, counters: Counters) {
         send(state, &success(assignment, counters));
         return;
     }
-    let attempt = AttemptId(assignment.attempt_id);
     let commit = state
-        .begin_commit(attempt, &assignment.job_id, &assignment.worker_id)
+        .begin_commit(call_of(assignment))
         .expect("the reduce may commit");
     state.commit_finished(&commit, counters, Ok(()));
+}
+
+/// The ids of the worker's calls about the attempt of `assignment`.
+pub fn call_of(assignment: &Assignment) -> AttemptCall {
+    AttemptCall {
+        attempt: AttemptId(assignment.attempt_id),
+        job: assignment.job_id.parse().expect("a job id"),
+        worker: assignment.worker_id.parse().expect("a worker id"),
+    }
 }
