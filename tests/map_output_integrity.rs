@@ -25,22 +25,8 @@ fn a_corrupt_map_output_is_caught_on_fetch_and_its_map_runs_again() {
     let cluster = Cluster::start_with_env(env, 2, 2, &[]);
     let corpus = corpus();
     let output = dir.path().join("out");
-    let finished = Submission::start(
-        std::path::Path::new(QUERN),
-        &submit_wordcount(
-            &cluster.address,
-            corpus.to_str().unwrap(),
-            output.to_str().unwrap(),
-            &["--reducers", "2", "--split-size", "256KiB", "--wait"],
-        ),
-    )
-    .finish(deadline);
-    assert!(
-        finished.status.success(),
-        "{}\n{}",
-        finished.stderr,
-        finished.stdout
-    );
+    let flags = ["--reducers", "2", "--split-size", "256KiB"];
+    let finished = wordcount_succeeds(&cluster.address, &corpus, &output, &flags, deadline);
     assert!(marker.is_file(), "the failpoint never fired");
     assert!(output.join("_SUCCESS").is_file());
     assert_eq!(read_output(&output, 2), expected_counts(&corpus));

@@ -7,7 +7,6 @@ mod common;
 
 use common::watch::*;
 use common::*;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A mapper that aborts its worker process on a marked line: each of four workers dies under
@@ -86,22 +85,8 @@ fn a_worker_with_a_broken_work_directory_is_excluded_and_the_job_succeeds() {
     let input = dir.path().join("in");
     write_input(&input, 1);
     let output = dir.path().join("out");
-    let finished = Submission::start(
-        Path::new(QUERN),
-        &submit_wordcount(
-            &cluster.address,
-            input.to_str().unwrap(),
-            output.to_str().unwrap(),
-            &["--split-size", "256KiB", "--reducers", "2", "--wait"],
-        ),
-    )
-    .finish(deadline);
-    assert!(
-        finished.status.success(),
-        "{}\n{}",
-        finished.stderr,
-        finished.stdout
-    );
+    let flags = ["--split-size", "256KiB", "--reducers", "2"];
+    wordcount_succeeds(&cluster.address, &input, &output, &flags, deadline);
     assert_eq!(read_output(&output, 2), expected_counts(&input));
 
     let job_id = newest_job(&cluster.address, None, deadline);

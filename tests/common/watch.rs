@@ -146,6 +146,32 @@ pub struct Submission {
 }
 
 /// How a background submission ended.
+/// Submits word count over `input` into `output` with `extra` flags to the cluster at `address`,
+/// waits for it (until `deadline`), and asserts that it succeeded.
+pub fn wordcount_succeeds(
+    address: &str,
+    input: &Path,
+    output: &Path,
+    extra: &[&str],
+    deadline: Instant,
+) -> Finished {
+    let mut args = submit_wordcount(
+        address,
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        extra,
+    );
+    args.push("--wait");
+    let finished = Submission::start(Path::new(super::QUERN), &args).finish(deadline);
+    assert!(
+        finished.status.success(),
+        "{}\n{}",
+        finished.stderr,
+        finished.stdout
+    );
+    finished
+}
+
 pub struct Finished {
     pub status: std::process::ExitStatus,
     pub stdout: String,
