@@ -247,24 +247,25 @@ fn status_says_when_no_worker_has_the_jobs_code() {
         &[],
     ));
     assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let job_id = watch::newest_job(&cluster.address, None, deadline);
     let status = stdout(&quern(&[
         "status",
         "--coordinator",
         &cluster.address,
-        "job-0001",
+        &job_id,
     ]));
     assert!(
         status.contains("waiting: no connected worker has job 'wordcount'"),
         "{status}"
     );
     cluster.add_worker(1);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let status = stdout(&quern(&[
             "status",
             "--coordinator",
             &cluster.address,
-            "job-0001",
+            &job_id,
         ]));
         if status.contains(" succeeded in ") {
             assert!(!status.contains("waiting:"), "{status}");

@@ -38,7 +38,7 @@ pub struct CoordinatorService {
 impl CoordinatorService {
     pub fn new(config: CoordinatorConfig) -> Self {
         CoordinatorService {
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(State::starting_now())),
             config: Arc::new(config),
         }
     }

@@ -76,15 +76,31 @@ pub struct State {
     active: BTreeSet<JobId>,
     /// Outputs of jobs being submitted (their storage is being checked).
     reserved_outputs: HashSet<String>,
+    /// This coordinator's start time, in milliseconds since the epoch: part of every job id.
+    pub incarnation: u64,
     next_job: u32,
     next_worker: u32,
     next_attempt: u64,
 }
 
 impl State {
+    /// A state for a coordinator starting now.
+    pub fn starting_now() -> Self {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        State {
+            incarnation: since_epoch.as_millis() as u64,
+            ..State::default()
+        }
+    }
+
     pub fn new_job_id(&mut self) -> JobId {
         self.next_job += 1;
-        JobId(self.next_job)
+        JobId {
+            incarnation: self.incarnation,
+            number: self.next_job,
+        }
     }
 
     pub fn new_attempt_id(&mut self) -> AttemptId {
@@ -445,9 +461,10 @@ mod tests {
         let (mut state, id, mut assignments) = one_job(1, 4);
         let map = next(&mut assignments);
         for (job_id, worker_id) in [
-            ("job-0002", "worker-1"),
-            ("job-0001", "worker-9"),
-            ("job-0001", ""),
+            ("job-0-0002", "worker-1"),
+            ("job-1-0001", "worker-1"),
+            ("job-0-0001", "worker-9"),
+            ("job-0-0001", ""),
         ] {
             let mut report = success(&map, Counters::default());
             report.job_id = job_id.to_string();
@@ -455,7 +472,10 @@ mod tests {
             assert!(!state.report(&report).0, "{job_id} {worker_id}");
         }
         let elsewhere = |job: u32, worker: u32| AttemptCall {
-            job: JobId(job),
+            job: JobId {
+                incarnation: 0,
+                number: job,
+            },
             worker: WorkerId(worker),
             ..call_of(&map)
         };
@@ -472,7 +492,7 @@ mod tests {
         let err = state.reserve_output("file:///out/").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "output file:///out/ is in use by running job job-0001"
+            "output file:///out/ is in use by running job job-0-0001"
         );
         state.reserve_output("s3://b/next").unwrap();
         let err = state.reserve_output("s3://b/next/").unwrap_err();

@@ -86,7 +86,7 @@ mod tests {
     fn ids_are_parsed_once_and_garbage_names_nothing() {
         let report = TaskReport {
             worker_id: "worker-3".into(),
-            job_id: "job-0012".into(),
+            job_id: "job-5-0012".into(),
             attempt_id: 7,
             ..TaskReport::default()
         };
@@ -94,11 +94,18 @@ mod tests {
             report.attempt_call(),
             Some(AttemptCall {
                 attempt: AttemptId(7),
-                job: JobId(12),
+                job: JobId {
+                    incarnation: 5,
+                    number: 12,
+                },
                 worker: WorkerId(3),
             })
         );
-        for (job, worker) in [("job-0012", ""), ("12", "worker-3"), ("job-x", "worker-3")] {
+        for (job, worker) in [
+            ("job-5-0012", ""),
+            ("job-0012", "worker-3"),
+            ("12", "worker-3"),
+        ] {
             let garbage = TaskReport {
                 job_id: job.into(),
                 worker_id: worker.into(),

@@ -429,17 +429,18 @@ mod tests {
     async fn jobs_held_are_those_with_map_outputs_or_a_directory() {
         let work = tempfile::tempdir().unwrap();
         let ctx = context(&black_hole(), work.path(), JobRegistry::new());
-        std::fs::create_dir_all(work.path().join("job-0003/reduce-00000-9")).unwrap();
+        std::fs::create_dir_all(work.path().join("job-5-0003/reduce-00000-9")).unwrap();
         std::fs::create_dir_all(work.path().join("not-a-job")).unwrap();
         std::fs::create_dir_all(work.path().join("job-reports")).unwrap();
-        std::fs::write(work.path().join("job-0009"), b"a file, not ours").unwrap();
+        std::fs::create_dir_all(work.path().join("job-0004")).unwrap();
+        std::fs::write(work.path().join("job-5-0009"), b"a file, not ours").unwrap();
         let run = Run {
-            path: work.path().join("job-0001/output"),
+            path: work.path().join("job-5-0001/output"),
             offsets: vec![0, 0],
             crcs: vec![0],
         };
-        ctx.outputs.insert("job-0001", 1, run);
-        assert_eq!(held_jobs(&ctx).await, ["job-0001", "job-0003"]);
+        ctx.outputs.insert("job-5-0001", 1, run);
+        assert_eq!(held_jobs(&ctx).await, ["job-5-0001", "job-5-0003"]);
     }
 
     #[tokio::test]
