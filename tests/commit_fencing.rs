@@ -15,7 +15,6 @@ mod common;
 use common::watch::*;
 use common::*;
 use quern_testkit::S3Server;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -44,17 +43,6 @@ struct StoppedAttempt {
     attempt: u64,
 }
 
-/// The scheduler state of process `pid` ('R', 'S', 'T' for stopped, …), from `/proc/PID/stat`.
-fn process_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "PID (COMM) STATE …": COMM may hold spaces and parentheses, so look after the last ')'.
-    stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
-}
-
 /// Waits until the failpoint has fired and its worker is stopped; returns that attempt.
 fn wait_for_stopped_attempt(cluster: &Cluster, marker: &Path, deadline: Instant) -> StoppedAttempt {
     loop {
@@ -81,41 +69,6 @@ fn wait_for_stopped_attempt(cluster: &Cluster, marker: &Path, deadline: Instant)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Waits until the resumed attempt has appended how its commit ended; returns that line.
-fn wait_for_outcome(marker: &Path, deadline: Instant) -> String {
-    loop {
-        let text = std::fs::read_to_string(marker).unwrap();
-        if let Some(outcome) = text.lines().nth(1)
-            && text.ends_with('\n')
-        {
-            return outcome.to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the resumed attempt never ended its commit; marker: {text:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Every file below `dir`, by path relative to it, with its bytes.
-fn files_below(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(next) = pending.pop() {
-        for entry in std::fs::read_dir(&next).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let name = path.strip_prefix(dir).unwrap().display().to_string();
-                files.insert(name, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
 }
 
 /// The stopped attempt's task ran again elsewhere and that attempt succeeded; the stopped one

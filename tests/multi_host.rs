@@ -2,7 +2,8 @@
 //! coordinator host, and worker hosts that reach it over a control network and each other over a
 //! separate shuffle network, so a test can cut one worker off entirely, or from its peers only.
 //! Every job still succeeds with exactly the right word counts and counters, computed here
-//! independently. Needs root (as CI and the dev machine have); skipped otherwise, unless
+//! independently, and a worker cut off while about to commit a reduce's output cannot change it
+//! once it is back. Needs root (as CI and the dev machine have); skipped otherwise, unless
 //! `QUERN_NETNS=require`.
 
 mod common;
@@ -29,8 +30,8 @@ const CASE_TIME: Duration = Duration::from_secs(120);
 /// A coordinator host (control network only) and worker hosts (both networks), one process each.
 /// Fields drop in order: the processes go before their namespaces.
 struct HostCluster {
-    /// Held to be killed on drop.
-    _processes: Processes,
+    /// The coordinator, then the worker of each host in `workers`' order; killed on drop.
+    processes: Processes,
     net: Net,
     coordinator: Host,
     workers: Vec<Host>,
@@ -40,8 +41,9 @@ struct HostCluster {
 
 impl HostCluster {
     /// Starts a coordinator with a 200 ms heartbeat and a 1 s worker timeout, and a worker with
-    /// 2 slots on each of [`WORKERS`] hosts, and waits until every worker is ready.
-    fn start(mut net: Net, deadline: Instant) -> HostCluster {
+    /// 2 slots on each of [`WORKERS`] hosts, each worker with `worker_env` in its environment, and
+    /// waits until every worker is ready.
+    fn start(mut net: Net, worker_env: &[(&str, String)], deadline: Instant) -> HostCluster {
         let coordinator = net.add_host("coordinator", &[CONTROL]);
         let workers: Vec<Host> = (0..WORKERS)
             .map(|i| net.add_host(&format!("worker{i}"), &[CONTROL, SHUFFLE]))
@@ -70,6 +72,7 @@ impl HostCluster {
                 .command(QUERN)
                 .args(["worker", "--coordinator", &address, "--slots", SLOTS])
                 .args(["--listen", &format!("{shuffle}:0"), "--advertise", &shuffle])
+                .envs(worker_env.iter().map(|(k, v)| (k, v)))
                 .stdout(Stdio::null())
                 .stderr(daemon_log())
                 .spawn()
@@ -77,7 +80,7 @@ impl HostCluster {
             processes.0.push(worker);
         }
         let cluster = HostCluster {
-            _processes: processes,
+            processes,
             net,
             coordinator,
             workers,
@@ -223,6 +226,41 @@ impl HostCluster {
         submission.finish(Instant::now() + Duration::from_secs(5))
     }
 
+    /// Polls until the stop-before-commit failpoint (see `worker/src/failpoint.rs`) has stopped
+    /// one worker: returns the index of its host, and the attempt its `marker` names
+    /// (`JOB r-NNNNN ATTEMPT`).
+    fn wait_for_stopped_worker(&self, marker: &Path, deadline: Instant) -> (usize, Vec<String>) {
+        loop {
+            let stopped: Vec<usize> = (0..self.workers.len())
+                .filter(|&h| process_state(self.processes.0[1 + h].id()) == Some('T'))
+                .collect();
+            // The marker names the attempt before its process stops.
+            if let [host] = stopped[..] {
+                let text = std::fs::read_to_string(marker).unwrap();
+                let fields: Vec<String> = text.split_whitespace().map(String::from).collect();
+                assert_eq!(fields.len(), 3, "marker: {text:?}");
+                return (host, fields);
+            }
+            assert!(stopped.len() < 2, "two workers stopped: {stopped:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no worker stopped before its commit (marker exists: {})",
+                marker.exists()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the worker of host `host`.
+    fn signal_worker(&self, host: usize, signal: &str) {
+        let pid = self.processes.0[1 + host].id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{signal} {pid}");
+    }
+
     /// Polls until `worker` is no longer registered: the coordinator declared it dead.
     fn wait_until_gone(&self, worker: &str, deadline: Instant) {
         while self.worker_hosts().contains_key(worker) {
@@ -322,7 +360,7 @@ fn a_worker_cut_off_past_the_timeout_and_back_loses_nothing() {
     let Some(net) = Net::create_or_skip(&[CONTROL, SHUFFLE]) else {
         return;
     };
-    let cluster = HostCluster::start(net, deadline);
+    let cluster = HostCluster::start(net, &[], deadline);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     write_input(&input, 8);
@@ -376,7 +414,7 @@ fn a_worker_its_peers_cannot_reach_has_its_maps_run_elsewhere() {
     let Some(net) = Net::create_or_skip(&[CONTROL, SHUFFLE]) else {
         return;
     };
-    let cluster = HostCluster::start(net, deadline);
+    let cluster = HostCluster::start(net, &[], deadline);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     write_input(&input, 2);
@@ -414,5 +452,108 @@ fn a_worker_its_peers_cannot_reach_has_its_maps_run_elsewhere() {
     assert!(
         cluster.worker_hosts().contains_key(victim),
         "{victim} kept heartbeating, yet is no longer registered"
+    );
+}
+
+/// A worker host whose reduce has finished its part file and is about to ask the coordinator to
+/// commit it is stopped there (the stop-before-commit failpoint), loses both its networks, and is
+/// continued cut off: its commit question cannot get through. The coordinator declares it dead
+/// past the worker timeout, a replacement (or a backup) commits the partition on another host
+/// and the job finishes exactly. Then the host is plugged back in: its question gets through and
+/// is refused, or its connection was given up on meanwhile and the question failed. Either way
+/// the output is the replacement's, unchanged, with nothing left under `_temporary/`, and the
+/// host registers again.
+#[test]
+fn a_worker_cut_off_about_to_commit_and_back_changes_nothing() {
+    let started = Instant::now();
+    let deadline = started + CASE_TIME;
+    let Some(net) = Net::create_or_skip(&[CONTROL, SHUFFLE]) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("stopped-before-commit");
+    let failpoint = [(
+        "QUERN_TEST_STOP_BEFORE_COMMIT",
+        marker.display().to_string(),
+    )];
+    let cluster = HostCluster::start(net, &failpoint, deadline);
+    let input = dir.path().join("in");
+    write_input(&input, 1);
+    let expected = Expected::of(&input);
+    let output = dir.path().join("out");
+    let submission = cluster.submit(&input, &output, "64KiB");
+    let job_id = cluster.first_job(deadline);
+    let hosts = cluster.worker_hosts();
+
+    let (host, stopped) = cluster.wait_for_stopped_worker(&marker, deadline);
+    let victim_host = &cluster.workers[host];
+    cluster.net.set_link(victim_host, CONTROL, false);
+    cluster.net.set_link(victim_host, SHUFFLE, false);
+    cluster.signal_worker(host, "CONT");
+    let cut = started.elapsed();
+    let victim = hosts
+        .iter()
+        .find_map(|(id, &h)| (h == host).then_some(id))
+        .expect("every host's worker registered");
+    assert_eq!(stopped[0], job_id, "the stopped attempt's job");
+
+    let finished = cluster.finish(submission, &job_id, deadline);
+    let done = started.elapsed();
+    assert_exact(&finished, &output, &expected, "the job");
+    let history = parse_job_view(&cluster.status(Some(&job_id))).attempts;
+    let task: Vec<&Attempt> = history.iter().filter(|a| a.task == stopped[1]).collect();
+    let cut_off = task
+        .iter()
+        .find(|a| a.attempt.to_string() == stopped[2])
+        .unwrap_or_else(|| panic!("{stopped:?} is not in the history {history:#?}"));
+    assert!(
+        cut_off.worker == *victim && cut_off.state != "succeeded",
+        "{stopped:?}: {history:#?}"
+    );
+    let winners: Vec<&&Attempt> = task.iter().filter(|a| a.state == "succeeded").collect();
+    assert!(
+        winners.len() == 1 && winners[0].worker != *victim,
+        "{stopped:?}: {history:#?}"
+    );
+    let before = files_below(&output);
+    // The replacement may be a backup that the stopped attempt's slowness started before the
+    // worker timeout, rather than a re-run once the victim was declared dead: either way, the
+    // victim stays cut off until it is.
+    cluster.wait_until_gone(victim, deadline);
+
+    cluster.net.set_link(victim_host, CONTROL, true);
+    cluster.net.set_link(victim_host, SHUFFLE, true);
+    let plugged = started.elapsed();
+    // Its connection to the coordinator either carries the question once packets flow again, or
+    // has been given up on (keepalive) and fails it: well within this.
+    let outcome = wait_for_outcome(&marker, Instant::now() + Duration::from_secs(60));
+    eprintln!(
+        "stopped {victim} before committing {stopped:?}, cut it off and continued it at {cut:?}; \
+         replaced by {:?}; the job finished at {done:?}; plugged back at {plugged:?}; its commit \
+         ended at {:?}: {outcome}\n{}",
+        winners[0],
+        started.elapsed(),
+        finished.stdout
+    );
+    assert!(
+        outcome == "refused" || outcome.starts_with("failed: "),
+        "the cut-off attempt's commit: {outcome}"
+    );
+    // Nor is the host wedged: it joins the cluster again, and still nothing changed.
+    cluster.wait_for_ready_workers(WORKERS, deadline);
+    assert!(
+        cluster.worker_hosts().values().any(|&h| h == host),
+        "the plugged-back host did not register again"
+    );
+    eprintln!(
+        "{victim}'s host seen registered again at {:?}",
+        started.elapsed()
+    );
+    assert_exact(&finished, &output, &expected, "the job, after");
+    assert_eq!(files_below(&output), before, "the output changed");
+    assert!(
+        !output.join("_temporary").exists(),
+        "left under _temporary: {:?}",
+        files_below(&output).keys()
     );
 }

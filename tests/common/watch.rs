@@ -2,7 +2,7 @@
 //! inputs and child-process plumbing the fault tests share.
 
 use super::*;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -237,4 +237,51 @@ pub fn newest_job(address: &str, after: Option<&str>, deadline: Instant) -> Stri
         assert!(Instant::now() < deadline, "no new job showed up");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The scheduler state of process `pid` ('R', 'S', 'T' for stopped, …), from `/proc/PID/stat`.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "PID (COMM) STATE …": COMM may hold spaces and parentheses, so look after the last ')'.
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// Waits until the attempt that the stop-before-commit failpoint stopped, once continued, has
+/// appended how its commit ended to `marker` (see `worker/src/failpoint.rs`); returns that line.
+pub fn wait_for_outcome(marker: &Path, deadline: Instant) -> String {
+    loop {
+        let text = std::fs::read_to_string(marker).unwrap();
+        if let Some(outcome) = text.lines().nth(1)
+            && text.ends_with('\n')
+        {
+            return outcome.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the resumed attempt never ended its commit; marker: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every file below `dir`, by path relative to it, with its bytes.
+pub fn files_below(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let name = path.strip_prefix(dir).unwrap().display().to_string();
+                files.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
 }
