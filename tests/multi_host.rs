@@ -350,24 +350,71 @@ fn assert_exact(finished: &Finished, output: &Path, expected: &Expected, what: &
     }
 }
 
+/// What every case starts with: the hosts, a job of word count over `copies` copies of the
+/// corpus in 64 KiB splits submitted and running, and the files it reads and writes.
+/// Bind `dir` when taking a case apart: dropped, it takes the job's input with it.
+struct Case {
+    started: Instant,
+    deadline: Instant,
+    cluster: HostCluster,
+    dir: tempfile::TempDir,
+    expected: Expected,
+    output: std::path::PathBuf,
+    submission: Submission,
+    job_id: String,
+}
+
+impl Case {
+    /// Starts a case; with `env`, the workers get that variable (a failpoint, say) set to the
+    /// path of the file of that name in the case's directory. None (the case is skipped)
+    /// without network namespaces.
+    fn start(copies: usize, env: Option<(&'static str, &str)>) -> Option<Case> {
+        let started = Instant::now();
+        let deadline = started + CASE_TIME;
+        let net = Net::create_or_skip(&[CONTROL, SHUFFLE])?;
+        let dir = tempfile::tempdir().unwrap();
+        let env: Vec<(&'static str, String)> = env
+            .map(|(name, file)| (name, dir.path().join(file).display().to_string()))
+            .into_iter()
+            .collect();
+        let cluster = HostCluster::start(net, &env, deadline);
+        let input = dir.path().join("in");
+        write_input(&input, copies);
+        let expected = Expected::of(&input);
+        let output = dir.path().join("out");
+        let submission = cluster.submit(&input, &output, "64KiB");
+        let job_id = cluster.first_job(deadline);
+        Some(Case {
+            started,
+            deadline,
+            cluster,
+            dir,
+            expected,
+            output,
+            submission,
+            job_id,
+        })
+    }
+}
+
 /// A worker host loses both its networks once it has finished some maps, stays cut off past the
 /// worker timeout (the coordinator declares it dead and its work runs elsewhere), then is plugged
 /// back in: the job finishes exactly, and the worker joins the cluster again.
 #[test]
 fn a_worker_cut_off_past_the_timeout_and_back_loses_nothing() {
-    let started = Instant::now();
-    let deadline = started + CASE_TIME;
-    let Some(net) = Net::create_or_skip(&[CONTROL, SHUFFLE]) else {
+    let Some(Case {
+        started,
+        deadline,
+        cluster,
+        expected,
+        output,
+        submission,
+        job_id,
+        dir: _dir,
+    }) = Case::start(8, None)
+    else {
         return;
     };
-    let cluster = HostCluster::start(net, &[], deadline);
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    write_input(&input, 8);
-    let expected = Expected::of(&input);
-    let output = dir.path().join("out");
-    let submission = cluster.submit(&input, &output, "64KiB");
-    let job_id = cluster.first_job(deadline);
 
     let hosts = cluster.worker_hosts();
     let (victim, &host) = hosts.iter().min().expect("workers are registered");
@@ -409,19 +456,19 @@ fn a_worker_cut_off_past_the_timeout_and_back_loses_nothing() {
 /// and exclude it from the job, which finishes exactly, the host cut off to the end.
 #[test]
 fn a_worker_its_peers_cannot_reach_has_its_maps_run_elsewhere() {
-    let started = Instant::now();
-    let deadline = started + CASE_TIME;
-    let Some(net) = Net::create_or_skip(&[CONTROL, SHUFFLE]) else {
+    let Some(Case {
+        started,
+        deadline,
+        cluster,
+        expected,
+        output,
+        submission,
+        job_id,
+        dir: _dir,
+    }) = Case::start(2, None)
+    else {
         return;
     };
-    let cluster = HostCluster::start(net, &[], deadline);
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    write_input(&input, 2);
-    let expected = Expected::of(&input);
-    let output = dir.path().join("out");
-    let submission = cluster.submit(&input, &output, "64KiB");
-    let job_id = cluster.first_job(deadline);
 
     let hosts = cluster.worker_hosts();
     let (victim, &host) = hosts.iter().min().expect("workers are registered");
@@ -465,24 +512,21 @@ fn a_worker_its_peers_cannot_reach_has_its_maps_run_elsewhere() {
 /// host registers again.
 #[test]
 fn a_worker_cut_off_about_to_commit_and_back_changes_nothing() {
-    let started = Instant::now();
-    let deadline = started + CASE_TIME;
-    let Some(net) = Net::create_or_skip(&[CONTROL, SHUFFLE]) else {
+    let failpoint = ("QUERN_TEST_STOP_BEFORE_COMMIT", "stopped-before-commit");
+    let Some(Case {
+        started,
+        deadline,
+        cluster,
+        dir,
+        expected,
+        output,
+        submission,
+        job_id,
+    }) = Case::start(1, Some(failpoint))
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join("stopped-before-commit");
-    let failpoint = [(
-        "QUERN_TEST_STOP_BEFORE_COMMIT",
-        marker.display().to_string(),
-    )];
-    let cluster = HostCluster::start(net, &failpoint, deadline);
-    let input = dir.path().join("in");
-    write_input(&input, 1);
-    let expected = Expected::of(&input);
-    let output = dir.path().join("out");
-    let submission = cluster.submit(&input, &output, "64KiB");
-    let job_id = cluster.first_job(deadline);
+    let marker = dir.path().join(failpoint.1);
     let hosts = cluster.worker_hosts();
 
     let (host, stopped) = cluster.wait_for_stopped_worker(&marker, deadline);
