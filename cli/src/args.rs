@@ -215,6 +215,10 @@ pub struct SubmitArgs {
     /// Wait for the job to finish and print its summary.
     #[arg(long)]
     pub wait: bool,
+    /// While waiting, how long to keep trying a coordinator that stopped answering (one that
+    /// is restarting, say) before giving up.
+    #[arg(long, value_name = "DURATION", default_value = "60s", env = "QUERN_RECONNECT_TIMEOUT", value_parser = parse_duration)]
+    pub reconnect_timeout: Duration,
 }
 
 #[derive(Args, Debug)]

@@ -15,6 +15,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Status polls start fast, so a tiny job is seen to end within milliseconds, and back off.
 const FIRST_POLL: Duration = Duration::from_millis(1);
 const MAX_POLL: Duration = Duration::from_millis(100);
+/// Between tries to reach a coordinator that stopped answering.
+const RECONNECT_POLL: Duration = Duration::from_millis(200);
 
 pub type Client = CoordinatorClient<Channel>;
 
@@ -107,13 +109,59 @@ pub fn call_failed(status: tonic::Status) -> anyhow::Error {
     }
 }
 
-/// Polls until the job ends; returns its final status.
-pub async fn wait(client: &mut Client, job_id: &str) -> Result<JobStatus> {
+/// Polls until the job ends; returns its final status. A coordinator out of reach (restarting,
+/// say) is tried again with backoff for up to `reconnect`, saying so once; one that comes back
+/// without the job is named as such.
+pub async fn wait(
+    client: &mut Client,
+    address: &str,
+    job_id: &str,
+    reconnect: Duration,
+) -> Result<JobStatus> {
     let mut backoff = Backoff::exponential(FIRST_POLL, MAX_POLL);
+    let mut unreachable_since: Option<std::time::Instant> = None;
+    let mut said_unreachable = false;
     loop {
-        let status = job_status(client, job_id, false).await?;
-        if status.state != JobState::Running as i32 {
-            return Ok(status);
+        let request = GetJobRequest {
+            job_id: job_id.to_string(),
+            history: false,
+        };
+        match client.get_job(request).await {
+            Ok(status) => {
+                let status = status.into_inner();
+                if status.state != JobState::Running as i32 {
+                    return Ok(status);
+                }
+                unreachable_since = None;
+            }
+            // The coordinator knew the job a moment ago (it was submitted there) and does not
+            // now: it was restarted in between, even if too fast for a poll to miss it.
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                bail!(
+                    "the coordinator at {address} came back without job {job_id}: it keeps no \
+                     state across a restart unless started with --state-dir ({})",
+                    status.message()
+                )
+            }
+            Err(status) if status.source().is_none() => return Err(call_failed(status)),
+            Err(status) => {
+                let since = *unreachable_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= reconnect {
+                    return Err(call_failed(status).context(format!(
+                        "gave up following job {job_id} after {} s",
+                        reconnect.as_secs()
+                    )));
+                }
+                if !said_unreachable {
+                    eprintln!(
+                        "quern: the coordinator at {address} is unreachable; retrying for up to {} s",
+                        reconnect.as_secs()
+                    );
+                }
+                said_unreachable = true;
+                tokio::time::sleep(RECONNECT_POLL).await;
+                continue;
+            }
         }
         tokio::time::sleep(backoff.next_delay()).await;
     }

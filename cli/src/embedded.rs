@@ -7,6 +7,7 @@ use crate::args::{RunArgs, cores};
 use crate::client;
 use anyhow::{Context as _, Result};
 use quern_sdk::JobRegistry;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -52,7 +53,8 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
     let job = async {
         let mut client = client::connect(&address).await?;
         let submitted = client::submit(&mut client, spec).await?;
-        client::wait(&mut client, &submitted.job_id).await
+        // The coordinator lives in this process: nothing to wait out.
+        client::wait(&mut client, &address, &submitted.job_id, Duration::ZERO).await
     };
     // A worker ends only when stopped or when it fails; with none left, the job cannot finish.
     let outcome = tokio::select! {

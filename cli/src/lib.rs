@@ -135,7 +135,8 @@ async fn submit(args: SubmitArgs, registry: JobRegistry) -> Result<()> {
         submitted.job_id, submitted.map_tasks, submitted.reduce_tasks
     ));
     if args.wait {
-        let status = client::wait(&mut client, &submitted.job_id).await?;
+        let (address, id) = (&args.coordinator, &submitted.job_id);
+        let status = client::wait(&mut client, address, id, args.reconnect_timeout).await?;
         finish(&status)?;
     }
     Ok(())

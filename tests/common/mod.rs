@@ -121,6 +121,33 @@ pub fn daemon_log() -> Stdio {
     }
 }
 
+/// Starts a coordinator listening on `listen` with `flags` and `env`; returns it and the address
+/// it says it listens on.
+fn spawn_coordinator(
+    listen: &str,
+    flags: &[&str],
+    env: &[(&'static str, String)],
+) -> (Child, String) {
+    let mut coordinator = Command::new(QUERN)
+        .args(["coordinator", "--listen", listen])
+        .args(flags)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(daemon_log())
+        .spawn()
+        .expect("coordinator starts");
+    let mut line = String::new();
+    BufReader::new(coordinator.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let address = line
+        .trim()
+        .strip_prefix("quern coordinator listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from the coordinator: {line:?}"))
+        .to_string();
+    (coordinator, address)
+}
+
 /// Child processes killed when dropped, so a failing test leaves nothing running. A test may
 /// reach a process by its index, to kill it mid-job.
 #[derive(Default)]
@@ -164,23 +191,7 @@ impl Cluster {
         slots: u32,
         coordinator_flags: &[&str],
     ) -> Cluster {
-        let mut coordinator = Command::new(QUERN)
-            .args(["coordinator", "--listen", "127.0.0.1:0"])
-            .args(coordinator_flags)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::piped())
-            .stderr(daemon_log())
-            .spawn()
-            .expect("coordinator starts");
-        let mut line = String::new();
-        BufReader::new(coordinator.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("quern coordinator listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from the coordinator: {line:?}"))
-            .to_string();
+        let (coordinator, address) = spawn_coordinator("127.0.0.1:0", coordinator_flags, &env);
         let mut cluster = Cluster {
             address,
             processes: Processes(vec![coordinator]),
@@ -192,6 +203,16 @@ impl Cluster {
         }
         cluster.wait_for_ready_workers(workers);
         cluster
+    }
+
+    /// SIGKILLs the coordinator and starts a new one, with `flags`, on the same address; the
+    /// workers find it again by themselves.
+    pub fn restart_coordinator(&mut self, flags: &[&str]) {
+        self.kill(0);
+        let listen = self.address.trim_start_matches("http://").to_string();
+        let (coordinator, address) = spawn_coordinator(&listen, flags, &self.env);
+        assert_eq!(address, self.address, "the coordinator came back elsewhere");
+        self.processes.0[0] = coordinator;
     }
 
     pub fn add_worker(&mut self, slots: u32) {
@@ -269,12 +290,16 @@ pub fn example_binary(name: &str) -> PathBuf {
         .unwrap()
         .join("examples")
         .join(name);
-    if !path.is_file() {
-        let built = Command::new(env!("CARGO"))
+    // Built once per test binary, even if a file is there: an earlier build's may be stale.
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|b| b == name) {
+        let status = Command::new(env!("CARGO"))
             .args(["build", "-p", "quern", "--example", name])
             .status()
             .unwrap();
-        assert!(built.success(), "cannot build example {name}");
+        assert!(status.success(), "cannot build example {name}");
+        built.push(name.to_string());
     }
     path
 }
