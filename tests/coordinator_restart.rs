@@ -1,12 +1,75 @@
-//! A coordinator killed and started again (issue 8), as far as it goes today: without a state
-//! directory the restarted coordinator has lost its jobs, but it never reuses their ids, a client
-//! following one says plainly what happened, and the workers carry on with new jobs.
+//! A coordinator killed and started again (issue 8). With `--state-dir`, a running job runs
+//! again under its own id and finishes exactly, while `submit --wait` keeps following it.
+//! Without one, the restarted coordinator has lost its jobs, but it never reuses their ids, a
+//! client following one says plainly what happened, and the workers carry on with new jobs.
 
 mod common;
 
 use common::watch::*;
 use common::*;
 use std::time::{Duration, Instant};
+
+/// The coordinator is SIGKILLed once a third of the maps are done and started again with the
+/// same state directory: the job resumes under its id, `submit --wait` exits 0, and the output is
+/// exact, with `_SUCCESS` and every input line counted once.
+#[test]
+fn a_job_survives_its_coordinator_being_killed_and_started_again_with_its_state_dir() {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let flags = [
+        "--heartbeat-interval",
+        "100ms",
+        "--worker-timeout",
+        "1s",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let mut cluster = Cluster::start_with(2, 1, &flags);
+    let input = dir.path().join("in");
+    write_input(&input, 3);
+    let output = dir.path().join("out");
+    let args = submit_wordcount(
+        &cluster.address,
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        &["--wait", "--reducers", "3", "--split-size", "64KiB"],
+    );
+    let waiting = Submission::start(std::path::Path::new(QUERN), &args);
+    let job = newest_job(&cluster.address, None, deadline);
+    loop {
+        let view = job_view(&cluster.address, &job);
+        let done = view
+            .attempts
+            .iter()
+            .filter(|a| a.task.starts_with("m-") && a.state == "succeeded")
+            .count();
+        assert_eq!(view.state, "running", "the job ended before the restart");
+        if done * 3 >= view.map_tasks {
+            break;
+        }
+        assert!(Instant::now() < deadline, "maps did not progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    cluster.restart_coordinator(&flags);
+    let finished = waiting.finish(deadline);
+    assert!(
+        finished.status.success(),
+        "{}\n{}",
+        finished.stderr,
+        finished.stdout
+    );
+    assert_eq!(read_output(&output, 3), expected_counts(&input));
+    assert!(output.join("_SUCCESS").is_file());
+    assert_eq!(
+        summary_counter(&finished.stdout, "input:"),
+        lines(&input),
+        "{}",
+        finished.stdout
+    );
+    assert_eq!(job_view(&cluster.address, &job).state, "succeeded");
+}
 
 #[test]
 fn after_a_restart_a_waiting_client_says_the_job_is_gone_and_new_jobs_get_new_ids() {

@@ -150,6 +150,10 @@ pub struct CoordinatorArgs {
     /// How long status still shows a finished job.
     #[arg(long, value_name = "DURATION", default_value = "24h", env = "QUERN_RETAIN_FOR", value_parser = parse_duration)]
     pub retain_for: Duration,
+    /// Where the coordinator keeps its journal, so that unfinished jobs run again, under their
+    /// own ids, when it is restarted with the same directory [default: memory only].
+    #[arg(long, value_name = "DIR", env = "QUERN_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 impl CoordinatorArgs {
@@ -172,6 +176,7 @@ impl CoordinatorArgs {
                 jobs: self.retain_jobs,
                 period: self.retain_for,
             },
+            state_dir: self.state_dir.clone(),
             ..Default::default()
         })
     }

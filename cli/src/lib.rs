@@ -97,6 +97,9 @@ async fn shutdown_signal() {
 
 async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     let config = args.config().map_err(anyhow::Error::msg)?;
+    if config.state_dir.is_none() {
+        tracing::warn!("no --state-dir: jobs are kept in memory only, and a restart loses them");
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -109,7 +112,7 @@ async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     ));
     quern_coordinator::serve(listener, config, shutdown_signal())
         .await
-        .context("coordinator failed")
+        .map_err(|e| anyhow::anyhow!("coordinator failed: {}", quern_proto::error_chain(&*e)))
 }
 
 async fn worker(args: WorkerArgs, registry: JobRegistry) -> Result<()> {

@@ -20,6 +20,8 @@ pub enum CoordinatorError {
     Timeout { what: String, seconds: u64 },
     #[error("missing field '{0}'")]
     MissingField(&'static str),
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
 }
 
 impl From<CoordinatorError> for Status {
@@ -32,6 +34,7 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::UnknownWorker(_) => Code::FailedPrecondition,
             CoordinatorError::OutputBusy { .. } => Code::AlreadyExists,
             CoordinatorError::Timeout { .. } => Code::DeadlineExceeded,
+            CoordinatorError::Journal(_) => Code::Unavailable,
             CoordinatorError::Storage(s) => match s {
                 StorageError::InvalidUrl { .. }
                 | StorageError::Config { .. }

@@ -15,6 +15,7 @@
 //! - [`retention`]: finished jobs are forgotten after a count or an age.
 //! - [`status`]: job and cluster status for clients.
 //! - [`wire`]: wire ids to typed ids, once, at the edge.
+//! - [`journal`]: what survives a restart (`--state-dir`).
 //! - [`service`]: the gRPC service over all of the above.
 //! - [`error`]: what the coordinator refuses, and its gRPC codes.
 
@@ -24,6 +25,7 @@ pub mod failure;
 pub mod fetch_failure;
 pub mod heartbeat;
 pub mod job;
+pub mod journal;
 pub mod progress;
 pub mod retention;
 pub mod schedule;
@@ -61,6 +63,8 @@ pub struct CoordinatorConfig {
     pub speculative: bool,
     /// How many finished jobs, and for how long, status can still show.
     pub retention: retention::Retention,
+    /// Where the journal lives, so that jobs survive a restart; None: in memory only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for CoordinatorConfig {
@@ -72,17 +76,20 @@ impl Default for CoordinatorConfig {
             task_timeout: Duration::from_secs(600),
             speculative: true,
             retention: retention::Retention::default(),
+            state_dir: None,
         }
     }
 }
 
-/// Serves the coordinator on `listener` until `stop` completes.
+/// Serves the coordinator on `listener` until `stop` completes. With a state directory, the
+/// jobs its journal holds run again first, under their own ids.
 pub async fn serve(
     listener: TcpListener,
     config: CoordinatorConfig,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    let service = CoordinatorService::new(config);
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let (service, unfinished) = CoordinatorService::open(config)?;
+    service.resume(unfinished).await;
     let reaper = tokio::spawn(reap_dead_workers(service.clone()));
     let server = CoordinatorServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -92,7 +99,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming(listener), stop)
         .await;
     reaper.abort();
-    result
+    Ok(result?)
 }
 
 /// Accepted connections with Nagle's algorithm off: small gRPC frames (assignments, reports) must

@@ -5,6 +5,7 @@ use crate::CoordinatorConfig;
 use crate::commit::{JobCommit, clean_up_job, commit_job};
 use crate::error::{CoordinatorError, error_chain};
 use crate::job::{Job, OpenUpload};
+use crate::journal::{Journal, JournalError};
 use crate::session::{new_session, session_of};
 use crate::split::{Split, make_splits};
 use crate::state::{Action, State};
@@ -33,13 +34,75 @@ const DEFAULT_MAX_LINE: u64 = 64 << 20;
 pub struct CoordinatorService {
     state: Arc<Mutex<State>>,
     config: Arc<CoordinatorConfig>,
+    /// With `--state-dir`: what a restart needs (see [`crate::journal`]).
+    journal: Option<Arc<Mutex<Journal>>>,
 }
 
 impl CoordinatorService {
-    pub fn new(config: CoordinatorConfig) -> Self {
-        CoordinatorService {
-            state: Arc::new(Mutex::new(State::starting_now())),
+    /// A coordinator starting now, and the jobs its journal says had not ended.
+    pub fn open(config: CoordinatorConfig) -> Result<(Self, Vec<(JobId, JobSpec)>), JournalError> {
+        let mut state = State::starting_now();
+        let (journal, unfinished) = match &config.state_dir {
+            Some(dir) => {
+                let (journal, recovered) = Journal::open(dir, state.incarnation)?;
+                state.number_attempts_after(recovered.attempt_base);
+                (Some(Arc::new(Mutex::new(journal))), recovered.jobs)
+            }
+            None => {
+                tracing::warn!(
+                    "no --state-dir: jobs are kept in memory only, and a restart loses them"
+                );
+                (None, Vec::new())
+            }
+        };
+        let service = CoordinatorService {
+            state: Arc::new(Mutex::new(state)),
             config: Arc::new(config),
+            journal,
+        };
+        Ok((service, unfinished))
+    }
+
+    /// Runs again the jobs a restart found unfinished, under their own ids, from their first
+    /// task: the input is listed again; the output, which may hold partitions committed before
+    /// the restart, is not checked again (those partitions are committed anew). A job whose
+    /// input cannot be listed now fails, saying why.
+    pub async fn resume(&self, jobs: Vec<(JobId, JobSpec)>) {
+        for (id, spec) in jobs {
+            let splits = self.split_resumed(&spec).await;
+            let mut state = self.lock();
+            let actions = match splits {
+                Ok(splits) => {
+                    tracing::info!(job = %id, maps = splits.len(), "resuming a job the journal holds");
+                    state.add_job(Job::new(id, spec, splits))
+                }
+                Err(e) => {
+                    let error = format!("cannot resume after a restart: {}", error_chain(&e));
+                    state.add_failed_job(Job::new(id, spec, Vec::new()), error)
+                }
+            };
+            drop(state);
+            self.run_actions(actions);
+        }
+    }
+
+    async fn split_resumed(&self, spec: &JobSpec) -> Result<Vec<Split>, CoordinatorError> {
+        let inputs = spec
+            .inputs
+            .iter()
+            .map(|i| StorageUrl::parse(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.split_input(spec, &inputs, None).await
+    }
+
+    /// Journals `write`, if there is a journal: done before what it records is acknowledged.
+    fn journal(
+        &self,
+        write: impl FnOnce(&mut Journal) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
+        match &self.journal {
+            Some(journal) => write(&mut journal.lock().unwrap_or_else(|p| p.into_inner())),
+            None => Ok(()),
         }
     }
 
@@ -78,10 +141,14 @@ impl CoordinatorService {
                     return;
                 };
                 let result = commit_job(&commit).await.map_err(|e| error_chain(&e));
+                if result.is_ok() {
+                    self.journal_end(id);
+                }
                 let actions = self.lock().job_committed(id, result);
                 self.run_actions(actions);
             }
             Action::CleanUpJob(id) => {
+                self.journal_end(id);
                 let Some(commit) = self.job_commit(id) else {
                     return;
                 };
@@ -89,6 +156,14 @@ impl CoordinatorService {
                     tracing::warn!(job = %id, error = %error_chain(&e), "cannot clean up a failed job's output");
                 }
             }
+        }
+    }
+
+    /// Journals that job `id` ended. If that fails, a restart runs the job again; its output is
+    /// the same.
+    fn journal_end(&self, id: JobId) {
+        if let Err(e) = self.journal(|journal| journal.job_ended(id)) {
+            tracing::error!(job = %id, error = %error_chain(&e), "cannot journal the end of a job");
         }
     }
 
@@ -232,11 +307,19 @@ impl CoordinatorService {
         // Hold the output while its storage is checked, so that two submits cannot both pass
         // (and an --overwrite cannot wipe a running job's output).
         self.lock().reserve_output(&spec.output)?;
-        let splits = self.split_input(&spec, &inputs, &output).await;
+        let splits = self.split_input(&spec, &inputs, Some(&output)).await;
+        let (splits, id) = match splits {
+            Ok(splits) => (splits, self.lock().new_job_id()),
+            Err(e) => {
+                self.lock().release_output(&spec.output);
+                return Err(e);
+            }
+        };
+        // On disk before the submit is answered; the output stays held meanwhile.
+        let journaled = self.journal(|journal| journal.job_submitted(id, &spec));
         let mut state = self.lock();
         state.release_output(&spec.output);
-        let splits = splits?;
-        let id = state.new_job_id();
+        journaled?;
         let response = SubmitJobResponse {
             job_id: id.to_string(),
             map_tasks: splits.len() as u32,
@@ -250,11 +333,12 @@ impl CoordinatorService {
     }
 
     /// Lists the input and checks the output, within the storage timeout, and cuts the splits.
+    /// Lists the input into splits and, given `output`, checks that it may be written.
     async fn split_input(
         &self,
         spec: &JobSpec,
         inputs: &[StorageUrl],
-        output: &StorageUrl,
+        output: Option<&StorageUrl>,
     ) -> Result<Vec<Split>, CoordinatorError> {
         let storage_timeout = self.config.storage_timeout;
         let objects = tokio::time::timeout(storage_timeout, async {
@@ -262,7 +346,9 @@ impl CoordinatorService {
             for input in inputs {
                 objects.extend(list_inputs(input).await?);
             }
-            OutputDir::open(output)?.prepare(spec.overwrite).await?;
+            if let Some(output) = output {
+                OutputDir::open(output)?.prepare(spec.overwrite).await?;
+            }
             Ok::<_, CoordinatorError>(objects)
         })
         .await

@@ -103,6 +103,11 @@ impl State {
         }
     }
 
+    /// Numbers this incarnation's attempts past `base`, which earlier ones used up to.
+    pub fn number_attempts_after(&mut self, base: u64) {
+        self.next_attempt = self.next_attempt.max(base);
+    }
+
     pub fn new_attempt_id(&mut self) -> AttemptId {
         self.next_attempt += 1;
         AttemptId(self.next_attempt)
@@ -116,6 +121,15 @@ impl State {
         let actions = self.commit_if_complete(id);
         self.schedule();
         actions
+    }
+
+    /// Records a job that failed before it could run (a resumed job whose input is gone).
+    pub fn add_failed_job(&mut self, mut job: Job, error: String) -> Vec<Action> {
+        let id = job.id;
+        tracing::warn!(job = %id, %error, "job failed");
+        job.fail(error);
+        self.jobs.insert(id, job);
+        vec![Action::CleanUpJob(id)]
     }
 
     /// Claims `output` for a job being submitted, unless a running job or another submit has it.
