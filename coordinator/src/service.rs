@@ -48,12 +48,8 @@ impl CoordinatorService {
                 state.number_attempts_after(recovered.attempt_base);
                 (Some(Arc::new(Mutex::new(journal))), recovered.jobs)
             }
-            None => {
-                tracing::warn!(
-                    "no --state-dir: jobs are kept in memory only, and a restart loses them"
-                );
-                (None, Vec::new())
-            }
+            // `quern coordinator` warns of it; the embedded cluster of `quern run` needs none.
+            None => (None, Vec::new()),
         };
         let service = CoordinatorService {
             state: Arc::new(Mutex::new(state)),
