@@ -34,43 +34,6 @@ fn small_input(dir: &Path) -> PathBuf {
     input
 }
 
-/// The attempt that stopped itself, as its marker names it.
-struct StoppedAttempt {
-    /// Index of its worker in the cluster's processes.
-    process: usize,
-    job: String,
-    task: String,
-    attempt: u64,
-}
-
-/// Waits until the failpoint has fired and its worker is stopped; returns that attempt.
-fn wait_for_stopped_attempt(cluster: &Cluster, marker: &Path, deadline: Instant) -> StoppedAttempt {
-    loop {
-        let stopped: Vec<usize> = (1..cluster.processes.0.len())
-            .filter(|&i| process_state(cluster.processes.0[i].id()) == Some('T'))
-            .collect();
-        // The marker names the attempt before its process stops.
-        if let [process] = stopped[..] {
-            let text = std::fs::read_to_string(marker).unwrap();
-            let fields: Vec<&str> = text.split_whitespace().collect();
-            assert_eq!(fields.len(), 3, "marker: {text:?}");
-            return StoppedAttempt {
-                process,
-                job: fields[0].to_string(),
-                task: fields[1].to_string(),
-                attempt: fields[2].parse().unwrap(),
-            };
-        }
-        assert!(stopped.len() < 2, "two workers stopped: {stopped:?}");
-        assert!(
-            Instant::now() < deadline,
-            "no worker stopped before its commit (marker exists: {})",
-            marker.exists()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The stopped attempt's task ran again elsewhere and that attempt succeeded; the stopped one
 /// never did.
 fn assert_replaced(cluster: &Cluster, stopped: &StoppedAttempt) {
@@ -126,7 +89,13 @@ impl Scenario {
                 ],
             ),
         );
-        let stopped = wait_for_stopped_attempt(&self.cluster, &self.marker, self.deadline);
+        // The workers: every process but the coordinator, at index 0.
+        let workers: Vec<u32> = self.cluster.processes.0[1..]
+            .iter()
+            .map(|p| p.id())
+            .collect();
+        let mut stopped = wait_for_stopped_attempt(&workers, &self.marker, self.deadline);
+        stopped.process += 1;
         let finished = submission.finish(self.deadline);
         assert!(
             finished.status.success(),

@@ -226,29 +226,10 @@ impl HostCluster {
         submission.finish(Instant::now() + Duration::from_secs(5))
     }
 
-    /// Polls until the stop-before-commit failpoint (see `worker/src/failpoint.rs`) has stopped
-    /// one worker: returns the index of its host, and the attempt its `marker` names
-    /// (`JOB r-NNNNN ATTEMPT`).
-    fn wait_for_stopped_worker(&self, marker: &Path, deadline: Instant) -> (usize, Vec<String>) {
-        loop {
-            let stopped: Vec<usize> = (0..self.workers.len())
-                .filter(|&h| process_state(self.processes.0[1 + h].id()) == Some('T'))
-                .collect();
-            // The marker names the attempt before its process stops.
-            if let [host] = stopped[..] {
-                let text = std::fs::read_to_string(marker).unwrap();
-                let fields: Vec<String> = text.split_whitespace().map(String::from).collect();
-                assert_eq!(fields.len(), 3, "marker: {text:?}");
-                return (host, fields);
-            }
-            assert!(stopped.len() < 2, "two workers stopped: {stopped:?}");
-            assert!(
-                Instant::now() < deadline,
-                "no worker stopped before its commit (marker exists: {})",
-                marker.exists()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    /// The pids of the worker processes, by host.
+    fn worker_pids(&self) -> Vec<u32> {
+        let workers = &self.processes.0[1..1 + self.workers.len()];
+        workers.iter().map(|p| p.id()).collect()
     }
 
     /// Sends `signal` (`STOP`, `CONT`, …) to the worker of host `host`.
@@ -529,7 +510,8 @@ fn a_worker_cut_off_about_to_commit_and_back_changes_nothing() {
     let marker = dir.path().join(failpoint.1);
     let hosts = cluster.worker_hosts();
 
-    let (host, stopped) = cluster.wait_for_stopped_worker(&marker, deadline);
+    let stopped = wait_for_stopped_attempt(&cluster.worker_pids(), &marker, deadline);
+    let host = stopped.process;
     let victim_host = &cluster.workers[host];
     cluster.net.set_link(victim_host, CONTROL, false);
     cluster.net.set_link(victim_host, SHUFFLE, false);
@@ -539,16 +521,16 @@ fn a_worker_cut_off_about_to_commit_and_back_changes_nothing() {
         .iter()
         .find_map(|(id, &h)| (h == host).then_some(id))
         .expect("every host's worker registered");
-    assert_eq!(stopped[0], job_id, "the stopped attempt's job");
+    assert_eq!(stopped.job, job_id, "the stopped attempt's job");
 
     let finished = cluster.finish(submission, &job_id, deadline);
     let done = started.elapsed();
     assert_exact(&finished, &output, &expected, "the job");
     let history = parse_job_view(&cluster.status(Some(&job_id))).attempts;
-    let task: Vec<&Attempt> = history.iter().filter(|a| a.task == stopped[1]).collect();
+    let task: Vec<&Attempt> = history.iter().filter(|a| a.task == stopped.task).collect();
     let cut_off = task
         .iter()
-        .find(|a| a.attempt.to_string() == stopped[2])
+        .find(|a| a.attempt == stopped.attempt)
         .unwrap_or_else(|| panic!("{stopped:?} is not in the history {history:#?}"));
     assert!(
         cut_off.worker == *victim && cut_off.state != "succeeded",

@@ -116,9 +116,7 @@ impl State {
                     .jobs
                     .get_mut(&commit.job)
                     .expect("the job was found above");
-                let record = &mut job.history[commit.record];
-                (record.state, record.ended) = (state, Some(Instant::now()));
-                record.error = error.clone();
+                job.history[commit.record].close(state, &error);
                 RunningAttempt {
                     job: commit.job,
                     task: commit.task,

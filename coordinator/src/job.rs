@@ -82,6 +82,15 @@ pub struct AttemptRecord {
     pub backup: bool,
 }
 
+impl AttemptRecord {
+    /// The attempt ended now, in `state`, with `error` (empty if none).
+    pub fn close(&mut self, state: AttemptState, error: &str) {
+        self.state = state;
+        self.ended = Some(Instant::now());
+        self.error = error.to_string();
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobPhase {
     Running,

@@ -255,10 +255,7 @@ impl State {
         self.update_free(running.worker);
         if let Some(job) = self.jobs.get_mut(&running.job) {
             job.attempt_stopped(running.task, attempt);
-            let record = &mut job.history[running.record];
-            record.state = state;
-            record.ended = Some(Instant::now());
-            record.error = error.to_string();
+            job.history[running.record].close(state, error);
         }
         Some(running)
     }

@@ -239,6 +239,45 @@ pub fn newest_job(address: &str, after: Option<&str>, deadline: Instant) -> Stri
     }
 }
 
+/// An attempt the stop-before-commit failpoint (see `worker/src/failpoint.rs`) stopped, as its
+/// marker names it (`JOB r-NNNNN ATTEMPT`).
+#[derive(Debug)]
+pub struct StoppedAttempt {
+    /// Index, among the processes polled, of the one that stopped.
+    pub process: usize,
+    pub job: String,
+    pub task: String,
+    pub attempt: u64,
+}
+
+/// Polls `pids` until the failpoint has stopped exactly one of them; returns that attempt.
+pub fn wait_for_stopped_attempt(pids: &[u32], marker: &Path, deadline: Instant) -> StoppedAttempt {
+    loop {
+        let stopped: Vec<usize> = (0..pids.len())
+            .filter(|&i| process_state(pids[i]) == Some('T'))
+            .collect();
+        // The marker names the attempt before its process stops.
+        if let [process] = stopped[..] {
+            let text = std::fs::read_to_string(marker).unwrap();
+            let fields: Vec<&str> = text.split_whitespace().collect();
+            assert_eq!(fields.len(), 3, "marker: {text:?}");
+            return StoppedAttempt {
+                process,
+                job: fields[0].to_string(),
+                task: fields[1].to_string(),
+                attempt: fields[2].parse().unwrap(),
+            };
+        }
+        assert!(stopped.len() < 2, "two workers stopped: {stopped:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no worker stopped before its commit (marker exists: {})",
+            marker.exists()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The scheduler state of process `pid` ('R', 'S', 'T' for stopped, …), from `/proc/PID/stat`.
 pub fn process_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
