@@ -204,6 +204,10 @@ pub struct WorkerArgs {
     /// Where map output goes [default: a fresh temporary directory, removed on exit].
     #[arg(long, env = "QUERN_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
+    /// How long map outputs are kept while the coordinator is unreachable: a restarted
+    /// coordinator adopts them, so finished maps need not run again. Past this, they are deleted.
+    #[arg(long, value_name = "DURATION", default_value = "5m", env = "QUERN_ORPHAN_GRACE", value_parser = parse_duration)]
+    pub orphan_grace: Duration,
 }
 
 #[derive(Args, Debug)]

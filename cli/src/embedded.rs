@@ -42,6 +42,7 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
             advertise: None,
             slots: 1,
             work_dir: None,
+            orphan_grace: quern_worker::DEFAULT_ORPHAN_GRACE,
         };
         workers.spawn(quern_worker::run(
             config,

@@ -122,6 +122,7 @@ async fn worker(args: WorkerArgs, registry: JobRegistry) -> Result<()> {
         advertise: args.advertise,
         slots: args.slots.unwrap_or_else(cores).max(1),
         work_dir: args.work_dir,
+        orphan_grace: args.orphan_grace,
     };
     quern_worker::run(config, registry, shutdown_signal())
         .await

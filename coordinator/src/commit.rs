@@ -304,10 +304,17 @@ mod tests {
         assert_eq!(job.counters.reduce_input_groups, 3);
         let record = job.history.iter().find(|r| r.attempt == attempt).unwrap();
         assert_eq!(record.state, AttemptState::Succeeded);
-        // The re-run map's output is still wanted by nobody; the job waits for it to commit.
-        assert!(actions.is_empty());
-        succeed(&mut state, &map_again, Counters::default());
+        // Every partition is committed: the job commits without waiting for the re-run map,
+        // whose output no reduce needs, and which is killed and counts nothing.
+        assert_eq!(actions, [Action::CommitJob(id)]);
         assert_eq!(state.jobs[&id].phase, crate::job::JobPhase::Committing);
+        let inputs = Counters {
+            input_records: 5,
+            ..Counters::default()
+        };
+        let late = success(&map_again, inputs);
+        assert!(!state.report(&late).0);
+        assert_eq!(state.jobs[&id].counters.input_records, 0);
     }
 
     #[test]

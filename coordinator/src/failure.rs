@@ -398,7 +398,9 @@ mod tests {
         assert_eq!(job.phase, JobPhase::Failed);
         assert_eq!(
             job.error.as_deref(),
-            Some("every worker with job 'wc' is excluded from it: worker-1 (3 tasks failed on it)")
+            Some(
+                "every worker with job 'wc' is excluded from it: worker-0-1 (3 tasks failed on it)"
+            )
         );
     }
 
@@ -418,7 +420,7 @@ mod tests {
         assert_eq!(
             state.jobs[&id].error.as_deref(),
             Some(
-                "task m-00000 lost its worker 3 times in a row (worker-1, worker-2, worker-3); \
+                "task m-00000 lost its worker 3 times in a row (worker-0-1, worker-0-2, worker-0-3); \
                  its job code may be crashing the worker process"
             )
         );
@@ -590,7 +592,7 @@ mod tests {
         assert_eq!(
             job.error.as_deref(),
             Some(&*format!(
-                "map outputs could not be fetched and were run again more than {cap} times; last from worker-1"
+                "map outputs could not be fetched and were run again more than {cap} times; last from worker-0-1"
             ))
         );
     }

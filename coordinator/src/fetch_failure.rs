@@ -77,12 +77,13 @@ impl FetchFailures {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::worker_id;
     use std::time::Duration;
 
-    const R: WorkerId = WorkerId(1);
-    const R2: WorkerId = WorkerId(2);
-    const H1: WorkerId = WorkerId(11);
-    const H2: WorkerId = WorkerId(12);
+    const R: WorkerId = worker_id(1);
+    const R2: WorkerId = worker_id(2);
+    const H1: WorkerId = worker_id(11);
+    const H2: WorkerId = worker_id(12);
 
     #[test]
     fn a_holder_is_lost_after_two_reports_from_one_reduce_or_two() {
@@ -121,7 +122,10 @@ mod tests {
         let t0 = Instant::now();
         let dead = |_, _| false;
         let mut f = FetchFailures::default();
-        for (i, holder) in [H1, H2, WorkerId(13), WorkerId(14)].into_iter().enumerate() {
+        for (i, holder) in [H1, H2, worker_id(13), worker_id(14)]
+            .into_iter()
+            .enumerate()
+        {
             let at = t0 + Duration::from_millis(i as u64);
             assert_eq!(f.report(R, holder, at, dead), Verdict::Wait, "{holder}");
         }

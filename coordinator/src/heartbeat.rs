@@ -54,13 +54,18 @@ impl State {
         }
     }
 
-    /// Of `held`, the jobs that are over (or unknown), whose map outputs no one needs.
+    /// Of `held`, the jobs that are over, whose map outputs no one needs. A job this coordinator
+    /// does not know counts as over only once the rejoin window has passed: until then it may be
+    /// one that a restart is resuming (see [`crate::resume`]).
     fn finished_jobs(&self, held: &[String]) -> Vec<String> {
+        let rejoining = self.rejoin_until.is_some();
         held.iter()
-            .filter(|text| {
-                let job = text.parse::<JobId>().ok().and_then(|id| self.jobs.get(&id));
-                !job.is_some_and(|j| j.is_active())
-            })
+            .filter(
+                |text| match text.parse::<JobId>().ok().and_then(|id| self.jobs.get(&id)) {
+                    Some(job) => !job.is_active(),
+                    None => !rejoining,
+                },
+            )
             .cloned()
             .collect()
     }

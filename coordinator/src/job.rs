@@ -5,7 +5,7 @@ use crate::fetch_failure::FetchFailures;
 use crate::split::Split;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{AttemptState, Counters, JobSpec, MapOutputLocationsResponse, TaskKind};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -136,13 +136,17 @@ pub struct Job {
     pub running_maps: u32,
     /// Backup attempts launched, by task kind (see [`crate::speculate`]).
     pub backups: [u32; 2],
+    /// After a restart, map outputs of the journal awaited back from their workers: attempt →
+    /// (map task, what it counted). Those tasks run only if no worker registers holding them
+    /// before the rejoin window ends (see [`crate::resume`]).
+    pub awaiting: HashMap<AttemptId, (u32, Counters)>,
 }
 
 /// Failed tasks of a job on one worker that exclude the worker from the job.
 pub const EXCLUDE_AFTER_FAILURES: u32 = 3;
 
 /// A multipart upload a reduce attempt opened for its part file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenUpload {
     pub partition: u32,
     pub attempt: AttemptId,
@@ -177,7 +181,96 @@ impl Job {
             running_reduces: BTreeSet::new(),
             running_maps: 0,
             backups: [0; 2],
+            awaiting: HashMap::new(),
         }
+    }
+
+    /// After a restart: the maps in `done` succeeded before it; their outputs are awaited from
+    /// the workers holding them instead of running again. Once every partition is committed no
+    /// reduce needs them, and they are done as they were, wherever their outputs are.
+    pub fn await_map_outputs(
+        &mut self,
+        done: impl IntoIterator<Item = (u32, (AttemptId, Counters))>,
+    ) {
+        let needed = (self.reduces_done as usize) < self.reduces.len();
+        for (index, (attempt, counters)) in done {
+            if index as usize >= self.maps.len() {
+                continue;
+            }
+            if needed {
+                self.awaiting.insert(attempt, (index, counters));
+            } else {
+                let task = TaskRef {
+                    kind: TaskKind::Map,
+                    index,
+                };
+                self.task_done(task, attempt, WorkerId::EARLIER, counters);
+            }
+        }
+        let maps = &self.maps;
+        self.pending_maps
+            .retain(|&task| maps[task as usize].state == TaskState::Pending);
+        let awaited: HashSet<u32> = self.awaiting.values().map(|&(task, _)| task).collect();
+        self.pending_maps.retain(|task| !awaited.contains(task));
+    }
+
+    /// A worker registered holding the output of map `attempt`: if it is awaited, its task is
+    /// done, held by `worker`. Returns whether it was adopted.
+    pub fn adopt(&mut self, attempt: AttemptId, worker: WorkerId) -> bool {
+        if self.phase != JobPhase::Running {
+            return false;
+        }
+        let Some((index, counters)) = self.awaiting.remove(&attempt) else {
+            return false;
+        };
+        let task = TaskRef {
+            kind: TaskKind::Map,
+            index,
+        };
+        let now = Instant::now();
+        self.history.push(AttemptRecord {
+            task,
+            attempt,
+            worker,
+            state: AttemptState::Succeeded,
+            started: now,
+            ended: Some(now),
+            error: String::new(),
+            backup: false,
+        });
+        self.task_done(task, attempt, worker, counters);
+        true
+    }
+
+    /// The rejoin window ended: maps whose outputs no worker brought back run again.
+    pub fn stop_awaiting(&mut self) {
+        let mut tasks: Vec<u32> = self.awaiting.drain().map(|(_, (task, _))| task).collect();
+        tasks.sort_unstable();
+        for &index in tasks.iter().rev() {
+            self.enqueue_again(TaskRef {
+                kind: TaskKind::Map,
+                index,
+            });
+        }
+    }
+
+    /// After a restart: reduce `partition` was committed before it, by `attempt`, which
+    /// counted `counters`. It does not run again.
+    pub fn committed_before_restart(
+        &mut self,
+        partition: u32,
+        attempt: AttemptId,
+        counters: Counters,
+    ) {
+        if partition as usize >= self.reduces.len() {
+            return;
+        }
+        self.pending_reduces.retain(|&p| p != partition);
+        let task = TaskRef {
+            kind: TaskKind::Reduce,
+            index: partition,
+        };
+        self.task_done(task, attempt, WorkerId::EARLIER, counters);
     }
 
     /// Whether the phase of `kind` is near its end: each of its tasks has started, and some is

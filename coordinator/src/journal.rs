@@ -1,186 +1,269 @@
-//! The coordinator's journal, kept in `--state-dir`: an append-only log of what a restarted
-//! coordinator needs to go on. Each record (a [`JournalEntry`]) is framed with its length and
-//! CRC-32C, and is on disk (fsynced) before the coordinator acknowledges what it records: a job is
-//! journaled before its submit is answered. Replaying it on start gives the jobs that had not
-//! ended, which run again under their own ids, and the attempt ids earlier incarnations used. A
-//! torn last record (a crash mid-write) is dropped. Each start compacts the log to what is still
-//! needed, so it stays as small as the set of unfinished jobs.
+//! The coordinator's journal, kept in `--state-dir`: what a restarted coordinator needs to go on.
+//! It records jobs accepted and ended, map attempts that succeeded, multipart uploads opened, and
+//! commit grants. Replaying it on start gives, for each job not ended, what is already done, so
+//! that the job resumes under its own id without running it again: finished maps are adopted from
+//! the workers that still hold them, and committed partitions stay committed.
 //!
-//! An append-only file with checksums was chosen over an embedded database (redb, SQLite): the
-//! coordinator writes a few small records per job and reads them only at start, and the format
-//! is the wire's own (prost). Everything goes through [`Journal`], so a replicated store (etcd,
-//! or a Kubernetes Lease with shared storage) could stand in for a hot standby.
+//! Durability follows what is acknowledged: a submit, an opened upload and a commit grant are on
+//! disk (fsynced) before the call that made them is answered; a job's end before it is reported
+//! ended; a map's success is written without waiting (losing it only runs that map again).
+//!
+//! Records go through [`JournalStore`], a three-call interface (load, append, replace), so that a
+//! replicated store (etcd, or a Kubernetes Lease with shared storage) could stand in for the
+//! local file for a hot standby. [`FileStore`] is an append-only file of prost records, each
+//! framed with its length and CRC-32C; a torn last record (a crash mid-write) is dropped. An
+//! append-only file was chosen over an embedded database (redb, SQLite): the coordinator writes a
+//! few small records per task and reads them only at start. Each start compacts the journal to
+//! what is still needed, so it stays as small as the unfinished jobs.
 
-use prost::Message;
-use quern_proto::ids::JobId;
+use crate::job::OpenUpload;
+pub use crate::journal_store::{FileStore, JournalError, JournalStore};
+use quern_proto::ids::{AttemptId, JobId};
 use quern_proto::journal_entry::Entry;
-use quern_proto::{JobSpec, JournalEntry, JournalJob, JournalJobEnded, JournalStart};
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use quern_proto::{
+    Counters, JobSpec, JournalCommitGrant, JournalEntry, JournalJob, JournalJobEnded,
+    JournalMapDone, JournalStart, JournalUpload,
+};
+use std::collections::BTreeMap;
+use std::path::Path;
 
-const FILE: &str = "journal";
 /// Attempt ids each incarnation may use: each start takes the block past the last one journaled.
 pub const ATTEMPT_BLOCK: u64 = 1 << 32;
-/// Length and checksum before each record.
-const HEADER: usize = 8;
 
-/// A journal call failed; names the file.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot use the journal {path}: {source}")]
-pub struct JournalError {
-    pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+/// A reduce attempt chosen to commit its partition, as the journal recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    pub attempt: AttemptId,
+    /// Its multipart upload (S3); empty elsewhere.
+    pub upload_id: String,
+    pub counters: Counters,
+}
+
+/// A job accepted and not ended, and what of it was done before the restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveredJob {
+    pub id: JobId,
+    /// Its normalized spec.
+    pub spec: JobSpec,
+    /// Map tasks that succeeded: the attempt whose output to adopt, and what it counted.
+    pub maps_done: BTreeMap<u32, (AttemptId, Counters)>,
+    /// The latest commit grant of each partition.
+    pub grants: BTreeMap<u32, Grant>,
+    /// Every multipart upload opened for its reduce attempts.
+    pub uploads: Vec<OpenUpload>,
+}
+
+impl RecoveredJob {
+    fn new(id: JobId, spec: JobSpec) -> Self {
+        RecoveredJob {
+            id,
+            spec,
+            maps_done: BTreeMap::new(),
+            grants: BTreeMap::new(),
+            uploads: Vec::new(),
+        }
+    }
 }
 
 /// What replaying the journal gives a starting coordinator.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Jobs accepted and not ended, oldest first, with their normalized specs.
-    pub jobs: Vec<(JobId, JobSpec)>,
+    /// Jobs accepted and not ended, oldest first.
+    pub jobs: Vec<RecoveredJob>,
     /// This incarnation's attempt ids begin past this.
     pub attempt_base: u64,
 }
 
 pub struct Journal {
-    file: File,
-    path: PathBuf,
+    store: Box<dyn JournalStore>,
 }
 
 impl Journal {
-    /// Opens (or starts) the journal in `dir`, replays it, and compacts it to this start and the
-    /// jobs not ended.
+    /// Opens (or starts) the journal file in `dir`; see [`Journal::open_in`].
     pub fn open(dir: &Path, incarnation: u64) -> Result<(Journal, Recovered), JournalError> {
-        let path = dir.join(FILE);
-        let fail = |source| JournalError {
-            path: path.clone(),
-            source,
-        };
-        std::fs::create_dir_all(dir).map_err(fail)?;
-        let recovered = replay(&read(&path).map_err(fail)?);
-        let start = JournalStart {
-            incarnation,
-            attempt_base: recovered.attempt_base,
-        };
-        let mut compacted = frame(&JournalEntry {
-            entry: Some(Entry::Start(start)),
-        });
-        for (id, spec) in &recovered.jobs {
-            compacted.extend(frame(&submitted(*id, spec)));
-        }
-        replace(dir, &path, &compacted).map_err(fail)?;
-        let file = OpenOptions::new().append(true).open(&path).map_err(fail)?;
-        Ok((Journal { file, path }, recovered))
+        Journal::open_in(Box::new(FileStore::open(dir)?), incarnation)
     }
 
-    /// Journals job `id`, accepted with `spec`; returns once it is on disk.
+    /// Replays the journal in `store`, and compacts it to this start and the jobs not ended.
+    pub fn open_in(
+        mut store: Box<dyn JournalStore>,
+        incarnation: u64,
+    ) -> Result<(Journal, Recovered), JournalError> {
+        let recovered = replay(&store.load()?);
+        store.replace(&compacted(&recovered, incarnation))?;
+        Ok((Journal { store }, recovered))
+    }
+
+    /// Job `id` was accepted with `spec`; returns once that is durable.
     pub fn job_submitted(&mut self, id: JobId, spec: &JobSpec) -> Result<(), JournalError> {
-        self.append(&submitted(id, spec))
+        self.store.append(&submitted(id, spec), true)
     }
 
-    /// Journals that job `id` ended: a restart does not resume it.
+    /// Job `id` ended: a restart does not resume it. Returns once that is durable.
     pub fn job_ended(&mut self, id: JobId) -> Result<(), JournalError> {
         let ended = JournalJobEnded {
             job_id: id.to_string(),
         };
-        self.append(&JournalEntry {
-            entry: Some(Entry::Ended(ended)),
-        })
+        self.store.append(&record(Entry::Ended(ended)), true)
     }
 
-    fn append(&mut self, entry: &JournalEntry) -> Result<(), JournalError> {
-        let written = self.file.write_all(&frame(entry));
-        written
-            .and_then(|()| self.file.sync_data())
-            .map_err(|source| JournalError {
-                path: self.path.clone(),
-                source,
-            })
+    /// Map `task` of `job` was done by `attempt`. Not waited for: if lost, the map runs again.
+    pub fn map_done(
+        &mut self,
+        job: JobId,
+        task: u32,
+        attempt: AttemptId,
+        counters: Counters,
+    ) -> Result<(), JournalError> {
+        let done = JournalMapDone {
+            job_id: job.to_string(),
+            task,
+            attempt_id: attempt.0,
+            counters: Some(counters),
+        };
+        self.store.append(&record(Entry::MapDone(done)), false)
     }
+
+    /// A multipart upload was opened for a reduce attempt of `job`; returns once that is durable.
+    pub fn upload_opened(&mut self, job: JobId, upload: &OpenUpload) -> Result<(), JournalError> {
+        self.store.append(
+            &record(Entry::UploadOpened(upload_record(job, upload))),
+            true,
+        )
+    }
+
+    /// `attempt` is to commit `partition` of `job`; returns once that is durable.
+    pub fn commit_granted(
+        &mut self,
+        job: JobId,
+        partition: u32,
+        grant: &Grant,
+    ) -> Result<(), JournalError> {
+        self.store.append(
+            &record(Entry::CommitGranted(grant_record(job, partition, grant))),
+            true,
+        )
+    }
+}
+
+fn record(entry: Entry) -> JournalEntry {
+    JournalEntry { entry: Some(entry) }
 }
 
 fn submitted(id: JobId, spec: &JobSpec) -> JournalEntry {
-    let job = JournalJob {
+    record(Entry::Submitted(JournalJob {
         job_id: id.to_string(),
         spec: Some(spec.clone()),
-    };
-    JournalEntry {
-        entry: Some(Entry::Submitted(job)),
+    }))
+}
+
+fn upload_record(job: JobId, upload: &OpenUpload) -> JournalUpload {
+    JournalUpload {
+        job_id: job.to_string(),
+        partition: upload.partition,
+        attempt_id: upload.attempt.0,
+        upload_id: upload.upload_id.clone(),
     }
 }
 
-/// `entry` as it lies on disk: its length and CRC-32C (little-endian), then its bytes.
-fn frame(entry: &JournalEntry) -> Vec<u8> {
-    let body = entry.encode_to_vec();
-    let mut framed = Vec::with_capacity(HEADER + body.len());
-    framed.extend((body.len() as u32).to_le_bytes());
-    framed.extend(crc32c::crc32c(&body).to_le_bytes());
-    framed.extend(body);
-    framed
+fn grant_record(job: JobId, partition: u32, grant: &Grant) -> JournalCommitGrant {
+    JournalCommitGrant {
+        job_id: job.to_string(),
+        partition,
+        attempt_id: grant.attempt.0,
+        upload_id: grant.upload_id.clone(),
+        counters: Some(grant.counters),
+    }
 }
 
-/// The records of the journal at `path` (none if there is none yet), up to the first that is
-/// torn or does not match its checksum.
-fn read(path: &Path) -> std::io::Result<Vec<JournalEntry>> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut entries = Vec::new();
-    let mut rest = bytes.as_slice();
-    while rest.len() >= HEADER {
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        let Some(body) = rest.get(HEADER..HEADER + len) else {
-            break;
-        };
-        let Ok(entry) = JournalEntry::decode(body)
-            .map_err(drop)
-            .and_then(|entry| (crc32c::crc32c(body) == crc).then_some(entry).ok_or(()))
-        else {
-            break;
-        };
-        entries.push(entry);
-        rest = &rest[HEADER + len..];
-    }
-    if !rest.is_empty() {
-        tracing::warn!(path = %path.display(), bytes = rest.len(), "dropping a torn or damaged end of the journal");
-    }
-    Ok(entries)
+/// The accepted job `text` names, if any.
+fn job<'a>(
+    jobs: &'a mut BTreeMap<JobId, RecoveredJob>,
+    text: &str,
+) -> Option<&'a mut RecoveredJob> {
+    text.parse::<JobId>().ok().and_then(|id| jobs.get_mut(&id))
 }
 
-/// The jobs not ended, oldest first, and the attempt base for a new incarnation.
+/// The jobs not ended, with what was done of them, and the attempt base for a new incarnation.
+/// Records naming a job that is not (or no longer) accepted are ignored.
 fn replay(entries: &[JournalEntry]) -> Recovered {
-    let mut recovered = Recovered::default();
+    let mut jobs: BTreeMap<JobId, RecoveredJob> = BTreeMap::new();
     let mut last_base = None;
     for entry in entries.iter().filter_map(|e| e.entry.as_ref()) {
         match entry {
             Entry::Start(start) => last_base = last_base.max(Some(start.attempt_base)),
-            Entry::Submitted(job) => {
-                if let (Ok(id), Some(spec)) = (job.job_id.parse(), &job.spec) {
-                    recovered.jobs.push((id, spec.clone()));
+            Entry::Submitted(submitted) => {
+                if let (Ok(id), Some(spec)) = (submitted.job_id.parse(), &submitted.spec) {
+                    jobs.insert(id, RecoveredJob::new(id, spec.clone()));
                 }
             }
-            Entry::Ended(ended) => recovered
-                .jobs
-                .retain(|(id, _)| id.to_string() != ended.job_id),
+            Entry::Ended(ended) => {
+                if let Ok(id) = ended.job_id.parse() {
+                    jobs.remove(&id);
+                }
+            }
+            Entry::MapDone(done) => {
+                if let Some(job) = job(&mut jobs, &done.job_id) {
+                    let counters = done.counters.unwrap_or_default();
+                    let attempt = AttemptId(done.attempt_id);
+                    job.maps_done.insert(done.task, (attempt, counters));
+                }
+            }
+            Entry::UploadOpened(upload) => {
+                if let Some(job) = job(&mut jobs, &upload.job_id) {
+                    job.uploads.push(OpenUpload {
+                        partition: upload.partition,
+                        attempt: AttemptId(upload.attempt_id),
+                        upload_id: upload.upload_id.clone(),
+                    });
+                }
+            }
+            Entry::CommitGranted(grant) => {
+                if let Some(job) = job(&mut jobs, &grant.job_id) {
+                    let recovered = Grant {
+                        attempt: AttemptId(grant.attempt_id),
+                        upload_id: grant.upload_id.clone(),
+                        counters: grant.counters.unwrap_or_default(),
+                    };
+                    job.grants.insert(grant.partition, recovered);
+                }
+            }
         }
     }
-    recovered.attempt_base = last_base.map_or(0, |base| base + ATTEMPT_BLOCK);
-    recovered
+    Recovered {
+        jobs: jobs.into_values().collect(),
+        attempt_base: last_base.map_or(0, |base| base + ATTEMPT_BLOCK),
+    }
 }
 
-/// Writes `bytes` as the file at `path` atomically: a temporary file, synced, renamed over it,
-/// and the directory synced.
-fn replace(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = dir.join(format!("{FILE}.new"));
-    let mut file = File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
-    File::open(dir)?.sync_all()
+/// The journal a start leaves: the start itself, then each job not ended with what was done.
+fn compacted(recovered: &Recovered, incarnation: u64) -> Vec<JournalEntry> {
+    let start = JournalStart {
+        incarnation,
+        attempt_base: recovered.attempt_base,
+    };
+    let mut entries = vec![record(Entry::Start(start))];
+    for job in &recovered.jobs {
+        entries.push(submitted(job.id, &job.spec));
+        for (&task, &(attempt, counters)) in &job.maps_done {
+            let done = JournalMapDone {
+                job_id: job.id.to_string(),
+                task,
+                attempt_id: attempt.0,
+                counters: Some(counters),
+            };
+            entries.push(record(Entry::MapDone(done)));
+        }
+        for upload in &job.uploads {
+            entries.push(record(Entry::UploadOpened(upload_record(job.id, upload))));
+        }
+        for (&partition, grant) in &job.grants {
+            entries.push(record(Entry::CommitGranted(grant_record(
+                job.id, partition, grant,
+            ))));
+        }
+    }
+    entries
 }
 
 #[cfg(test)]
@@ -200,6 +283,17 @@ mod tests {
         (id, spec)
     }
 
+    fn ids(recovered: &Recovered) -> Vec<JobId> {
+        recovered.jobs.iter().map(|j| j.id).collect()
+    }
+
+    fn counted(records: u64) -> Counters {
+        Counters {
+            input_records: records,
+            ..Counters::default()
+        }
+    }
+
     #[test]
     fn a_restart_gets_the_jobs_not_ended_and_a_fresh_block_of_attempt_ids() {
         let dir = tempfile::tempdir().unwrap();
@@ -214,36 +308,69 @@ mod tests {
         drop(journal);
 
         let (journal, second) = Journal::open(dir.path(), 2).unwrap();
-        assert_eq!(second.jobs, vec![job(1), job(3)]);
+        assert_eq!(ids(&second), [job(1).0, job(3).0]);
+        assert_eq!(second.jobs[1].spec, job(3).1);
         assert_eq!(second.attempt_base, ATTEMPT_BLOCK);
         drop(journal);
         let (_, third) = Journal::open(dir.path(), 3).unwrap();
-        assert_eq!(third.jobs, vec![job(1), job(3)], "compaction keeps them");
+        assert_eq!(ids(&third), [job(1).0, job(3).0], "compaction keeps them");
         assert_eq!(third.attempt_base, 2 * ATTEMPT_BLOCK);
     }
 
     #[test]
-    fn a_torn_or_damaged_last_record_is_dropped_and_the_rest_kept() {
+    fn what_was_done_of_a_job_survives_restarts_and_the_latest_record_of_a_task_wins() {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, _) = Journal::open(dir.path(), 1).unwrap();
-        journal.job_submitted(job(1).0, &job(1).1).unwrap();
-        journal.job_submitted(job(2).0, &job(2).1).unwrap();
+        let (id, spec) = job(2);
+        let (other, other_spec) = job(3);
+        journal.job_submitted(id, &spec).unwrap();
+        journal.job_submitted(other, &other_spec).unwrap();
+        journal.map_done(id, 0, AttemptId(1), counted(5)).unwrap();
+        journal.map_done(id, 1, AttemptId(2), counted(6)).unwrap();
+        // Map 0's output was lost and the map ran again.
+        journal.map_done(id, 0, AttemptId(4), counted(5)).unwrap();
+        journal
+            .map_done(other, 0, AttemptId(3), counted(1))
+            .unwrap();
+        let upload = |partition, attempt, text: &str| OpenUpload {
+            partition,
+            attempt: AttemptId(attempt),
+            upload_id: text.to_string(),
+        };
+        journal.upload_opened(id, &upload(0, 7, "u7")).unwrap();
+        journal.upload_opened(id, &upload(0, 8, "u8")).unwrap();
+        let grant = |attempt, text: &str| Grant {
+            attempt: AttemptId(attempt),
+            upload_id: text.to_string(),
+            counters: counted(attempt),
+        };
+        journal.commit_granted(id, 0, &grant(7, "u7")).unwrap();
+        // The first grant's commit failed; another attempt of the partition got it.
+        journal.commit_granted(id, 0, &grant(8, "u8")).unwrap();
+        journal.job_ended(other).unwrap();
+        // A record of an ended job is ignored.
+        journal
+            .map_done(other, 1, AttemptId(9), counted(1))
+            .unwrap();
         drop(journal);
-        let path = dir.path().join(FILE);
-        let whole = std::fs::read(&path).unwrap();
-        // A crash in the middle of the last record's write.
-        std::fs::write(&path, &whole[..whole.len() - 3]).unwrap();
-        let (_, recovered) = Journal::open(dir.path(), 2).unwrap();
-        assert_eq!(recovered.jobs, vec![job(1)]);
-        // A flipped byte in the last record.
-        let (mut journal, _) = Journal::open(dir.path(), 3).unwrap();
-        journal.job_submitted(job(4).0, &job(4).1).unwrap();
-        drop(journal);
-        let mut damaged = std::fs::read(&path).unwrap();
-        let last = damaged.len() - 2;
-        damaged[last] ^= 0xff;
-        std::fs::write(&path, &damaged).unwrap();
-        let (_, recovered) = Journal::open(dir.path(), 4).unwrap();
-        assert_eq!(recovered.jobs, vec![job(1)]);
+
+        for incarnation in [2, 3] {
+            let (_, recovered) = Journal::open(dir.path(), incarnation).unwrap();
+            assert_eq!(ids(&recovered), [id]);
+            let job = &recovered.jobs[0];
+            let done: Vec<_> = job
+                .maps_done
+                .iter()
+                .map(|(&t, &(a, c))| (t, a, c))
+                .collect();
+            assert_eq!(
+                done,
+                [(0, AttemptId(4), counted(5)), (1, AttemptId(2), counted(6))]
+            );
+            let uploads: Vec<_> = job.uploads.iter().map(|u| u.upload_id.as_str()).collect();
+            assert_eq!(uploads, ["u7", "u8"]);
+            assert_eq!(job.grants.len(), 1);
+            assert_eq!(job.grants[&0], grant(8, "u8"));
+        }
     }
 }

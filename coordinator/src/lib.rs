@@ -15,18 +15,22 @@
 //! - [`retention`]: finished jobs are forgotten after a count or an age.
 //! - [`status`]: job and cluster status for clients.
 //! - [`wire`]: wire ids to typed ids, once, at the edge.
-//! - [`journal`]: what survives a restart (`--state-dir`).
+//! - [`resume`]: a restarted coordinator picks up the jobs its journal holds.
+//! - [`journal`]: what survives a restart (`--state-dir`), kept in a [`journal_store`].
 //! - [`service`]: the gRPC service over all of the above.
 //! - [`error`]: what the coordinator refuses, and its gRPC codes.
 
 pub mod commit;
 pub mod error;
+mod failpoint;
 pub mod failure;
 pub mod fetch_failure;
 pub mod heartbeat;
 pub mod job;
 pub mod journal;
+pub mod journal_store;
 pub mod progress;
+pub mod resume;
 pub mod retention;
 pub mod schedule;
 pub mod service;
@@ -122,6 +126,7 @@ async fn reap_dead_workers(service: CoordinatorService) {
             actions.extend(state.time_out_hung_attempts(now));
             state.speculate(now);
             state.retire_finished_jobs(service.config().retention, now);
+            state.close_rejoin_window(now);
             actions
         };
         service.run_actions(actions);

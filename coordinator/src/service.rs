@@ -5,7 +5,7 @@ use crate::CoordinatorConfig;
 use crate::commit::{JobCommit, clean_up_job, commit_job};
 use crate::error::{CoordinatorError, error_chain};
 use crate::job::{Job, OpenUpload};
-use crate::journal::{Journal, JournalError};
+use crate::journal::{Grant, Journal, JournalError, RecoveredJob};
 use crate::session::{new_session, session_of};
 use crate::split::{Split, make_splits};
 use crate::state::{Action, State};
@@ -16,6 +16,7 @@ use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::*;
 use quern_storage::{OutputDir, StorageUrl, check_output_apart, list_inputs};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status};
@@ -40,8 +41,9 @@ pub struct CoordinatorService {
 
 impl CoordinatorService {
     /// A coordinator starting now, and the jobs its journal says had not ended.
-    pub fn open(config: CoordinatorConfig) -> Result<(Self, Vec<(JobId, JobSpec)>), JournalError> {
+    pub fn open(config: CoordinatorConfig) -> Result<(Self, Vec<RecoveredJob>), JournalError> {
         let mut state = State::starting_now();
+        state.rejoin_until = Some(Instant::now() + config.worker_timeout);
         let (journal, unfinished) = match &config.state_dir {
             Some(dir) => {
                 let (journal, recovered) = Journal::open(dir, state.incarnation)?;
@@ -59,40 +61,8 @@ impl CoordinatorService {
         Ok((service, unfinished))
     }
 
-    /// Runs again the jobs a restart found unfinished, under their own ids, from their first
-    /// task: the input is listed again; the output, which may hold partitions committed before
-    /// the restart, is not checked again (those partitions are committed anew). A job whose
-    /// input cannot be listed now fails, saying why.
-    pub async fn resume(&self, jobs: Vec<(JobId, JobSpec)>) {
-        for (id, spec) in jobs {
-            let splits = self.split_resumed(&spec).await;
-            let mut state = self.lock();
-            let actions = match splits {
-                Ok(splits) => {
-                    tracing::info!(job = %id, maps = splits.len(), "resuming a job the journal holds");
-                    state.add_job(Job::new(id, spec, splits))
-                }
-                Err(e) => {
-                    let error = format!("cannot resume after a restart: {}", error_chain(&e));
-                    state.add_failed_job(Job::new(id, spec, Vec::new()), error)
-                }
-            };
-            drop(state);
-            self.run_actions(actions);
-        }
-    }
-
-    async fn split_resumed(&self, spec: &JobSpec) -> Result<Vec<Split>, CoordinatorError> {
-        let inputs = spec
-            .inputs
-            .iter()
-            .map(|i| StorageUrl::parse(i))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.split_input(spec, &inputs, None).await
-    }
-
     /// Journals `write`, if there is a journal: done before what it records is acknowledged.
-    fn journal(
+    pub(crate) fn journal(
         &self,
         write: impl FnOnce(&mut Journal) -> Result<(), JournalError>,
     ) -> Result<(), JournalError> {
@@ -136,6 +106,7 @@ impl CoordinatorService {
                 let Some(commit) = self.job_commit(id) else {
                     return;
                 };
+                crate::failpoint::stop_before_success(id);
                 let result = commit_job(&commit).await.map_err(|e| error_chain(&e));
                 if result.is_ok() {
                     self.journal_end(id);
@@ -262,13 +233,24 @@ impl CoordinatorService {
                 _ => false,
             }
         };
-        if !recorded {
-            // The attempt or its job ended while the upload was being opened: nobody will
-            // commit it.
+        let refused = if recorded {
+            // On disk before the attempt hears of it: a restart aborts it unless committed.
+            let upload = OpenUpload {
+                partition,
+                attempt,
+                upload_id: upload_id.clone(),
+            };
+            self.journal(|j| j.upload_opened(job, &upload))
+                .err()
+                .map(|e| Status::unavailable(error_chain(&e)))
+        } else {
+            // The attempt or its job ended while the upload was being opened.
+            Some(not_expected(attempt, &job.to_string()))
+        };
+        if let Some(refused) = refused {
+            // Nobody will commit it.
             let _ = out.abort_upload(partition, &upload_id).await;
-            return Err(Status::failed_precondition(format!(
-                "attempt {attempt} of {job} is no longer expected"
-            )));
+            return Err(refused);
         }
         Ok(Some(upload_id))
     }
@@ -328,9 +310,9 @@ impl CoordinatorService {
         Ok(response)
     }
 
-    /// Lists the input and checks the output, within the storage timeout, and cuts the splits.
-    /// Lists the input into splits and, given `output`, checks that it may be written.
-    async fn split_input(
+    /// Lists the input into splits and, given `output`, checks that it may be written, within
+    /// the storage timeout.
+    pub(crate) async fn split_input(
         &self,
         spec: &JobSpec,
         inputs: &[StorageUrl],
@@ -451,13 +433,18 @@ impl Coordinator for CoordinatorService {
         }
         let session = new_session()
             .map_err(|e| Status::internal(format!("cannot make a session secret: {e}")))?;
-        let id = self.lock().register_worker(
-            request.address.clone(),
-            request.slots,
-            request.jobs,
-            session.clone(),
-        );
+        let (id, actions) = {
+            let mut state = self.lock();
+            let id = state.register_worker(
+                request.address.clone(),
+                request.slots,
+                request.jobs,
+                session.clone(),
+            );
+            (id, state.adopt_held(id, &request.held))
+        };
         tracing::info!(worker = %id, address = %request.address, slots = request.slots, "worker registered");
+        self.run_actions(actions);
         Ok(Response::new(RegisterWorkerResponse {
             worker_id: id.to_string(),
             heartbeat_interval_ms: self.config.heartbeat_interval.as_millis() as u64,
@@ -511,7 +498,26 @@ impl Coordinator for CoordinatorService {
         request: Request<TaskReport>,
     ) -> Result<Response<ReportTaskResponse>, Status> {
         let report = self.worker_call(request)?;
-        let (accepted, actions) = self.lock().report(&report);
+        let (accepted, actions) = {
+            let mut state = self.lock();
+            let task = state
+                .attempts
+                .get(&AttemptId(report.attempt_id))
+                .map(|a| (a.job, a.task));
+            let (accepted, actions) = state.report(&report);
+            if let Some((job, task)) =
+                task.filter(|(_, t)| accepted && report.succeeded && t.kind == TaskKind::Map)
+            {
+                // Under the lock, so nobody sees the map done before it is journaled. Not
+                // waited for, nor fatal: a map whose record is lost runs again after a restart.
+                let counters = report.counters.unwrap_or_default();
+                let attempt = AttemptId(report.attempt_id);
+                if let Err(e) = self.journal(|j| j.map_done(job, task.index, attempt, counters)) {
+                    tracing::warn!(%job, error = %error_chain(&e), "cannot journal a finished map");
+                }
+            }
+            (accepted, actions)
+        };
         if !accepted {
             tracing::info!(
                 attempt = report.attempt_id,
@@ -564,16 +570,31 @@ impl Coordinator for CoordinatorService {
         let counters = request.counters.unwrap_or_default();
         let timeout = self.config.storage_timeout;
         let committed = tokio::spawn(async move {
-            let result = match tokio::time::timeout(timeout, commit.run(request.part_ids)).await {
-                Ok(result) => result.map_err(|e| error_chain(&e)),
-                Err(_) => Err(format!(
-                    "the storage did not answer within {}",
-                    humantime::format_duration(timeout)
-                )),
+            let grant = Grant {
+                attempt: commit.attempt,
+                upload_id: commit.upload_id.clone().unwrap_or_default(),
+                counters,
+            };
+            // On disk before the output is made final: a restart finds the grant, and so knows
+            // what the part file it may find there counted.
+            let journaled =
+                service.journal(|j| j.commit_granted(commit.job, commit.task.index, &grant));
+            let result = match journaled {
+                Err(e) => Err(error_chain(&e)),
+                Ok(()) => match tokio::time::timeout(timeout, commit.run(request.part_ids)).await {
+                    Ok(result) => result.map_err(|e| error_chain(&e)),
+                    Err(_) => Err(format!(
+                        "the storage did not answer within {}",
+                        humantime::format_duration(timeout)
+                    )),
+                },
             };
             let actions = service
                 .lock()
                 .commit_finished(&commit, counters, result.clone());
+            if result.is_ok() {
+                crate::failpoint::stop_after_commit(&commit);
+            }
             service.run_actions(actions);
             result
         });

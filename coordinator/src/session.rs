@@ -68,7 +68,7 @@ mod tests {
                 format!("the call names {a} but does not carry its session")
             );
         }
-        let unknown = Some(WorkerId(99));
+        let unknown = Some(worker_id(99));
         assert!(
             state.check_session(unknown, "").is_ok(),
             "no one to protect"

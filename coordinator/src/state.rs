@@ -78,6 +78,8 @@ pub struct State {
     reserved_outputs: HashSet<String>,
     /// This coordinator's start time, in milliseconds since the epoch: part of every job id.
     pub incarnation: u64,
+    /// Until then, workers of an earlier incarnation may register again (see [`crate::resume`]).
+    pub rejoin_until: Option<Instant>,
     next_job: u32,
     next_worker: u32,
     next_attempt: u64,
@@ -191,7 +193,10 @@ impl State {
         session: String,
     ) -> WorkerId {
         self.next_worker += 1;
-        let id = WorkerId(self.next_worker);
+        let id = WorkerId {
+            incarnation: self.incarnation,
+            number: self.next_worker,
+        };
         let worker = Worker {
             id,
             session,
@@ -305,18 +310,32 @@ impl State {
         self.commit_if_complete(running.job)
     }
 
-    fn commit_if_complete(&mut self, id: JobId) -> Vec<Action> {
+    /// Once every partition is committed, the job's output is complete: it commits, and any
+    /// attempt of it still running (a map run again after its output was lost, whose output no
+    /// reduce needs now) is killed and counts nothing.
+    pub(crate) fn commit_if_complete(&mut self, id: JobId) -> Vec<Action> {
         match self.jobs.get_mut(&id) {
             Some(job)
                 if job.phase == JobPhase::Running
-                    && job.all_maps_done()
                     && job.reduces_done as usize == job.reduces.len() =>
             {
                 job.phase = JobPhase::Committing;
+                for attempt in self.attempts_of(id) {
+                    self.kill_attempt(attempt, "the job's output is complete");
+                }
                 vec![Action::CommitJob(id)]
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The attempts of job `id` running now.
+    fn attempts_of(&self, id: JobId) -> Vec<AttemptId> {
+        self.attempts
+            .iter()
+            .filter(|(_, a)| a.job == id)
+            .map(|(attempt, _)| *attempt)
+            .collect()
     }
 
     /// Whether the call's attempt is one the coordinator waits for, of the job and on the
@@ -338,13 +357,7 @@ impl State {
         tracing::warn!(job = %id, %error, "job failed");
         job.fail(error);
         self.active.remove(&id);
-        let doomed: Vec<AttemptId> = self
-            .attempts
-            .iter()
-            .filter(|(_, a)| a.job == id)
-            .map(|(id, _)| *id)
-            .collect();
-        for attempt in doomed {
+        for attempt in self.attempts_of(id) {
             self.end_attempt(attempt, AttemptState::Killed, "job failed");
         }
         vec![Action::CleanUpJob(id)]
@@ -472,9 +485,9 @@ mod tests {
         let (mut state, id, mut assignments) = one_job(1, 4);
         let map = next(&mut assignments);
         for (job_id, worker_id) in [
-            ("job-0-0002", "worker-1"),
-            ("job-1-0001", "worker-1"),
-            ("job-0-0001", "worker-9"),
+            ("job-0-0002", "worker-0-1"),
+            ("job-1-0001", "worker-0-1"),
+            ("job-0-0001", "worker-0-9"),
             ("job-0-0001", ""),
         ] {
             let mut report = success(&map, Counters::default());
@@ -487,7 +500,7 @@ mod tests {
                 incarnation: 0,
                 number: job,
             },
-            worker: WorkerId(worker),
+            worker: worker_id(worker),
             ..call_of(&map)
         };
         assert!(state.begin_commit(elsewhere(2, 1)).is_none());

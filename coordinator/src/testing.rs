@@ -10,6 +10,14 @@ use quern_proto::{Assignment, Counters, FailureKind, JobSpec, TaskKind, TaskRepo
 use tokio::sync::mpsc;
 use tonic::Status;
 
+/// Worker number `number` of the incarnation of [`State::default`].
+pub const fn worker_id(number: u32) -> WorkerId {
+    WorkerId {
+        incarnation: 0,
+        number,
+    }
+}
+
 pub type Assignments = mpsc::UnboundedReceiver<Result<Assignment, Status>>;
 
 /// Adds job "wc" with `maps` maps and one reduce, `max_attempts` attempts per task.
@@ -19,6 +27,14 @@ pub fn add_job(state: &mut State, maps: u64, max_attempts: u32) -> JobId {
 
 /// Adds job "wc" with `maps` maps, its spec (one reduce, 4 attempts) changed by `edit`.
 pub fn add_job_with(state: &mut State, maps: u64, edit: impl FnOnce(&mut JobSpec)) -> JobId {
+    let job = new_job(state, maps, edit);
+    let id = job.id;
+    state.add_job(job);
+    id
+}
+
+/// Job "wc" with `maps` maps, its spec (one reduce, 4 attempts) changed by `edit`, not added.
+pub fn new_job(state: &mut State, maps: u64, edit: impl FnOnce(&mut JobSpec)) -> Job {
     let id = state.new_job_id();
     let mut spec = JobSpec {
         job_name: "wc".to_string(),
@@ -38,8 +54,7 @@ pub fn add_job_with(state: &mut State, maps: u64, edit: impl FnOnce(&mut JobSpec
             version: quern_storage::Version::Unknown,
         })
         .collect();
-    state.add_job(Job::new(id, spec, splits));
-    id
+    Job::new(id, spec, splits)
 }
 
 /// Registers a ready worker with job "wc" and `slots` slots.

@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn ids_are_parsed_once_and_garbage_names_nothing() {
         let report = TaskReport {
-            worker_id: "worker-3".into(),
+            worker_id: "worker-5-3".into(),
             job_id: "job-5-0012".into(),
             attempt_id: 7,
             ..TaskReport::default()
@@ -98,13 +98,17 @@ mod tests {
                     incarnation: 5,
                     number: 12,
                 },
-                worker: WorkerId(3),
+                worker: WorkerId {
+                    incarnation: 5,
+                    number: 3,
+                },
             })
         );
         for (job, worker) in [
             ("job-5-0012", ""),
-            ("job-0012", "worker-3"),
-            ("12", "worker-3"),
+            ("job-0012", "worker-5-3"),
+            ("12", "worker-5-3"),
+            ("job-5-0012", "worker-3"),
         ] {
             let garbage = TaskReport {
                 job_id: job.into(),

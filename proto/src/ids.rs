@@ -12,14 +12,25 @@ pub struct InvalidId {
     pub text: String,
 }
 
-macro_rules! numeric_id {
-    ($name:ident, $inner:ty, $prefix:literal, $kind:literal, $width:literal) => {
+/// An id issued by one incarnation of the coordinator: the incarnation (its start time in
+/// milliseconds since the epoch), and a number counted from 1 within it. A restarted coordinator
+/// never issues an id it issued before. Ordered by incarnation, then number: oldest first.
+macro_rules! incarnation_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal, $width:literal) => {
+        $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(pub $inner);
+        pub struct $name {
+            pub incarnation: u64,
+            pub number: u32,
+        }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!($prefix, "{:0", $width, "}"), self.0)
+                write!(
+                    f,
+                    concat!($prefix, "{}-{:0", $width, "}"),
+                    self.incarnation, self.number
+                )
             }
         }
 
@@ -27,8 +38,13 @@ macro_rules! numeric_id {
             type Err = InvalidId;
             fn from_str(text: &str) -> Result<Self, InvalidId> {
                 text.strip_prefix($prefix)
-                    .and_then(|n| n.parse().ok())
-                    .map($name)
+                    .and_then(|rest| rest.split_once('-'))
+                    .and_then(|(incarnation, number)| {
+                        Some($name {
+                            incarnation: incarnation.parse().ok()?,
+                            number: number.parse().ok()?,
+                        })
+                    })
                     .ok_or_else(|| InvalidId {
                         kind: $kind,
                         text: text.to_string(),
@@ -38,41 +54,32 @@ macro_rules! numeric_id {
     };
 }
 
-numeric_id!(WorkerId, u32, "worker-", "worker", 1);
+incarnation_id!(
+    /// A job, as Hadoop's `job_1764130320123_0001` carries its cluster timestamp, so that a
+    /// client following a job by id can never follow another by mistake. Text:
+    /// `job-1764130320123-0001`.
+    JobId,
+    "job-",
+    "job",
+    4
+);
 
-/// A job: the incarnation of the coordinator that accepted it, and its number there. An
-/// incarnation is the coordinator's start time in milliseconds since the epoch (as Hadoop's
-/// cluster timestamp in `job_1764130320123_0001`), so a restarted coordinator never issues an id
-/// it issued before, and a client following a job by id can never follow another by mistake.
-/// Text: `job-1764130320123-0001`. Ordered by incarnation, then number: oldest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct JobId {
-    pub incarnation: u64,
-    pub number: u32,
-}
+incarnation_id!(
+    /// A worker's registration: a worker that registers again (after its coordinator restarted,
+    /// or declared it dead) gets a new id. Text: `worker-1764130320123-1`.
+    WorkerId,
+    "worker-",
+    "worker",
+    1
+);
 
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "job-{}-{:04}", self.incarnation, self.number)
-    }
-}
-
-impl FromStr for JobId {
-    type Err = InvalidId;
-    fn from_str(text: &str) -> Result<Self, InvalidId> {
-        text.strip_prefix("job-")
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(incarnation, number)| {
-                Some(JobId {
-                    incarnation: incarnation.parse().ok()?,
-                    number: number.parse().ok()?,
-                })
-            })
-            .ok_or_else(|| InvalidId {
-                kind: "job",
-                text: text.to_string(),
-            })
-    }
+impl WorkerId {
+    /// Names no registered worker (their numbers start at 1): one of an earlier incarnation of
+    /// the coordinator, that did a task before a restart.
+    pub const EARLIER: WorkerId = WorkerId {
+        incarnation: 0,
+        number: 0,
+    };
 }
 
 /// Every task run is an attempt with its own id, unique within a coordinator's life.
@@ -105,7 +112,12 @@ mod tests {
             number: 1,
         };
         assert!(job < later, "an earlier incarnation's jobs come first");
-        assert_eq!("worker-12".parse::<WorkerId>().unwrap(), WorkerId(12));
+        let worker = WorkerId {
+            incarnation: 5,
+            number: 12,
+        };
+        assert_eq!("worker-5-12".parse::<WorkerId>().unwrap(), worker);
+        assert_eq!(worker.to_string(), "worker-5-12");
         let err = "worker-x".parse::<WorkerId>().unwrap_err();
         assert_eq!(err.to_string(), "invalid worker id 'worker-x'");
     }

@@ -4,10 +4,12 @@
 //!
 //! - [`ids`]: the typed ids;
 //! - [`backoff`]: the delays of every retry loop over the wire;
-//! - [`error_text`]: errors on one line, as users and the wire see them.
+//! - [`error_text`]: errors on one line, as users and the wire see them;
+//! - [`failpoint`]: test only, the marker files and stops of the test failpoints.
 
 pub mod backoff;
 pub mod error_text;
+pub mod failpoint;
 pub mod ids;
 
 pub use backoff::Backoff;

@@ -232,6 +232,24 @@ impl OutputDir {
         }
     }
 
+    /// Of `partitions`, those whose part file is in the output: committed (only a commit makes a
+    /// part file appear under its final name).
+    pub async fn committed_parts(
+        &self,
+        partitions: impl IntoIterator<Item = u32>,
+    ) -> Result<Vec<u32>, StorageError> {
+        let mut committed = Vec::new();
+        for partition in partitions {
+            let name = part_name(partition);
+            match self.store().head(&self.child(&name)).await {
+                Ok(_) => committed.push(partition),
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.error(&name)(e)),
+            }
+        }
+        Ok(committed)
+    }
+
     /// Sizes of the committed part files, by name.
     pub async fn part_sizes(&self, partitions: u32) -> Result<Vec<(String, u64)>, StorageError> {
         let mut sizes = Vec::with_capacity(partitions as usize);
@@ -486,6 +504,19 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["_SUCCESS", "part-r-00003"]);
+    }
+
+    #[tokio::test]
+    async fn committed_parts_are_those_under_their_final_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = OutputDir::open(&StorageUrl::Local(dir.path().join("out"))).unwrap();
+        out.prepare(false).await.unwrap();
+        pending(&out, 0, 1, "zero").await;
+        let staged = pending(&out, 2, 2, "two").await;
+        out.commit_part(2, 2, None, staged.part_ids())
+            .await
+            .unwrap();
+        assert_eq!(out.committed_parts(0..3).await.unwrap(), [2]);
     }
 
     #[tokio::test]

@@ -50,12 +50,17 @@ pub async fn commit_part(
 }
 
 async fn ask_to_commit(
-    mut coordinator: CoordinatorCalls,
+    coordinator: CoordinatorCalls,
     request: CommitRequest,
     part: PendingPart,
 ) -> Result<(), TaskError> {
-    match coordinator.commit_task(request).await {
-        Ok(response) if response.get_ref().committed => Ok(()),
+    let answer = crate::task::until_answered("ask to commit", || {
+        let (mut coordinator, request) = (coordinator.clone(), request.clone());
+        async move { coordinator.commit_task(request).await }
+    })
+    .await;
+    match answer {
+        Ok(response) if response.committed => Ok(()),
         Ok(_) => {
             discard(part).await;
             Err(TaskError::CommitDenied)

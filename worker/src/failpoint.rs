@@ -26,9 +26,10 @@
 use crate::error::TaskError;
 use crate::spill::Run;
 use quern_proto::Assignment;
+use quern_proto::failpoint::{append, claim, stop_this_process};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::LazyLock;
 
 const TASK_VAR: &str = "QUERN_TEST_CORRUPT_MAP_OUTPUT";
@@ -108,7 +109,9 @@ pub fn stop_before_commit(reduce: &Assignment) -> io::Result<bool> {
     );
     append(marker, &who)?;
     tracing::warn!(marker = %marker.display(), "test failpoint: stopping this worker before its commit");
-    stop_this_process();
+    if let Err(e) = stop_this_process() {
+        tracing::warn!(error = %e, "test failpoint: cannot stop this process");
+    }
     tracing::warn!("test failpoint: continued; asking to commit");
     Ok(true)
 }
@@ -126,42 +129,6 @@ pub fn resumed_commit_ended(result: &Result<(), TaskError>) {
     };
     if let Err(e) = append(marker, &format!("{outcome}\n")) {
         tracing::warn!(error = %e, "test failpoint: cannot record the commit's outcome");
-    }
-}
-
-/// Appends `line` to `marker` in one write.
-fn append(marker: &Path, line: &str) -> io::Result<()> {
-    OpenOptions::new()
-        .append(true)
-        .open(marker)
-        .and_then(|mut file| file.write_all(line.as_bytes()))
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("test failpoint: cannot write to {}: {e}", marker.display()),
-            )
-        })
-}
-
-/// SIGSTOP to this process: every thread stops until a SIGCONT.
-fn stop_this_process() {
-    // SAFETY: raise only sends a signal to the calling thread, which for SIGSTOP stops the whole
-    // process; it touches no memory of ours.
-    let sent = unsafe { libc::raise(libc::SIGSTOP) };
-    if sent != 0 {
-        tracing::warn!(error = %io::Error::last_os_error(), "test failpoint: cannot stop this process");
-    }
-}
-
-/// Creates `marker`; false if it already exists.
-fn claim(marker: &Path) -> io::Result<bool> {
-    match OpenOptions::new().write(true).create_new(true).open(marker) {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!("test failpoint: cannot create {}: {e}", marker.display()),
-        )),
     }
 }
 
@@ -187,6 +154,7 @@ fn flip_byte(file: &mut File, offset: u64) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::spill::RunWriter;
+    use std::path::Path;
 
     /// A run of three partitions, the middle one empty.
     fn run_with_an_empty_partition(dir: &Path) -> Run {

@@ -35,4 +35,4 @@ pub mod task;
 pub(crate) mod testing;
 pub mod work_dir;
 
-pub use session::{WorkerConfig, WorkerError, run};
+pub use session::{DEFAULT_ORPHAN_GRACE, WorkerConfig, WorkerError, run};

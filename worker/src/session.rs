@@ -15,7 +15,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
@@ -37,7 +37,13 @@ pub struct WorkerConfig {
     pub slots: u32,
     /// Where map output goes; a fresh temporary directory (removed on exit) if None.
     pub work_dir: Option<PathBuf>,
+    /// How long map outputs are kept while the coordinator is unreachable, for a restarted
+    /// coordinator to adopt; past this they are deleted.
+    pub orphan_grace: Duration,
 }
+
+/// How long a worker keeps map outputs while its coordinator is unreachable, by default.
+pub const DEFAULT_ORPHAN_GRACE: Duration = Duration::from_secs(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -203,7 +209,10 @@ async fn leave(ctx: &Context, registered: &Registration) {
     }
 }
 
-/// Registers and serves sessions forever, backing off while the coordinator is unreachable.
+/// Registers and serves sessions forever, backing off while the coordinator is unreachable. The
+/// map outputs this worker holds are listed at each registration, so that a restarted coordinator
+/// can adopt them; once the coordinator has been unreachable for the orphan grace, they are
+/// deleted.
 async fn serve_coordinator(
     ctx: Arc<Context>,
     running: Running,
@@ -212,11 +221,13 @@ async fn serve_coordinator(
     registered: Registration,
 ) {
     let mut backoff = Backoff::exponential(FIRST_RETRY, MAX_RETRY);
+    let mut reached = Instant::now();
     loop {
         let request = RegisterWorkerRequest {
             address: address.clone(),
             slots: config.slots,
             jobs: ctx.registry.names(),
+            held: ctx.outputs.held(),
         };
         match ctx.coordinator().register_worker(request).await {
             Ok(response) => {
@@ -232,8 +243,12 @@ async fn serve_coordinator(
                 *registered.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some(response.worker_id.clone());
                 session(&ctx, &running, response.worker_id, interval).await;
+                reached = Instant::now();
             }
             Err(status) => {
+                if reached.elapsed() > config.orphan_grace {
+                    forget_orphans(&ctx, config.orphan_grace);
+                }
                 let delay = backoff.next_delay();
                 tracing::warn!(
                     coordinator = %config.coordinator,
@@ -331,6 +346,19 @@ async fn held_jobs(ctx: &Context) -> Vec<String> {
     jobs
 }
 
+/// Deletes every map output held, after the coordinator has been unreachable for `grace`: no
+/// coordinator will come back for them.
+fn forget_orphans(ctx: &Context, grace: Duration) {
+    let jobs = ctx.outputs.jobs();
+    if jobs.is_empty() {
+        return;
+    }
+    tracing::warn!(jobs = jobs.len(), grace = %humantime::format_duration(grace), "the coordinator has been unreachable for the orphan grace; deleting the map outputs held");
+    for job in jobs {
+        forget_job(ctx, &job);
+    }
+}
+
 fn forget_job(ctx: &Context, job: &str) -> tokio::task::JoinHandle<()> {
     ctx.outputs.remove_job(job);
     let dir = ctx.work_dir.join(job);
@@ -357,6 +385,7 @@ mod tests {
             advertise: advertise.map(str::to_string),
             slots: 1,
             work_dir: None,
+            orphan_grace: DEFAULT_ORPHAN_GRACE,
         }
     }
 

@@ -4,8 +4,8 @@
 use crate::spill::Run;
 use bytes::Bytes;
 use quern_proto::shuffle_server::Shuffle;
-use quern_proto::{FetchChunk, FetchRequest};
-use std::collections::HashMap;
+use quern_proto::{FetchChunk, FetchRequest, HeldMapOutputs};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
@@ -31,6 +31,24 @@ impl MapOutputs {
         jobs.sort();
         jobs.dedup();
         jobs
+    }
+
+    /// The map outputs held, by job, for a registration.
+    pub fn held(&self) -> Vec<HeldMapOutputs> {
+        let mut by_job: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for (job, attempt) in self.lock().keys() {
+            by_job.entry(job.clone()).or_default().push(*attempt);
+        }
+        by_job
+            .into_iter()
+            .map(|(job_id, mut map_attempt_ids)| {
+                map_attempt_ids.sort_unstable();
+                HeldMapOutputs {
+                    job_id,
+                    map_attempt_ids,
+                }
+            })
+            .collect()
     }
 
     /// Forgets a finished job's map outputs; the caller deletes the files.

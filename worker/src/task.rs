@@ -125,26 +125,52 @@ async fn run_and_report(
 
 /// Reports to the coordinator, retrying lost messages; a report it already has is ignored there.
 async fn send_report(ctx: &Context, report: TaskReport) {
-    let mut backoff = Backoff::linear(REPORT_RETRY_STEP, REPORT_RETRY_STEP * REPORT_TRIES);
-    for tries in 1..=REPORT_TRIES {
-        let status = match ctx.coordinator().report_task(report.clone()).await {
-            Ok(response) => {
-                if !response.into_inner().accepted {
-                    tracing::info!(
-                        "the coordinator no longer expected this attempt; result dropped"
-                    );
-                }
-                return;
-            }
-            Err(status) => status,
-        };
-        if tries == REPORT_TRIES {
-            return tracing::error!(
-                error = %quern_proto::error_chain(&status),
-                "gave up reporting a task result; the coordinator will run it again"
-            );
+    let reported = until_answered("report a task result", || {
+        let (mut coordinator, report) = (ctx.coordinator(), report.clone());
+        async move { coordinator.report_task(report).await }
+    })
+    .await;
+    match reported {
+        Ok(response) if !response.accepted => {
+            tracing::info!("the coordinator no longer expected this attempt; result dropped")
         }
-        tracing::warn!(error = %quern_proto::error_chain(&status), tries, "cannot report task result; retrying");
-        tokio::time::sleep(backoff.next_delay()).await;
+        Ok(_) => {}
+        Err(status) => tracing::error!(
+            error = %quern_proto::error_chain(&status),
+            "gave up reporting a task result; the coordinator will run it again"
+        ),
     }
+}
+
+/// Makes a call to the coordinator until it is answered, up to [`REPORT_TRIES`] times: a call
+/// lost on the way (a broken connection, a coordinator restarting) is sent again. Only for calls
+/// the coordinator treats the same however often they come (reports, commits). An answer, even
+/// a refusal, is returned as it is.
+pub(crate) async fn until_answered<T, Fut>(
+    what: &str,
+    mut call: impl FnMut() -> Fut,
+) -> Result<T, tonic::Status>
+where
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let mut backoff = Backoff::linear(REPORT_RETRY_STEP, REPORT_RETRY_STEP * REPORT_TRIES);
+    let mut tries = 1;
+    loop {
+        match call().await {
+            Ok(response) => return Ok(response.into_inner()),
+            Err(status) if tries < REPORT_TRIES && unanswered(&status) => {
+                tracing::warn!(error = %quern_proto::error_chain(&status), tries, "cannot {what}; retrying");
+                tries += 1;
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+            Err(status) => return Err(status),
+        }
+    }
+}
+
+/// Whether `status` comes from the way to the coordinator (the connection) rather than from the
+/// coordinator itself: tonic keeps the transport error as its source, while a status the server
+/// sent has none.
+fn unanswered(status: &tonic::Status) -> bool {
+    std::error::Error::source(status).is_some()
 }
