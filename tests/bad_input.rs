@@ -198,20 +198,28 @@ fn a_bad_coordinator_duration_is_refused_naming_its_flag() {
 #[test]
 fn a_worker_on_a_wildcard_address_without_an_advertised_host_is_refused_at_startup() {
     let address = dead_address();
-    let err = fails(&["worker", "--coordinator", &address, "--listen", "0.0.0.0:0"]);
+    // A wildcard address needs a token first (see end_to_end).
+    let token = [("QUERN_TOKEN", "a-token-for-the-wildcard".to_string())];
+    let err = fails_with_env(
+        &["worker", "--coordinator", &address, "--listen", "0.0.0.0:0"],
+        &token,
+    );
     assert!(
         err.contains("--listen 0.0.0.0:0") && err.contains("--advertise HOST"),
         "{err}"
     );
-    let err = fails(&[
-        "worker",
-        "--coordinator",
-        &address,
-        "--listen",
-        "0.0.0.0:0",
-        "--advertise",
-        "node-1:7071",
-    ]);
+    let err = fails_with_env(
+        &[
+            "worker",
+            "--coordinator",
+            &address,
+            "--listen",
+            "0.0.0.0:0",
+            "--advertise",
+            "node-1:7071",
+        ],
+        &token,
+    );
     assert!(err.contains("--advertise 'node-1:7071'"), "{err}");
 }
 

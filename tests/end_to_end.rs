@@ -7,6 +7,8 @@ mod common;
 use common::watch::{self, summary_counter, summary_value};
 use common::*;
 use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 #[test]
 fn word_count_on_a_three_worker_cluster_matches_an_independent_count() {
@@ -164,7 +166,9 @@ fn workers_delete_map_outputs_of_finished_jobs() {
 /// bound: the coordinator lists them there, and reducers fetch map output from each other there.
 #[test]
 fn workers_listening_on_all_interfaces_advertise_the_given_host() {
-    let mut cluster = Cluster::start(0, 1);
+    // Reachable from other machines: the cluster needs a token.
+    let token = vec![("QUERN_TOKEN", "all-interfaces-cluster-token".to_string())];
+    let mut cluster = Cluster::start_with_env(token.clone(), 0, 1, &[]);
     for _ in 0..2 {
         cluster.add_worker_with(&[
             "--slots",
@@ -176,7 +180,10 @@ fn workers_listening_on_all_interfaces_advertise_the_given_host() {
         ]);
     }
     cluster.wait_for_ready_workers(2);
-    let status = stdout(&quern(&["status", "--coordinator", &cluster.address]));
+    let status = stdout(&quern_with_env(
+        &["status", "--coordinator", &cluster.address],
+        &token,
+    ));
     let workers: Vec<&str> = status.lines().filter(|l| l.contains(" ready ")).collect();
     assert_eq!(workers.len(), 2, "{status}");
     for line in workers {
@@ -194,14 +201,71 @@ fn workers_listening_on_all_interfaces_advertise_the_given_host() {
         std::fs::write(input.join(format!("{i}.txt")), format!("a b{i} c\nc a\n")).unwrap();
     }
     let output = dir.path().join("out");
-    let run = quern(&submit_wordcount(
-        &cluster.address,
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        &["--reducers", "2", "--wait"],
-    ));
+    let run = quern_with_env(
+        &submit_wordcount(
+            &cluster.address,
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            &["--reducers", "2", "--wait"],
+        ),
+        &token,
+    );
     assert!(run.status.success(), "{}", stderr(&run));
     assert_eq!(read_output(&output, 2), expected_counts(&input));
+}
+
+#[test]
+fn a_listener_other_machines_can_reach_needs_a_token_or_says_it_serves_without_one() {
+    let coordinator = quern(&["coordinator", "--listen", "0.0.0.0:0"]);
+    assert!(!coordinator.status.success());
+    assert_eq!(
+        stderr(&coordinator).trim_end(),
+        "quern: the coordinator on 0.0.0.0:0 would be reachable from other machines without a \
+         token; give the cluster a token (--token-file or QUERN_TOKEN), or pass \
+         --allow-unauthenticated"
+    );
+    let worker = quern(&[
+        "worker",
+        "--listen",
+        "0.0.0.0:0",
+        "--advertise",
+        "127.0.0.1",
+    ]);
+    assert!(!worker.status.success());
+    assert!(
+        stderr(&worker).starts_with("quern: the worker's shuffle service on 0.0.0.0:0 would be"),
+        "{}",
+        stderr(&worker)
+    );
+
+    // Allowed: it starts, and says so.
+    let mut allowed = Command::new(QUERN)
+        .args([
+            "coordinator",
+            "--listen",
+            "0.0.0.0:0",
+            "--allow-unauthenticated",
+        ])
+        .env("QUERN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(allowed.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.starts_with("quern coordinator listening on http://0.0.0.0:"),
+        "{line}"
+    );
+    allowed.kill().unwrap();
+    let log = allowed.wait_with_output().unwrap();
+    assert!(
+        stderr(&log).contains("serves without a token (--allow-unauthenticated)"),
+        "{}",
+        stderr(&log)
+    );
 }
 
 #[test]

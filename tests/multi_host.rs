@@ -26,6 +26,8 @@ const SLOTS: &str = "2";
 const REDUCERS: u32 = 4;
 /// Each case fails with a clear message past this.
 const CASE_TIME: Duration = Duration::from_secs(120);
+/// The cluster token: every host is reachable from the others, so every process needs it.
+const TOKEN: &str = "multi-host-cluster-token-0123456789";
 
 /// A coordinator host (control network only) and worker hosts (both networks), one process each.
 /// Fields drop in order: the processes go before their namespaces.
@@ -53,6 +55,7 @@ impl HostCluster {
             .command(QUERN)
             .args(["coordinator", "--listen", &listen])
             .args(["--heartbeat-interval", "200ms", "--worker-timeout", "1s"])
+            .env("QUERN_TOKEN", TOKEN)
             .stdout(Stdio::piped())
             .stderr(daemon_log())
             .spawn()
@@ -73,6 +76,7 @@ impl HostCluster {
                 .args(["worker", "--coordinator", &address, "--slots", SLOTS])
                 .args(["--listen", &format!("{shuffle}:0"), "--advertise", &shuffle])
                 .envs(worker_env.iter().map(|(k, v)| (k, v)))
+                .env("QUERN_TOKEN", TOKEN)
                 .stdout(Stdio::null())
                 .stderr(daemon_log())
                 .spawn()
@@ -96,6 +100,7 @@ impl HostCluster {
             .command(QUERN)
             .args(args)
             .env("QUERN_LOG", "warn")
+            .env("QUERN_TOKEN", TOKEN)
             .output()
             .expect("quern runs")
     }
@@ -159,7 +164,11 @@ impl HostCluster {
                 "--wait",
             ],
         ));
-        Submission::start(Path::new(common::netns::IP), &args)
+        Submission::start_with_env(
+            Path::new(common::netns::IP),
+            &args,
+            &[("QUERN_TOKEN", TOKEN)],
+        )
     }
 
     /// The id of the first job, once the coordinator lists it.

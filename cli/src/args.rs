@@ -121,11 +121,25 @@ pub struct RunArgs {
     pub workers: Option<u32>,
 }
 
+/// How a process proves it belongs to the cluster: the cluster token, from a file or from the
+/// `QUERN_TOKEN` environment variable (never a flag: command lines are visible to every user).
+#[derive(Args, Debug, Clone, Default)]
+pub struct AuthArgs {
+    /// File holding the cluster token (or give the token itself in QUERN_TOKEN).
+    #[arg(long, value_name = "PATH", env = "QUERN_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
 #[derive(Args, Debug)]
 pub struct CoordinatorArgs {
     /// Address to serve on.
     #[arg(long, default_value = "127.0.0.1:7070", env = "QUERN_LISTEN")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Serve a non-loopback --listen without a token: anyone who reaches it controls the cluster.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
     /// How often workers heartbeat (1s, 200ms).
     #[arg(long, value_name = "DURATION", default_value = "1s", env = "QUERN_HEARTBEAT_INTERVAL", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
@@ -204,6 +218,12 @@ pub struct WorkerArgs {
     /// Where map output goes [default: a fresh temporary directory, removed on exit].
     #[arg(long, env = "QUERN_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth: AuthArgs,
+    /// Serve map output on a non-loopback --listen without a token: anyone who reaches it can
+    /// read it.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
     /// How long map outputs are kept while the coordinator is unreachable: a restarted
     /// coordinator adopts them, so finished maps need not run again. Past this, they are deleted.
     #[arg(long, value_name = "DURATION", default_value = "5m", env = "QUERN_ORPHAN_GRACE", value_parser = parse_duration)]
@@ -221,6 +241,8 @@ pub struct SubmitArgs {
         env = "QUERN_COORDINATOR"
     )]
     pub coordinator: String,
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// Wait for the job to finish and print its summary.
     #[arg(long)]
     pub wait: bool,
@@ -239,6 +261,8 @@ pub struct StatusArgs {
         env = "QUERN_COORDINATOR"
     )]
     pub coordinator: String,
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// A job id (job-0001): show it with its task history.
     pub job_id: Option<String>,
 }

@@ -3,11 +3,13 @@
 
 use crate::args::JobArgs;
 use anyhow::{Context as _, Result, anyhow, bail};
+use quern_proto::auth::{SendToken, Token};
 use quern_proto::coordinator_client::CoordinatorClient;
 use quern_proto::*;
 use quern_sdk::JobRegistry;
 use std::error::Error as _;
 use std::time::Duration;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,10 +20,11 @@ const MAX_POLL: Duration = Duration::from_millis(100);
 /// Between tries to reach a coordinator that stopped answering.
 const RECONNECT_POLL: Duration = Duration::from_millis(200);
 
-pub type Client = CoordinatorClient<Channel>;
+/// A coordinator client whose calls carry the cluster token, if there is one.
+pub type Client = CoordinatorClient<InterceptedService<Channel, SendToken>>;
 
 /// Connects to the coordinator, failing within a few seconds if nobody answers.
-pub async fn connect(address: &str) -> Result<Client> {
+pub async fn connect(address: &str, token: Option<Token>) -> Result<Client> {
     let endpoint = Endpoint::from_shared(address.to_string())
         .with_context(|| format!("invalid coordinator address '{address}'"))?
         .connect_timeout(CONNECT_TIMEOUT)
@@ -36,9 +39,11 @@ pub async fn connect(address: &str) -> Result<Client> {
             )
         })?
         .with_context(|| format!("cannot reach the coordinator at {address}"))?;
-    Ok(CoordinatorClient::new(channel)
-        .max_decoding_message_size(quern_coordinator::MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(quern_coordinator::MAX_MESSAGE_BYTES))
+    Ok(
+        CoordinatorClient::with_interceptor(channel, SendToken(token))
+            .max_decoding_message_size(quern_coordinator::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(quern_coordinator::MAX_MESSAGE_BYTES),
+    )
 }
 
 /// The job spec for `args`, after checking the job is one this binary knows.
@@ -77,35 +82,56 @@ fn absolute_url(text: &str) -> Result<String> {
     Ok(quern_storage::StorageUrl::parse(text)?.to_string())
 }
 
-pub async fn submit(client: &mut Client, spec: JobSpec) -> Result<SubmitJobResponse> {
+pub async fn submit(
+    client: &mut Client,
+    address: &str,
+    spec: JobSpec,
+) -> Result<SubmitJobResponse> {
     let name = spec.job_name.clone();
     let response = client
         .submit_job(SubmitJobRequest { spec: Some(spec) })
         .await
         .map_err(|status| match status.source() {
-            None => anyhow!("job '{name}' refused: {}", status.message()),
-            Some(_) => call_failed(status).context(format!("cannot submit job '{name}'")),
+            None if status.code() != tonic::Code::Unauthenticated => {
+                anyhow!("job '{name}' refused: {}", status.message())
+            }
+            _ => call_failed(address)(status).context(format!("cannot submit job '{name}'")),
         })?;
     Ok(response.into_inner())
 }
 
-pub async fn job_status(client: &mut Client, job_id: &str, history: bool) -> Result<JobStatus> {
+pub async fn job_status(
+    client: &mut Client,
+    address: &str,
+    job_id: &str,
+    history: bool,
+) -> Result<JobStatus> {
     let request = GetJobRequest {
         job_id: job_id.to_string(),
         history,
     };
-    let response = client.get_job(request).await.map_err(call_failed)?;
+    let response = client
+        .get_job(request)
+        .await
+        .map_err(call_failed(address))?;
     Ok(response.into_inner())
 }
 
-/// A failed call to the coordinator: its own answer (an unknown job, a refusal) as it gave it, or,
-/// when no answer came, why (`the coordinator did not answer: connection refused`).
-pub fn call_failed(status: tonic::Status) -> anyhow::Error {
-    // Statuses made on this side, from a transport failure, keep it as their source; an answer
-    // from the coordinator has none.
-    match status.source() {
-        None => anyhow!("{}", status.message()),
-        Some(_) => anyhow::Error::new(status).context("the coordinator did not answer"),
+/// A failed call to the coordinator at `address`: its own answer (an unknown job, a refusal) as
+/// it gave it, or for want of the token, which flag to give; or, when no answer came, why (`the
+/// coordinator did not answer: connection refused`).
+pub fn call_failed(address: &str) -> impl Fn(tonic::Status) -> anyhow::Error + '_ {
+    move |status| {
+        let server = format!("the coordinator at {address}");
+        if let Some(refused) = quern_proto::auth::refusal(&status, &server) {
+            return anyhow!(refused);
+        }
+        // Statuses made on this side, from a transport failure, keep it as their source; an
+        // answer from the coordinator has none.
+        match status.source() {
+            None => anyhow!("{}", status.message()),
+            Some(_) => anyhow::Error::new(status).context("the coordinator did not answer"),
+        }
     }
 }
 
@@ -143,11 +169,11 @@ pub async fn wait(
                     status.message()
                 )
             }
-            Err(status) if status.source().is_none() => return Err(call_failed(status)),
+            Err(status) if status.source().is_none() => return Err(call_failed(address)(status)),
             Err(status) => {
                 let since = *unreachable_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() >= reconnect {
-                    return Err(call_failed(status).context(format!(
+                    return Err(call_failed(address)(status).context(format!(
                         "gave up following job {job_id} after {} s",
                         reconnect.as_secs()
                     )));

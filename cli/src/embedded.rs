@@ -6,6 +6,7 @@
 use crate::args::{RunArgs, cores};
 use crate::client;
 use anyhow::{Context as _, Result};
+use quern_proto::auth::Token;
 use quern_sdk::JobRegistry;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -29,9 +30,15 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
     let until_stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    // A token of its own, so that nothing else on the machine can talk to this cluster.
+    let token = Token::random().context("cannot make a token for the embedded cluster")?;
+    let config = quern_coordinator::CoordinatorConfig {
+        token: Some(token.clone()),
+        ..Default::default()
+    };
     let coordinator = tokio::spawn(quern_coordinator::serve(
         listener,
-        quern_coordinator::CoordinatorConfig::default(),
+        config,
         until_stopped(coordinator_stopped),
     ));
     let mut workers = JoinSet::new();
@@ -43,6 +50,7 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
             slots: 1,
             work_dir: None,
             orphan_grace: quern_worker::DEFAULT_ORPHAN_GRACE,
+            token: Some(token.clone()),
         };
         workers.spawn(quern_worker::run(
             config,
@@ -52,8 +60,8 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
     }
 
     let job = async {
-        let mut client = client::connect(&address).await?;
-        let submitted = client::submit(&mut client, spec).await?;
+        let mut client = client::connect(&address, Some(token)).await?;
+        let submitted = client::submit(&mut client, &address, spec).await?;
         // The coordinator lives in this process: nothing to wait out.
         client::wait(&mut client, &address, &submitted.job_id, Duration::ZERO).await
     };

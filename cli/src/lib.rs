@@ -8,6 +8,7 @@
 //! - [`report`]: what gets printed.
 
 pub mod args;
+pub mod auth;
 pub mod client;
 pub mod embedded;
 pub mod report;
@@ -96,7 +97,14 @@ async fn shutdown_signal() {
 }
 
 async fn coordinator(args: CoordinatorArgs) -> Result<()> {
-    let config = args.config().map_err(anyhow::Error::msg)?;
+    let mut config = args.config().map_err(anyhow::Error::msg)?;
+    config.token = auth::token(&args.auth)?;
+    auth::check_listener(
+        "the coordinator",
+        args.listen,
+        config.token.as_ref(),
+        args.allow_unauthenticated,
+    )?;
     if config.state_dir.is_none() {
         tracing::warn!("no --state-dir: jobs are kept in memory only, and a restart loses them");
     }
@@ -116,6 +124,13 @@ async fn coordinator(args: CoordinatorArgs) -> Result<()> {
 }
 
 async fn worker(args: WorkerArgs, registry: JobRegistry) -> Result<()> {
+    let token = auth::token(&args.auth)?;
+    auth::check_listener(
+        "the worker's shuffle service",
+        args.listen,
+        token.as_ref(),
+        args.allow_unauthenticated,
+    )?;
     let config = quern_worker::WorkerConfig {
         coordinator: args.coordinator,
         listen: args.listen,
@@ -123,6 +138,7 @@ async fn worker(args: WorkerArgs, registry: JobRegistry) -> Result<()> {
         slots: args.slots.unwrap_or_else(cores).max(1),
         work_dir: args.work_dir,
         orphan_grace: args.orphan_grace,
+        token,
     };
     quern_worker::run(config, registry, shutdown_signal())
         .await
@@ -131,8 +147,8 @@ async fn worker(args: WorkerArgs, registry: JobRegistry) -> Result<()> {
 
 async fn submit(args: SubmitArgs, registry: JobRegistry) -> Result<()> {
     let spec = client::job_spec(&args.job, &registry)?;
-    let mut client = client::connect(&args.coordinator).await?;
-    let submitted = client::submit(&mut client, spec).await?;
+    let mut client = client::connect(&args.coordinator, auth::token(&args.auth)?).await?;
+    let submitted = client::submit(&mut client, &args.coordinator, spec).await?;
     say(&format!(
         "submitted {}: {} map tasks, {} reduce tasks
 ",
@@ -156,10 +172,11 @@ pub fn finish(status: &quern_proto::JobStatus) -> Result<()> {
 }
 
 async fn status(args: StatusArgs) -> Result<()> {
-    let mut client = client::connect(&args.coordinator).await?;
+    let address = &args.coordinator;
+    let mut client = client::connect(address, auth::token(&args.auth)?).await?;
     match args.job_id {
         Some(job_id) => {
-            let status = client::job_status(&mut client, &job_id, true).await?;
+            let status = client::job_status(&mut client, address, &job_id, true).await?;
             say(&format!("{}\n", report::summary(&status)));
             say(&report::history(&status));
         }
@@ -167,12 +184,12 @@ async fn status(args: StatusArgs) -> Result<()> {
             let cluster = client
                 .cluster_status(ClusterStatusRequest {})
                 .await
-                .map_err(client::call_failed)?
+                .map_err(client::call_failed(address))?
                 .into_inner();
             let jobs = client
                 .list_jobs(ListJobsRequest {})
                 .await
-                .map_err(client::call_failed)?
+                .map_err(client::call_failed(address))?
                 .into_inner()
                 .jobs;
             say(&report::cluster(&cluster, &jobs));

@@ -43,11 +43,13 @@ pub mod status;
 mod testing;
 pub mod wire;
 
+use quern_proto::auth::RequireToken;
 use quern_proto::coordinator_server::CoordinatorServer;
 use service::CoordinatorService;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tonic::service::InterceptorLayer;
 use tonic::transport::server::TcpIncoming;
 
 /// Largest gRPC message either way: a reduce's map output locations grow with the map count.
@@ -69,6 +71,8 @@ pub struct CoordinatorConfig {
     pub retention: retention::Retention,
     /// Where the journal lives, so that jobs survive a restart; None: in memory only.
     pub state_dir: Option<std::path::PathBuf>,
+    /// The cluster token every call must carry; None: calls are not authenticated.
+    pub token: Option<quern_proto::auth::Token>,
 }
 
 impl Default for CoordinatorConfig {
@@ -81,6 +85,7 @@ impl Default for CoordinatorConfig {
             speculative: true,
             retention: retention::Retention::default(),
             state_dir: None,
+            token: None,
         }
     }
 }
@@ -92,13 +97,16 @@ pub async fn serve(
     config: CoordinatorConfig,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let require_token = RequireToken(config.token.clone());
     let (service, unfinished) = CoordinatorService::open(config)?;
     service.resume(unfinished).await;
     let reaper = tokio::spawn(reap_dead_workers(service.clone()));
     let server = CoordinatorServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // One layer over the whole server: every method, of every service, needs the token.
     let result = tonic::transport::Server::builder()
+        .layer(InterceptorLayer::new(require_token))
         .add_service(server)
         .serve_with_incoming_shutdown(incoming(listener), stop)
         .await;

@@ -2,11 +2,13 @@
 //! and workers talk to it) and the `Shuffle` service (reduce tasks fetch map output from workers),
 //! and what both sides of a call share:
 //!
+//! - [`auth`]: the cluster token every call carries and every server checks;
 //! - [`ids`]: the typed ids;
 //! - [`backoff`]: the delays of every retry loop over the wire;
 //! - [`error_text`]: errors on one line, as users and the wire see them;
 //! - [`failpoint`]: test only, the marker files and stops of the test failpoints.
 
+pub mod auth;
 pub mod backoff;
 pub mod error_text;
 pub mod failpoint;

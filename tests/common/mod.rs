@@ -121,19 +121,30 @@ pub fn daemon_log() -> Stdio {
     }
 }
 
+/// A new file `name` in `logs`, or [`daemon_log`] if there is no `logs`.
+fn log_to(logs: Option<&Path>, name: &str) -> Stdio {
+    match logs {
+        Some(dir) => std::fs::File::create(dir.join(name))
+            .expect("a log file")
+            .into(),
+        None => daemon_log(),
+    }
+}
+
 /// Starts a coordinator listening on `listen` with `flags` and `env`; returns it and the address
 /// it says it listens on.
 fn spawn_coordinator(
     listen: &str,
     flags: &[&str],
     env: &[(&'static str, String)],
+    log: Stdio,
 ) -> (Child, String) {
     let mut coordinator = Command::new(QUERN)
         .args(["coordinator", "--listen", listen])
         .args(flags)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
-        .stderr(daemon_log())
+        .stderr(log)
         .spawn()
         .expect("coordinator starts");
     let mut line = String::new();
@@ -170,6 +181,8 @@ pub struct Cluster {
     pub env: Vec<(&'static str, String)>,
     /// The binary workers start from: `quern`, or a job binary of the user's.
     pub worker_binary: PathBuf,
+    /// Where each process's log goes, a file per process; None: [`daemon_log`].
+    pub logs: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -191,12 +204,26 @@ impl Cluster {
         slots: u32,
         coordinator_flags: &[&str],
     ) -> Cluster {
-        let (coordinator, address) = spawn_coordinator("127.0.0.1:0", coordinator_flags, &env);
+        Cluster::start_logging(env, workers, slots, coordinator_flags, None)
+    }
+
+    /// Like [`Cluster::start_with_env`], each process logging to a file of its own in `logs`
+    /// (`coordinator`, `worker-1`, …), if given.
+    pub fn start_logging(
+        env: Vec<(&'static str, String)>,
+        workers: usize,
+        slots: u32,
+        coordinator_flags: &[&str],
+        logs: Option<&Path>,
+    ) -> Cluster {
+        let log = log_to(logs, "coordinator");
+        let (coordinator, address) = spawn_coordinator("127.0.0.1:0", coordinator_flags, &env, log);
         let mut cluster = Cluster {
             address,
             processes: Processes(vec![coordinator]),
             env,
             worker_binary: PathBuf::from(QUERN),
+            logs: logs.map(Path::to_path_buf),
         };
         for _ in 0..workers {
             cluster.add_worker(slots);
@@ -210,7 +237,8 @@ impl Cluster {
     pub fn restart_coordinator(&mut self, flags: &[&str]) {
         self.kill(0);
         let listen = self.address.trim_start_matches("http://").to_string();
-        let (coordinator, address) = spawn_coordinator(&listen, flags, &self.env);
+        let log = log_to(self.logs.as_deref(), "coordinator-restarted");
+        let (coordinator, address) = spawn_coordinator(&listen, flags, &self.env, log);
         assert_eq!(address, self.address, "the coordinator came back elsewhere");
         self.processes.0[0] = coordinator;
     }
@@ -255,7 +283,10 @@ impl Cluster {
             .args(flags)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(daemon_log())
+            .stderr(log_to(
+                self.logs.as_deref(),
+                &format!("worker-{}", self.processes.0.len()),
+            ))
             .spawn()
             .expect("worker starts")
     }
@@ -264,7 +295,7 @@ impl Cluster {
     pub fn wait_for_ready_workers(&self, count: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let output = quern(&["status", "--coordinator", &self.address]);
+            let output = quern_with_env(&["status", "--coordinator", &self.address], &self.env);
             let ready = stdout(&output)
                 .lines()
                 .filter(|l| l.contains(" ready "))

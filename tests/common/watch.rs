@@ -181,9 +181,15 @@ pub struct Finished {
 impl Submission {
     /// Starts `binary ARGS` (a `submit … --wait` command line).
     pub fn start(binary: &Path, args: &[&str]) -> Submission {
+        Submission::start_with_env(binary, args, &[])
+    }
+
+    /// Like [`Submission::start`], with `env` in its environment.
+    pub fn start_with_env(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Submission {
         let mut child = Command::new(binary)
             .args(args)
             .env("QUERN_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

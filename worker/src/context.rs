@@ -5,6 +5,7 @@ use crate::error::TaskError;
 use crate::shuffle_fetch::FETCH_IDLE_TIMEOUT;
 use crate::shuffle_server::MapOutputs;
 use quern_proto::SESSION_HEADER;
+use quern_proto::auth::{SendToken, Token};
 use quern_proto::coordinator_client::CoordinatorClient;
 use quern_proto::shuffle_client::ShuffleClient;
 use quern_sdk::{JobEngine, JobRegistry};
@@ -34,24 +35,32 @@ pub struct Context {
     /// How long a shuffle fetch waits for the next chunk before failing; tests shorten it.
     pub fetch_idle_timeout: Duration,
     coordinator: Channel,
-    /// The session secret of this worker's registration, sent with every coordinator call.
-    session: SessionHeader,
+    /// The cluster token and this worker's session secret, sent with every coordinator call.
+    headers: CoordinatorHeaders,
     peers: Mutex<HashMap<String, Channel>>,
 }
 
-/// The coordinator client of a worker: its calls carry the session secret.
-pub type CoordinatorCalls = CoordinatorClient<InterceptedService<Channel, SessionHeader>>;
+/// The coordinator client of a worker: its calls carry the cluster token and the session secret.
+pub type CoordinatorCalls = CoordinatorClient<InterceptedService<Channel, CoordinatorHeaders>>;
+/// A shuffle client for a peer worker: its calls carry the cluster token.
+pub type PeerCalls = ShuffleClient<InterceptedService<Channel, SendToken>>;
 
-/// Puts the worker's current session secret in each coordinator call's metadata.
+/// Puts the cluster token and the worker's current session secret in each coordinator call's
+/// metadata.
 #[derive(Clone, Default)]
-pub struct SessionHeader(Arc<RwLock<Option<MetadataValue<Ascii>>>>);
+pub struct CoordinatorHeaders {
+    token: SendToken,
+    session: Arc<RwLock<Option<MetadataValue<Ascii>>>>,
+}
 
-impl Interceptor for SessionHeader {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        let session = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+impl Interceptor for CoordinatorHeaders {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = self.token.call(request)?;
+        let session = self
+            .session
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if let Some(session) = session {
             request.metadata_mut().insert(SESSION_HEADER, session);
         }
@@ -60,20 +69,29 @@ impl Interceptor for SessionHeader {
 }
 
 impl Context {
-    pub fn new(registry: JobRegistry, work_dir: PathBuf, coordinator: Channel) -> Self {
+    /// `token`: the cluster token every call of this worker carries, if the cluster has one.
+    pub fn new(
+        registry: JobRegistry,
+        work_dir: PathBuf,
+        coordinator: Channel,
+        token: Option<Token>,
+    ) -> Self {
         Context {
             registry,
             outputs: MapOutputs::default(),
             work_dir,
             fetch_idle_timeout: FETCH_IDLE_TIMEOUT,
             coordinator,
-            session: SessionHeader::default(),
+            headers: CoordinatorHeaders {
+                token: SendToken(token),
+                session: Arc::default(),
+            },
             peers: Mutex::default(),
         }
     }
 
     pub fn coordinator(&self) -> CoordinatorCalls {
-        CoordinatorClient::with_interceptor(self.coordinator.clone(), self.session.clone())
+        CoordinatorClient::with_interceptor(self.coordinator.clone(), self.headers.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
@@ -85,7 +103,11 @@ impl Context {
                 "the coordinator sent a session secret that is not text",
             )
         })?;
-        *self.session.0.write().unwrap_or_else(|p| p.into_inner()) = Some(value);
+        *self
+            .headers
+            .session
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(value);
         Ok(())
     }
 
@@ -98,7 +120,7 @@ impl Context {
     }
 
     /// A shuffle client for the worker at `address`; channels are made once and reused.
-    pub fn peer(&self, address: &str) -> Result<ShuffleClient<Channel>, tonic::Status> {
+    pub fn peer(&self, address: &str) -> Result<PeerCalls, tonic::Status> {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         let channel = match peers.get(address) {
             Some(channel) => channel.clone(),
@@ -110,7 +132,10 @@ impl Context {
                 channel
             }
         };
-        Ok(ShuffleClient::new(channel))
+        Ok(ShuffleClient::with_interceptor(
+            channel,
+            self.headers.token.clone(),
+        ))
     }
 }
 

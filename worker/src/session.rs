@@ -7,6 +7,7 @@ use crate::shuffle_server::ShuffleService;
 use crate::task::Running;
 use crate::work_dir::OwnWorkDir;
 use quern_proto::Backoff;
+use quern_proto::auth::{RequireToken, Token};
 use quern_proto::ids::JobId;
 use quern_proto::shuffle_server::ShuffleServer;
 use quern_proto::{AssignmentsRequest, HeartbeatRequest, LeaveRequest, RegisterWorkerRequest};
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::service::InterceptorLayer;
 use tonic::transport::server::TcpIncoming;
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -40,6 +42,9 @@ pub struct WorkerConfig {
     /// How long map outputs are kept while the coordinator is unreachable, for a restarted
     /// coordinator to adopt; past this they are deleted.
     pub orphan_grace: Duration,
+    /// The cluster token: every call this worker makes carries it, and its shuffle service
+    /// refuses calls without it. None: the cluster has none.
+    pub token: Option<Token>,
 }
 
 /// How long a worker keeps map outputs while its coordinator is unreachable, by default.
@@ -74,6 +79,10 @@ pub enum WorkerError {
     NoAdvertisedHost { listen: SocketAddr },
     #[error("--advertise '{host}' is not a host name or IP address (give no scheme and no port)")]
     BadAdvertisedHost { host: String },
+    /// The coordinator refused this worker's token, or wants one it has not: retrying cannot
+    /// help.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The host part of the URL this worker advertises: `config.advertise`, checked (an IPv6
@@ -140,10 +149,16 @@ pub async fn run(
             address: config.coordinator.clone(),
             source,
         })?;
-    let ctx = Arc::new(Context::new(registry, work_dir, channel));
+    let ctx = Arc::new(Context::new(
+        registry,
+        work_dir,
+        channel,
+        config.token.clone(),
+    ));
     let shutdown = CancellationToken::new();
     let shuffle = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(InterceptorLayer::new(RequireToken(config.token.clone())))
             .add_service(ShuffleServer::new(ShuffleService {
                 outputs: ctx.outputs.clone(),
             }))
@@ -156,16 +171,20 @@ pub async fn run(
     let address = advertised_address(host.as_deref(), local);
     tracing::info!(%address, listen = %local, slots = config.slots, "worker started");
     let registered = Registration::default();
-    tokio::select! {
-        _ = stop => {}
-        _ = serve_coordinator(ctx.clone(), running.clone(), &config, address, registered.clone()) => {}
-    }
+    let refused = tokio::select! {
+        _ = stop => None,
+        refused = serve_coordinator(ctx.clone(), running.clone(), &config, address, registered.clone()) => Some(refused),
+    };
     running.cancel_all();
     leave(&ctx, &registered).await;
     shutdown.cancel();
-    match shuffle.await {
+    let served = match shuffle.await {
         Ok(result) => result.map_err(WorkerError::Shuffle),
         Err(_) => Ok(()),
+    };
+    match refused {
+        Some(refused) => Err(refused),
+        None => served,
     }
 }
 
@@ -209,17 +228,17 @@ async fn leave(ctx: &Context, registered: &Registration) {
     }
 }
 
-/// Registers and serves sessions forever, backing off while the coordinator is unreachable. The
-/// map outputs this worker holds are listed at each registration, so that a restarted coordinator
-/// can adopt them; once the coordinator has been unreachable for the orphan grace, they are
-/// deleted.
+/// Registers and serves sessions, backing off while the coordinator is unreachable, until the
+/// coordinator refuses this worker's token. The map outputs this worker holds are listed at each
+/// registration, so that a restarted coordinator can adopt them; once the coordinator has been
+/// unreachable for the orphan grace, they are deleted.
 async fn serve_coordinator(
     ctx: Arc<Context>,
     running: Running,
     config: &WorkerConfig,
     address: String,
     registered: Registration,
-) {
+) -> WorkerError {
     let mut backoff = Backoff::exponential(FIRST_RETRY, MAX_RETRY);
     let mut reached = Instant::now();
     loop {
@@ -246,6 +265,10 @@ async fn serve_coordinator(
                 reached = Instant::now();
             }
             Err(status) => {
+                let coordinator = format!("the coordinator at {}", config.coordinator);
+                if let Some(refused) = quern_proto::auth::refusal(&status, &coordinator) {
+                    return WorkerError::Refused(refused);
+                }
                 if reached.elapsed() > config.orphan_grace {
                     forget_orphans(&ctx, config.orphan_grace);
                 }
@@ -386,6 +409,7 @@ mod tests {
             slots: 1,
             work_dir: None,
             orphan_grace: DEFAULT_ORPHAN_GRACE,
+            token: None,
         }
     }
 

@@ -52,6 +52,7 @@ pub fn context(coordinator: &str, work_dir: &Path, registry: JobRegistry) -> Con
         registry,
         work_dir.to_path_buf(),
         lazy_channel(coordinator).unwrap(),
+        None,
     )
 }
 

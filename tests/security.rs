@@ -1,0 +1,317 @@
+//! Security end to end (issue 9), on real processes:
+//!
+//! - **The cluster token.** Every method of both services (listed from the `.proto`, so a method
+//!   added later is covered too) is refused without the token and with a wrong one; a worker or
+//!   client without it never gets in, and says which flag to give; nothing a whole cluster run
+//!   prints or writes holds the token.
+//! - **Worker identity.** A call that names a registered worker but lacks its session secret (a
+//!   forged `Leave`, `Heartbeat` or `ReportTask` from anyone who reached the port) is refused,
+//!   and the worker goes on serving.
+
+mod common;
+
+use common::watch::*;
+use common::*;
+use quern_proto::coordinator_client::CoordinatorClient;
+use quern_proto::{HeartbeatRequest, LeaveRequest, ListJobsRequest, SESSION_HEADER, TaskReport};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "the-cluster-token-of-this-test-0123456789";
+
+/// A cluster whose every process has the token, and a token file for clients.
+fn token_cluster(workers: usize) -> (Cluster, tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    let env = vec![("QUERN_TOKEN", TOKEN.to_string())];
+    (Cluster::start_with_env(env, workers, 1, &[]), dir, file)
+}
+
+/// Every (service, method) the `.proto` declares.
+fn methods() -> Vec<(String, String)> {
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto/proto/quern.proto");
+    let text = std::fs::read_to_string(&proto).unwrap();
+    let mut service = None;
+    let mut methods = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("service ") {
+            service = rest.split_whitespace().next().map(str::to_string);
+        } else if let Some(rest) = line.strip_prefix("rpc ") {
+            let name = rest.split('(').next().unwrap().trim().to_string();
+            methods.push((service.clone().expect("an rpc inside a service"), name));
+        }
+    }
+    methods
+}
+
+/// Calls `/quern.v1.SERVICE/METHOD` at `address` with an empty request (every request message
+/// decodes from no bytes), carrying `token` if any; returns the status code it ends with.
+async fn call(address: &str, service: &str, method: &str, token: Option<&str>) -> tonic::Code {
+    let channel = tonic::transport::Endpoint::from_shared(address.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let path = format!("/quern.v1.{service}/{method}").parse().unwrap();
+    let mut request = tonic::Request::new(ListJobsRequest {});
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().unwrap();
+        request.metadata_mut().insert("authorization", value);
+    }
+    let codec = tonic_prost::ProstCodec::<ListJobsRequest, ListJobsRequest>::default();
+    let answer = tokio::time::timeout(Duration::from_secs(10), grpc.unary(request, path, codec));
+    match answer.await {
+        Ok(Ok(_)) => tonic::Code::Ok,
+        Ok(Err(status)) => status.code(),
+        Err(_) => tonic::Code::DeadlineExceeded,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_method_of_both_services_is_refused_without_the_token_or_with_a_wrong_one() {
+    let (cluster, _dir, _file) = token_cluster(1);
+    let status = quern_with_env(
+        &["status", "--coordinator", &cluster.address],
+        &[("QUERN_TOKEN", TOKEN.to_string())],
+    );
+    let (workers, _) = parse_cluster_view(&stdout(&status));
+    let shuffle = workers.values().next().expect("one worker").clone();
+    let methods = methods();
+    assert!(methods.len() > 10, "{methods:?}");
+    for (service, method) in methods {
+        let address = match service.as_str() {
+            "Coordinator" => &cluster.address,
+            "Shuffle" => &shuffle,
+            other => panic!("a service this test does not know: {other}"),
+        };
+        for token in [None, Some("a-wrong-token-of-the-right-length")] {
+            assert_eq!(
+                call(address, &service, &method, token).await,
+                tonic::Code::Unauthenticated,
+                "{service}/{method} with token {token:?}"
+            );
+        }
+        // With the token the call gets past the check (and fails on its empty request, or not).
+        assert_ne!(
+            call(address, &service, &method, Some(TOKEN)).await,
+            tonic::Code::Unauthenticated,
+            "{service}/{method} with the token"
+        );
+    }
+}
+
+/// Runs `quern ARGS` with `token` in QUERN_TOKEN (none: the variable unset), within 30 s.
+fn quern_with_token(args: &[&str], token: Option<&str>) -> std::process::Output {
+    let mut command = Command::new(QUERN);
+    command
+        .args(args)
+        .env("QUERN_LOG", "warn")
+        .env_remove("QUERN_TOKEN");
+    if let Some(token) = token {
+        command.env("QUERN_TOKEN", token);
+    }
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{args:?} took too long"
+    );
+    output
+}
+
+#[test]
+fn workers_and_clients_without_the_token_are_refused_and_a_job_with_it_succeeds() {
+    let (cluster, dir, file) = token_cluster(2);
+    let address = cluster.address.as_str();
+    let worker = ["worker", "--coordinator", address, "--slots", "4"];
+    let status = ["status", "--coordinator", address];
+    let wrong = Some("a-wrong-token-of-the-right-length");
+    let requires =
+        format!("the coordinator at {address} requires a token (--token-file or QUERN_TOKEN)");
+    let refused = format!("the coordinator at {address} refused the token");
+    for (args, token, said) in [
+        (&worker[..], None, &requires),
+        (&worker[..], wrong, &refused),
+        (&status[..], None, &requires),
+        (&status[..], wrong, &refused),
+    ] {
+        let output = quern_with_token(args, token);
+        assert!(!output.status.success(), "{args:?} {token:?}");
+        let error = stderr(&output);
+        // One line: `quern: ` and, from a worker, `worker failed: `, then what happened.
+        assert_eq!(error.lines().count(), 1, "{args:?} {token:?}: {error}");
+        assert!(
+            error.trim_end().ends_with(said.as_str()),
+            "{args:?} {token:?}: {error}"
+        );
+    }
+
+    // Only the two workers with the token joined, and they run the job.
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("text.txt"), "only with the token\nthe end\n").unwrap();
+    let output = dir.path().join("out");
+    let token_file = file.to_str().unwrap();
+    wordcount_succeeds(
+        address,
+        &input,
+        &output,
+        &["--token-file", token_file],
+        Instant::now() + Duration::from_secs(60),
+    );
+    assert_eq!(read_output(&output, 1), expected_counts(&input));
+    let shown = quern(&[
+        "status",
+        "--coordinator",
+        address,
+        "--token-file",
+        token_file,
+    ]);
+    let (workers, jobs) = parse_cluster_view(&stdout(&shown));
+    assert_eq!((workers.len(), jobs.len()), (2, 1), "{}", stdout(&shown));
+}
+
+/// A whole cluster run, every process logging at debug level to a file, with a state directory,
+/// and a worker and a client that give a wrong token: neither token appears in any log line, any
+/// message, `quern status`, the output (its `_SUCCESS` manifest included) or the journal.
+#[test]
+fn nothing_a_cluster_prints_or_writes_holds_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let wrong = "a-wrong-token-of-the-right-length";
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let state = dir.path().join("state");
+    // Every process, clients included, reads the token file named in QUERN_TOKEN_FILE.
+    let env = vec![
+        ("QUERN_TOKEN_FILE", token_file.display().to_string()),
+        ("QUERN_LOG", "debug".to_string()),
+    ];
+    let state_flag = ["--state-dir", state.to_str().unwrap()];
+    let cluster = Cluster::start_logging(env.clone(), 2, 1, &state_flag, Some(&logs));
+    let address = cluster.address.as_str();
+    let refused = quern_with_token(&["worker", "--coordinator", address], Some(wrong));
+    assert!(!refused.status.success());
+
+    let input = corpus().join("pg-being_ernest.txt");
+    let output = dir.path().join("out");
+    let submitted = quern_with_env(
+        &[
+            "submit",
+            "wordcount",
+            "--coordinator",
+            address,
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--reducers",
+            "2",
+            "--wait",
+        ],
+        &env,
+    );
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let (_, jobs) = parse_cluster_view(&stdout(&quern_with_env(
+        &["status", "--coordinator", address],
+        &env,
+    )));
+    let status = quern_with_env(&["status", "--coordinator", address, &jobs[0]], &env);
+    assert!(status.status.success(), "{}", stderr(&status));
+    let wrong_client = quern_with_token(&["status", "--coordinator", address], Some(wrong));
+    assert!(!wrong_client.status.success());
+    drop(cluster);
+
+    let mut everything: Vec<(String, Vec<u8>)> = vec![
+        ("submit stdout".into(), submitted.stdout),
+        ("submit stderr".into(), submitted.stderr),
+        ("status".into(), status.stdout),
+        ("refused worker".into(), refused.stderr),
+        ("refused client".into(), wrong_client.stderr),
+    ];
+    for root in [&logs, &output, &state] {
+        for (name, bytes) in files_below(root) {
+            everything.push((format!("{}/{name}", root.display()), bytes));
+        }
+    }
+    let coordinator_log = String::from_utf8_lossy(&everything[5].1).into_owned();
+    assert!(
+        coordinator_log.contains("DEBUG"),
+        "debug logs are on: {coordinator_log}"
+    );
+    assert!(
+        everything
+            .iter()
+            .any(|(name, _)| name.ends_with("_SUCCESS"))
+    );
+    for (name, bytes) in &everything {
+        for secret in [TOKEN, wrong] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{name} holds a token"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_in_a_workers_name_without_its_session_are_refused() {
+    let cluster = Cluster::start(1, 1);
+    let (workers, _) = cluster_view(&cluster.address);
+    let worker = workers.keys().next().expect("one worker").clone();
+    let mut client = CoordinatorClient::connect(cluster.address.clone())
+        .await
+        .unwrap();
+
+    let forged_leave = client
+        .leave(LeaveRequest {
+            worker_id: worker.clone(),
+        })
+        .await
+        .expect_err("a leave without the session is refused");
+    assert_eq!(forged_leave.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        forged_leave.message(),
+        format!("the call names {worker} but does not carry its session")
+    );
+
+    let mut guessed = tonic::Request::new(HeartbeatRequest {
+        worker_id: worker.clone(),
+        ..HeartbeatRequest::default()
+    });
+    guessed.metadata_mut().insert(
+        SESSION_HEADER,
+        "00000000000000000000000000000000".parse().unwrap(),
+    );
+    let forged_heartbeat = client.heartbeat(guessed).await.unwrap_err();
+    assert_eq!(forged_heartbeat.code(), tonic::Code::PermissionDenied);
+
+    let forged_report = client
+        .report_task(TaskReport {
+            worker_id: worker.clone(),
+            job_id: "job-0001".into(),
+            attempt_id: 1,
+            error: "forged".into(),
+            ..TaskReport::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(forged_report.code(), tonic::Code::PermissionDenied);
+
+    // The worker is still there, and runs a job.
+    cluster.wait_for_ready_workers(1);
+    assert_eq!(
+        count_words_of(&cluster.address, "still here\nstill\n"),
+        "here\t1\nstill\t2\n"
+    );
+}
