@@ -13,7 +13,10 @@ mod common;
 use common::watch::*;
 use common::*;
 use quern_proto::coordinator_client::CoordinatorClient;
-use quern_proto::{HeartbeatRequest, LeaveRequest, ListJobsRequest, SESSION_HEADER, TaskReport};
+use quern_proto::{
+    FetchChunk, GetJobRequest, HeartbeatRequest, LeaveRequest, ListJobsRequest,
+    RegisterWorkerRequest, SESSION_HEADER, TaskReport,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,6 +52,20 @@ fn methods() -> Vec<(String, String)> {
 /// Calls `/quern.v1.SERVICE/METHOD` at `address` with an empty request (every request message
 /// decodes from no bytes), carrying `token` if any; returns the status code it ends with.
 async fn call(address: &str, service: &str, method: &str, token: Option<&str>) -> tonic::Code {
+    send(address, service, method, token, FetchChunk::default())
+        .await
+        .code()
+}
+
+/// Sends `body`, whatever the method expects, to `/quern.v1.SERVICE/METHOD` at `address`,
+/// carrying `token` if any; returns how the call ended (Ok if it was answered without error).
+async fn send(
+    address: &str,
+    service: &str,
+    method: &str,
+    token: Option<&str>,
+    body: FetchChunk,
+) -> tonic::Status {
     let channel = tonic::transport::Endpoint::from_shared(address.to_string())
         .unwrap()
         .connect()
@@ -57,17 +74,17 @@ async fn call(address: &str, service: &str, method: &str, token: Option<&str>) -
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let path = format!("/quern.v1.{service}/{method}").parse().unwrap();
-    let mut request = tonic::Request::new(ListJobsRequest {});
+    let mut request = tonic::Request::new(body);
     if let Some(token) = token {
         let value = format!("Bearer {token}").parse().unwrap();
         request.metadata_mut().insert("authorization", value);
     }
-    let codec = tonic_prost::ProstCodec::<ListJobsRequest, ListJobsRequest>::default();
+    let codec = tonic_prost::ProstCodec::<FetchChunk, ListJobsRequest>::default();
     let answer = tokio::time::timeout(Duration::from_secs(10), grpc.unary(request, path, codec));
     match answer.await {
-        Ok(Ok(_)) => tonic::Code::Ok,
-        Ok(Err(status)) => status.code(),
-        Err(_) => tonic::Code::DeadlineExceeded,
+        Ok(Ok(_)) => tonic::Status::ok(""),
+        Ok(Err(status)) => status,
+        Err(_) => tonic::Status::deadline_exceeded("no answer in 10 s"),
     }
 }
 
@@ -178,6 +195,213 @@ fn workers_and_clients_without_the_token_are_refused_and_a_job_with_it_succeeds(
     ]);
     let (workers, jobs) = parse_cluster_view(&stdout(&shown));
     assert_eq!((workers.len(), jobs.len()), (2, 1), "{}", stdout(&shown));
+}
+
+/// Garbage from someone who holds the token: a 64 MiB request, a body that is not the method's
+/// message, ids with `../`, a registration whose address is not a URL. Each is refused with a
+/// clear status, and the cluster goes on to run a job exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_is_refused_and_the_cluster_keeps_serving() {
+    let (cluster, dir, file) = token_cluster(1);
+    let address = cluster.address.as_str();
+    let huge = FetchChunk {
+        data: vec![b'x'; 64 << 20].into(),
+        ..FetchChunk::default()
+    };
+    let refused = send(address, "Coordinator", "Heartbeat", Some(TOKEN), huge).await;
+    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+    // Field 1 of a heartbeat is its worker id, a string: these bytes are not UTF-8.
+    let garbage = FetchChunk {
+        data: vec![0xff; 100].into(),
+        ..FetchChunk::default()
+    };
+    let refused = send(address, "Coordinator", "Heartbeat", Some(TOKEN), garbage).await;
+    assert_eq!(refused.code(), tonic::Code::Internal, "{refused:?}");
+
+    let channel = tonic::transport::Endpoint::from_shared(cluster.address.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let bearer: tonic::metadata::MetadataValue<_> = format!("Bearer {TOKEN}").parse().unwrap();
+    let mut client =
+        CoordinatorClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
+            request
+                .metadata_mut()
+                .insert("authorization", bearer.clone());
+            Ok(request)
+        });
+    let unknown = client
+        .get_job(GetJobRequest {
+            job_id: "../../etc/passwd".into(),
+            history: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    let heartbeat = client
+        .heartbeat(HeartbeatRequest {
+            worker_id: "worker-../..".into(),
+            held_jobs: vec!["../../etc".into()],
+            ..HeartbeatRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(heartbeat.code(), tonic::Code::FailedPrecondition);
+    let rogue = client
+        .register_worker(RegisterWorkerRequest {
+            address: "../../etc".into(),
+            slots: 1000,
+            ..RegisterWorkerRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (rogue.code(), rogue.message()),
+        (
+            tonic::Code::InvalidArgument,
+            "the worker address '../../etc' is not an http(s)://host:port URL"
+        )
+    );
+
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("text.txt"), "still serving\nstill\n").unwrap();
+    let output = dir.path().join("out");
+    let token_file = file.to_str().unwrap().to_string();
+    let (input_text, output_text) = (input.clone(), output.clone());
+    let address = address.to_string();
+    tokio::task::spawn_blocking(move || {
+        wordcount_succeeds(
+            &address,
+            &input_text,
+            &output_text,
+            &["--token-file", &token_file],
+            Instant::now() + Duration::from_secs(60),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(read_output(&output, 1), expected_counts(&input));
+}
+
+/// A CA and a certificate it signed for 127.0.0.1 and localhost, written as PEM files in `dir`:
+/// (CA certificate, certificate, key).
+fn certificates(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} CA"));
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
+        .unwrap()
+        .signed_by(&key, &*ca)
+        .unwrap();
+    let paths = (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}-cert.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+/// A cluster whose coordinator and workers serve TLS with certificates of a private CA, the
+/// workers fetching map output from each other over TLS: a job runs exactly. A plain-text client
+/// of the TLS coordinator, a client that does not trust its CA, and a TLS client of a plain
+/// coordinator each fail at once with one line.
+#[test]
+fn a_tls_cluster_runs_a_job_exactly_and_refuses_plain_and_untrusted_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path(), "cluster");
+    let (other_ca, _, _) = certificates(dir.path(), "other");
+    let env = vec![
+        ("QUERN_TOKEN", TOKEN.to_string()),
+        ("QUERN_TLS_CA", ca.display().to_string()),
+    ];
+    let serve_tls = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let mut cluster = Cluster::start_with_env(env.clone(), 0, 1, &serve_tls);
+    assert!(
+        cluster.address.starts_with("https://127.0.0.1:"),
+        "{}",
+        cluster.address
+    );
+    for _ in 0..2 {
+        cluster.add_worker_with(&[&["--slots", "1"][..], &serve_tls].concat());
+    }
+    cluster.wait_for_ready_workers(2);
+    let status = quern_with_env(&["status", "--coordinator", &cluster.address], &env);
+    let (workers, _) = parse_cluster_view(&stdout(&status));
+    assert!(
+        workers
+            .values()
+            .all(|a| a.starts_with("https://127.0.0.1:")),
+        "{workers:?}"
+    );
+
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for i in 0..6 {
+        std::fs::write(
+            input.join(format!("{i}.txt")),
+            format!("tls {i}\nall the way {i}\n"),
+        )
+        .unwrap();
+    }
+    let output = dir.path().join("out");
+    let submitted = quern_with_env(
+        &submit_wordcount(
+            &cluster.address,
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            &["--reducers", "2", "--wait"],
+        ),
+        &env,
+    );
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    assert_eq!(read_output(&output, 2), expected_counts(&input));
+
+    let plain = cluster.address.replace("https://", "http://");
+    let untrusted = [
+        ("QUERN_TOKEN", TOKEN.to_string()),
+        ("QUERN_TLS_CA", other_ca.display().to_string()),
+    ];
+    let plain_cluster =
+        Cluster::start_with_env(vec![("QUERN_TOKEN", TOKEN.to_string())], 0, 1, &[]);
+    let tls_to_plain = plain_cluster.address.replace("http://", "https://");
+    for (address, env, said) in [
+        (
+            &plain,
+            &env[..1],
+            "(if the server serves TLS, use an https:// address)",
+        ),
+        (
+            &cluster.address,
+            &untrusted[..],
+            "invalid peer certificate: UnknownIssuer",
+        ),
+        (
+            &tls_to_plain,
+            &env[..],
+            "(the server does not serve TLS; use an http:// address)",
+        ),
+    ] {
+        let started = Instant::now();
+        let refused = quern_with_env(&["status", "--coordinator", address], env);
+        assert!(started.elapsed() < Duration::from_secs(20), "{address}");
+        assert!(!refused.status.success(), "{address}");
+        let error = stderr(&refused);
+        assert_eq!(error.lines().count(), 1, "{address}: {error}");
+        assert!(error.contains(said), "{address}: {error}");
+    }
 }
 
 /// A whole cluster run, every process logging at debug level to a file, with a state directory,

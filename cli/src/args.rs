@@ -130,6 +130,35 @@ pub struct AuthArgs {
     pub token_file: Option<PathBuf>,
 }
 
+/// What a server presents for TLS: both or neither.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsServerArgs {
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "QUERN_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "QUERN_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// How a client checks the servers it calls at `https://` addresses.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsClientArgs {
+    /// Trust this CA certificate (PEM) for https:// addresses [default: the system's roots].
+    #[arg(long, value_name = "PATH", env = "QUERN_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+}
+
 #[derive(Args, Debug)]
 pub struct CoordinatorArgs {
     /// Address to serve on.
@@ -140,6 +169,8 @@ pub struct CoordinatorArgs {
     /// Serve a non-loopback --listen without a token: anyone who reaches it controls the cluster.
     #[arg(long)]
     pub allow_unauthenticated: bool,
+    #[command(flatten)]
+    pub tls: TlsServerArgs,
     /// How often workers heartbeat (1s, 200ms).
     #[arg(long, value_name = "DURATION", default_value = "1s", env = "QUERN_HEARTBEAT_INTERVAL", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
@@ -224,6 +255,10 @@ pub struct WorkerArgs {
     /// read it.
     #[arg(long)]
     pub allow_unauthenticated: bool,
+    #[command(flatten)]
+    pub tls: TlsServerArgs,
+    #[command(flatten)]
+    pub tls_client: TlsClientArgs,
     /// How long map outputs are kept while the coordinator is unreachable: a restarted
     /// coordinator adopts them, so finished maps need not run again. Past this, they are deleted.
     #[arg(long, value_name = "DURATION", default_value = "5m", env = "QUERN_ORPHAN_GRACE", value_parser = parse_duration)]
@@ -243,6 +278,8 @@ pub struct SubmitArgs {
     pub coordinator: String,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
     /// Wait for the job to finish and print its summary.
     #[arg(long)]
     pub wait: bool,
@@ -263,6 +300,8 @@ pub struct StatusArgs {
     pub coordinator: String,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
     /// A job id (job-0001): show it with its task history.
     pub job_id: Option<String>,
 }

@@ -1,11 +1,13 @@
-//! Where a process's cluster token comes from (`--token-file` or `QUERN_TOKEN`, not both), and
-//! the rule every listener follows: an address other machines can reach needs a token, unless
-//! `--allow-unauthenticated` says otherwise (and then it warns).
+//! Where a process's cluster token comes from (`--token-file` or `QUERN_TOKEN`, not both), the
+//! rule every listener follows (an address other machines can reach needs a token, unless
+//! `--allow-unauthenticated` says otherwise, and then it warns), and its TLS files.
 
-use crate::args::AuthArgs;
+use crate::args::{AuthArgs, TlsClientArgs, TlsServerArgs};
 use anyhow::{Context as _, Result, anyhow, bail};
 use quern_proto::auth::Token;
+use quern_proto::tls::{ClientTls, server_config};
 use std::net::SocketAddr;
+use tonic::transport::ServerTlsConfig;
 
 const TOKEN_VAR: &str = "QUERN_TOKEN";
 
@@ -31,6 +33,23 @@ pub fn token(args: &AuthArgs) -> Result<Option<Token>> {
         }
         (None, None) => Ok(None),
     }
+}
+
+/// The TLS a server's flags ask for, if any.
+pub fn server_tls(args: &TlsServerArgs) -> Result<Option<ServerTlsConfig>> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(server_config(cert, key)?)),
+        _ => Ok(None),
+    }
+}
+
+/// How a client given `args` checks servers at `https://` addresses; a private CA is refused
+/// for an `address` that is not one, which would ignore it.
+pub fn client_tls(args: &TlsClientArgs, address: &str) -> Result<ClientTls> {
+    if args.tls_ca.is_some() && !address.starts_with("https://") {
+        bail!("--tls-ca is given, but {address} is not an https:// address");
+    }
+    Ok(ClientTls::load(args.tls_ca.as_deref())?)
 }
 
 /// Refuses to serve `what` on `listen`, reachable from other machines, without a token, unless

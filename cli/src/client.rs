@@ -5,12 +5,13 @@ use crate::args::JobArgs;
 use anyhow::{Context as _, Result, anyhow, bail};
 use quern_proto::auth::{SendToken, Token};
 use quern_proto::coordinator_client::CoordinatorClient;
+use quern_proto::tls::ClientTls;
 use quern_proto::*;
 use quern_sdk::JobRegistry;
 use std::error::Error as _;
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,9 +24,11 @@ const RECONNECT_POLL: Duration = Duration::from_millis(200);
 /// A coordinator client whose calls carry the cluster token, if there is one.
 pub type Client = CoordinatorClient<InterceptedService<Channel, SendToken>>;
 
-/// Connects to the coordinator, failing within a few seconds if nobody answers.
-pub async fn connect(address: &str, token: Option<Token>) -> Result<Client> {
-    let endpoint = Endpoint::from_shared(address.to_string())
+/// Connects to the coordinator, with TLS if `address` is an `https://` URL (checked as `tls`
+/// says), failing within a few seconds if nobody answers.
+pub async fn connect(address: &str, token: Option<Token>, tls: &ClientTls) -> Result<Client> {
+    let endpoint = tls
+        .endpoint(address)
         .with_context(|| format!("invalid coordinator address '{address}'"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
@@ -38,7 +41,8 @@ pub async fn connect(address: &str, token: Option<Token>) -> Result<Client> {
                 CONNECT_TIMEOUT.as_secs()
             )
         })?
-        .with_context(|| format!("cannot reach the coordinator at {address}"))?;
+        .with_context(|| format!("cannot reach the coordinator at {address}"))
+        .map_err(|e| with_tls_hint(address, e))?;
     Ok(
         CoordinatorClient::with_interceptor(channel, SendToken(token))
             .max_decoding_message_size(quern_coordinator::MAX_MESSAGE_BYTES)
@@ -130,8 +134,20 @@ pub fn call_failed(address: &str) -> impl Fn(tonic::Status) -> anyhow::Error + '
         // answer from the coordinator has none.
         match status.source() {
             None => anyhow!("{}", status.message()),
-            Some(_) => anyhow::Error::new(status).context("the coordinator did not answer"),
+            Some(_) => with_tls_hint(
+                address,
+                anyhow::Error::new(status).context("the coordinator did not answer"),
+            ),
         }
+    }
+}
+
+/// `error`, with a hint when it looks like a client and server that disagree about TLS.
+fn with_tls_hint(address: &str, error: anyhow::Error) -> anyhow::Error {
+    let text = quern_proto::error_chain(error.as_ref());
+    match quern_proto::tls::mismatch_hint(address, &text) {
+        Some(hint) => anyhow!("{text} ({hint})"),
+        None => error,
     }
 }
 

@@ -51,6 +51,8 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
             work_dir: None,
             orphan_grace: quern_worker::DEFAULT_ORPHAN_GRACE,
             token: Some(token.clone()),
+            tls: None,
+            client_tls: Default::default(),
         };
         workers.spawn(quern_worker::run(
             config,
@@ -60,7 +62,7 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
     }
 
     let job = async {
-        let mut client = client::connect(&address, Some(token)).await?;
+        let mut client = client::connect(&address, Some(token), &Default::default()).await?;
         let submitted = client::submit(&mut client, &address, spec).await?;
         // The coordinator lives in this process: nothing to wait out.
         client::wait(&mut client, &address, &submitted.job_id, Duration::ZERO).await

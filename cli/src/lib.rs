@@ -99,6 +99,12 @@ async fn shutdown_signal() {
 async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     let mut config = args.config().map_err(anyhow::Error::msg)?;
     config.token = auth::token(&args.auth)?;
+    config.tls = auth::server_tls(&args.tls)?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     auth::check_listener(
         "the coordinator",
         args.listen,
@@ -116,7 +122,7 @@ async fn coordinator(args: CoordinatorArgs) -> Result<()> {
         .context("cannot read the listening address")?;
     // Scripts and tests read this line to learn the port when --listen asks for port 0.
     say(&format!(
-        "quern coordinator listening on http://{address}\n"
+        "quern coordinator listening on {scheme}://{address}\n"
     ));
     quern_coordinator::serve(listener, config, shutdown_signal())
         .await
@@ -131,6 +137,7 @@ async fn worker(args: WorkerArgs, registry: JobRegistry) -> Result<()> {
         token.as_ref(),
         args.allow_unauthenticated,
     )?;
+    let client_tls = auth::client_tls(&args.tls_client, &args.coordinator)?;
     let config = quern_worker::WorkerConfig {
         coordinator: args.coordinator,
         listen: args.listen,
@@ -139,6 +146,8 @@ async fn worker(args: WorkerArgs, registry: JobRegistry) -> Result<()> {
         work_dir: args.work_dir,
         orphan_grace: args.orphan_grace,
         token,
+        tls: auth::server_tls(&args.tls)?,
+        client_tls,
     };
     quern_worker::run(config, registry, shutdown_signal())
         .await
@@ -147,7 +156,8 @@ async fn worker(args: WorkerArgs, registry: JobRegistry) -> Result<()> {
 
 async fn submit(args: SubmitArgs, registry: JobRegistry) -> Result<()> {
     let spec = client::job_spec(&args.job, &registry)?;
-    let mut client = client::connect(&args.coordinator, auth::token(&args.auth)?).await?;
+    let tls = auth::client_tls(&args.tls, &args.coordinator)?;
+    let mut client = client::connect(&args.coordinator, auth::token(&args.auth)?, &tls).await?;
     let submitted = client::submit(&mut client, &args.coordinator, spec).await?;
     say(&format!(
         "submitted {}: {} map tasks, {} reduce tasks
@@ -173,7 +183,8 @@ pub fn finish(status: &quern_proto::JobStatus) -> Result<()> {
 
 async fn status(args: StatusArgs) -> Result<()> {
     let address = &args.coordinator;
-    let mut client = client::connect(address, auth::token(&args.auth)?).await?;
+    let tls = auth::client_tls(&args.tls, address)?;
+    let mut client = client::connect(address, auth::token(&args.auth)?, &tls).await?;
     match args.job_id {
         Some(job_id) => {
             let status = client::job_status(&mut client, address, &job_id, true).await?;

@@ -22,6 +22,8 @@ pub enum CoordinatorError {
     MissingField(&'static str),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    #[error("cannot make a secret: {0}")]
+    NoRandomness(#[from] getrandom::Error),
 }
 
 impl From<CoordinatorError> for Status {
@@ -34,7 +36,7 @@ impl From<CoordinatorError> for Status {
             CoordinatorError::UnknownWorker(_) => Code::FailedPrecondition,
             CoordinatorError::OutputBusy { .. } => Code::AlreadyExists,
             CoordinatorError::Timeout { .. } => Code::DeadlineExceeded,
-            CoordinatorError::Journal(_) => Code::Unavailable,
+            CoordinatorError::Journal(_) | CoordinatorError::NoRandomness(_) => Code::Unavailable,
             CoordinatorError::Storage(s) => match s {
                 StorageError::InvalidUrl { .. }
                 | StorageError::Config { .. }

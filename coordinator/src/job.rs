@@ -104,6 +104,9 @@ pub enum JobPhase {
 pub struct Job {
     pub id: JobId,
     pub spec: JobSpec,
+    /// The secret its reduces show to fetch its map outputs (see `Assignment.job_secret`); set
+    /// at submit, kept in the journal.
+    pub shuffle_secret: String,
     pub splits: Vec<Split>,
     pub maps: Vec<Task>,
     pub reduces: Vec<Task>,
@@ -160,6 +163,7 @@ impl Job {
         Job {
             id,
             spec,
+            shuffle_secret: String::new(),
             splits,
             maps: (0..maps).map(|_| Task::new()).collect(),
             reduces: (0..reduces).map(|_| Task::new()).collect(),

@@ -45,6 +45,8 @@ pub struct RecoveredJob {
     pub id: JobId,
     /// Its normalized spec.
     pub spec: JobSpec,
+    /// Its shuffle secret.
+    pub shuffle_secret: String,
     /// Map tasks that succeeded: the attempt whose output to adopt, and what it counted.
     pub maps_done: BTreeMap<u32, (AttemptId, Counters)>,
     /// The latest commit grant of each partition.
@@ -54,10 +56,11 @@ pub struct RecoveredJob {
 }
 
 impl RecoveredJob {
-    fn new(id: JobId, spec: JobSpec) -> Self {
+    fn new(id: JobId, spec: JobSpec, shuffle_secret: String) -> Self {
         RecoveredJob {
             id,
             spec,
+            shuffle_secret,
             maps_done: BTreeMap::new(),
             grants: BTreeMap::new(),
             uploads: Vec::new(),
@@ -94,9 +97,15 @@ impl Journal {
         Ok((Journal { store }, recovered))
     }
 
-    /// Job `id` was accepted with `spec`; returns once that is durable.
-    pub fn job_submitted(&mut self, id: JobId, spec: &JobSpec) -> Result<(), JournalError> {
-        self.store.append(&submitted(id, spec), true)
+    /// Job `id` was accepted with `spec` and `shuffle_secret`; returns once that is durable.
+    pub fn job_submitted(
+        &mut self,
+        id: JobId,
+        spec: &JobSpec,
+        shuffle_secret: &str,
+    ) -> Result<(), JournalError> {
+        self.store
+            .append(&submitted(id, spec, shuffle_secret), true)
     }
 
     /// Job `id` ended: a restart does not resume it. Returns once that is durable.
@@ -150,10 +159,11 @@ fn record(entry: Entry) -> JournalEntry {
     JournalEntry { entry: Some(entry) }
 }
 
-fn submitted(id: JobId, spec: &JobSpec) -> JournalEntry {
+fn submitted(id: JobId, spec: &JobSpec, shuffle_secret: &str) -> JournalEntry {
     record(Entry::Submitted(JournalJob {
         job_id: id.to_string(),
         spec: Some(spec.clone()),
+        shuffle_secret: shuffle_secret.to_string(),
     }))
 }
 
@@ -194,7 +204,8 @@ fn replay(entries: &[JournalEntry]) -> Recovered {
             Entry::Start(start) => last_base = last_base.max(Some(start.attempt_base)),
             Entry::Submitted(submitted) => {
                 if let (Ok(id), Some(spec)) = (submitted.job_id.parse(), &submitted.spec) {
-                    jobs.insert(id, RecoveredJob::new(id, spec.clone()));
+                    let secret = submitted.shuffle_secret.clone();
+                    jobs.insert(id, RecoveredJob::new(id, spec.clone(), secret));
                 }
             }
             Entry::Ended(ended) => {
@@ -244,7 +255,7 @@ fn compacted(recovered: &Recovered, incarnation: u64) -> Vec<JournalEntry> {
     };
     let mut entries = vec![record(Entry::Start(start))];
     for job in &recovered.jobs {
-        entries.push(submitted(job.id, &job.spec));
+        entries.push(submitted(job.id, &job.spec, &job.shuffle_secret));
         for (&task, &(attempt, counters)) in &job.maps_done {
             let done = JournalMapDone {
                 job_id: job.id.to_string(),
@@ -302,7 +313,7 @@ mod tests {
         assert_eq!(first.attempt_base, 0);
         for n in 1..=3 {
             let (id, spec) = job(n);
-            journal.job_submitted(id, &spec).unwrap();
+            journal.job_submitted(id, &spec, "secret").unwrap();
         }
         journal.job_ended(job(2).0).unwrap();
         drop(journal);
@@ -323,8 +334,8 @@ mod tests {
         let (mut journal, _) = Journal::open(dir.path(), 1).unwrap();
         let (id, spec) = job(2);
         let (other, other_spec) = job(3);
-        journal.job_submitted(id, &spec).unwrap();
-        journal.job_submitted(other, &other_spec).unwrap();
+        journal.job_submitted(id, &spec, "its secret").unwrap();
+        journal.job_submitted(other, &other_spec, "").unwrap();
         journal.map_done(id, 0, AttemptId(1), counted(5)).unwrap();
         journal.map_done(id, 1, AttemptId(2), counted(6)).unwrap();
         // Map 0's output was lost and the map ran again.
@@ -358,6 +369,7 @@ mod tests {
             let (_, recovered) = Journal::open(dir.path(), incarnation).unwrap();
             assert_eq!(ids(&recovered), [id]);
             let job = &recovered.jobs[0];
+            assert_eq!(job.shuffle_secret, "its secret");
             let done: Vec<_> = job
                 .maps_done
                 .iter()

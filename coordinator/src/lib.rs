@@ -52,8 +52,18 @@ use tokio::net::TcpListener;
 use tonic::service::InterceptorLayer;
 use tonic::transport::server::TcpIncoming;
 
-/// Largest gRPC message either way: a reduce's map output locations grow with the map count.
+/// Largest gRPC response: a reduce's map output locations grow with the map count.
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+/// Largest request the coordinator takes: every request is small (the biggest, a registration
+/// listing a worker's held map outputs, is a few hundred KB on a paper-sized job). A larger one
+/// is refused from its length prefix, before its body is buffered.
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
+/// Calls in flight on one connection; more wait their turn, so one client cannot take every
+/// handler.
+const CALLS_PER_CONNECTION: usize = 256;
+/// Longest a call may take to be answered (a commit waits for the storage, bounded by its own
+/// timeout, so this is well past it); streams, once answered, are not cut.
+const HANDLER_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
@@ -73,6 +83,8 @@ pub struct CoordinatorConfig {
     pub state_dir: Option<std::path::PathBuf>,
     /// The cluster token every call must carry; None: calls are not authenticated.
     pub token: Option<quern_proto::auth::Token>,
+    /// The certificate and key to serve TLS with; None: plain text.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl Default for CoordinatorConfig {
@@ -86,6 +98,7 @@ impl Default for CoordinatorConfig {
             retention: retention::Retention::default(),
             state_dir: None,
             token: None,
+            tls: None,
         }
     }
 }
@@ -98,14 +111,20 @@ pub async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let require_token = RequireToken(config.token.clone());
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = config.tls.clone() {
+        builder = builder.tls_config(tls)?;
+    }
     let (service, unfinished) = CoordinatorService::open(config)?;
     service.resume(unfinished).await;
     let reaper = tokio::spawn(reap_dead_workers(service.clone()));
     let server = CoordinatorServer::new(service)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // One layer over the whole server: every method, of every service, needs the token.
-    let result = tonic::transport::Server::builder()
+    let result = builder
+        .concurrency_limit_per_connection(CALLS_PER_CONNECTION)
+        .timeout(HANDLER_TIMEOUT)
         .layer(InterceptorLayer::new(require_token))
         .add_service(server)
         .serve_with_incoming_shutdown(incoming(listener), stop)

@@ -103,6 +103,7 @@ impl CoordinatorService {
             .collect::<Result<Vec<_>, _>>()?;
         let splits = self.split_input(spec, &inputs, None).await?;
         let mut job = Job::new(recovered.id, spec.clone(), splits);
+        job.shuffle_secret = recovered.shuffle_secret.clone();
         let out = OutputDir::open(&StorageUrl::parse(&spec.output)?)?;
         let timeout = self.config().storage_timeout;
         let committed = tokio::time::timeout(

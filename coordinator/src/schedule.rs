@@ -103,6 +103,7 @@ impl State {
             split,
             output: j.spec.output.clone(),
             worker_id: worker.to_string(),
+            job_secret: j.shuffle_secret.clone(),
         }
     }
 

@@ -274,6 +274,13 @@ impl CoordinatorService {
                 "attempt {attempt} is not a reduce"
             )));
         }
+        // At most one upload per attempt: it opens its output once.
+        if running.in_job_code {
+            return Err(Status::failed_precondition(format!(
+                "attempt {attempt} of {} opened its output already",
+                request.job_id
+            )));
+        }
         running.in_job_code = true;
         let running = &state.attempts[&attempt];
         let output = state.jobs[&running.job].spec.output.clone();
@@ -293,8 +300,14 @@ impl CoordinatorService {
                 return Err(e);
             }
         };
+        let shuffle_secret = new_session();
         // On disk before the submit is answered; the output stays held meanwhile.
-        let journaled = self.journal(|journal| journal.job_submitted(id, &spec));
+        let journaled = match &shuffle_secret {
+            Ok(secret) => self
+                .journal(|journal| journal.job_submitted(id, &spec, secret))
+                .map_err(CoordinatorError::from),
+            Err(e) => Err(CoordinatorError::NoRandomness(*e)),
+        };
         let mut state = self.lock();
         state.release_output(&spec.output);
         journaled?;
@@ -304,7 +317,9 @@ impl CoordinatorService {
             reduce_tasks: spec.reducers,
         };
         tracing::info!(job = %id, name = %spec.job_name, maps = splits.len(), reduces = spec.reducers, "job submitted");
-        let actions = state.add_job(Job::new(id, spec, splits));
+        let mut job = Job::new(id, spec, splits);
+        job.shuffle_secret = shuffle_secret?;
+        let actions = state.add_job(job);
         drop(state);
         self.run_actions(actions);
         Ok(response)
@@ -358,6 +373,23 @@ fn not_expected(attempt: AttemptId, job_id: &str) -> Status {
     Status::failed_precondition(format!(
         "attempt {attempt} of {job_id} is no longer expected"
     ))
+}
+
+/// Refuses a worker address that is not an `http(s)://host:port` URL: reduces connect to it.
+fn check_worker_address(address: &str) -> Result<(), Status> {
+    let uri = address.parse::<tonic::codegen::http::Uri>().ok();
+    let valid = uri.is_some_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.host().is_some_and(|h| !h.is_empty())
+            && uri.port_u16().is_some()
+            && uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+    });
+    if !valid {
+        return Err(Status::invalid_argument(format!(
+            "the worker address '{address}' is not an http(s)://host:port URL"
+        )));
+    }
+    Ok(())
 }
 
 fn parse_worker(text: &str) -> Result<WorkerId, Status> {
@@ -431,6 +463,7 @@ impl Coordinator for CoordinatorService {
         if request.slots == 0 {
             return Err(Status::invalid_argument("a worker needs at least one slot"));
         }
+        check_worker_address(&request.address)?;
         let session = new_session()
             .map_err(|e| Status::internal(format!("cannot make a session secret: {e}")))?;
         let (id, actions) = {
@@ -638,5 +671,36 @@ impl Coordinator for CoordinatorService {
         Ok(Response::new(OpenUploadResponse {
             upload_id: upload_id.unwrap_or_default(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_worker_address;
+
+    #[test]
+    fn a_worker_address_must_be_an_http_url_with_a_host_and_port() {
+        for good in [
+            "http://10.0.0.5:7071",
+            "https://node-3.example.com:443",
+            "http://[::1]:7071",
+        ] {
+            assert!(check_worker_address(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "10.0.0.5:7071",
+            "http://10.0.0.5",
+            "ftp://10.0.0.5:21",
+            "http://10.0.0.5:7071/../x",
+            "http://10.0.0.5:7071?q",
+            "../../etc",
+        ] {
+            let refused = check_worker_address(bad).unwrap_err();
+            assert_eq!(
+                refused.message(),
+                format!("the worker address '{bad}' is not an http(s)://host:port URL")
+            );
+        }
     }
 }

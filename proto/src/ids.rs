@@ -34,6 +34,8 @@ macro_rules! incarnation_id {
             }
         }
 
+        /// Only the text form an id displays as parses (`job-7-0012`, not `job-7-12` or
+        /// `job-+7-0012`), so an id names exactly one directory or key.
         impl FromStr for $name {
             type Err = InvalidId;
             fn from_str(text: &str) -> Result<Self, InvalidId> {
@@ -45,6 +47,7 @@ macro_rules! incarnation_id {
                             number: number.parse().ok()?,
                         })
                     })
+                    .filter(|id| id.to_string() == text)
                     .ok_or_else(|| InvalidId {
                         kind: $kind,
                         text: text.to_string(),
@@ -104,7 +107,16 @@ mod tests {
         };
         assert_eq!(job.to_string(), "job-1764130320123-0007");
         assert_eq!("job-1764130320123-0007".parse::<JobId>().unwrap(), job);
-        for bad in ["job-0007", "job--0007", "job-1-x", "1-0007"] {
+        for bad in [
+            "job-0007",
+            "job--0007",
+            "job-1-x",
+            "1-0007",
+            "job-1764130320123-7",
+            "job-+1764130320123-0007",
+            "job-1-0001/../x",
+            "../job-1-0001",
+        ] {
             assert!(bad.parse::<JobId>().is_err(), "{bad}");
         }
         let later = JobId {

@@ -4,6 +4,7 @@
 //!
 //! - [`auth`]: the cluster token every call carries and every server checks;
 //! - [`ids`]: the typed ids;
+//! - [`tls`]: TLS for servers (certificate, key) and clients (a private CA, or the system's roots);
 //! - [`backoff`]: the delays of every retry loop over the wire;
 //! - [`error_text`]: errors on one line, as users and the wire see them;
 //! - [`failpoint`]: test only, the marker files and stops of the test failpoints.
@@ -13,6 +14,7 @@ pub mod backoff;
 pub mod error_text;
 pub mod failpoint;
 pub mod ids;
+pub mod tls;
 
 pub use backoff::Backoff;
 pub use error_text::{error_chain, source_chain};

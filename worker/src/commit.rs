@@ -107,7 +107,7 @@ mod tests {
         assert!(staged.is_file());
 
         let assignment = Assignment {
-            job_id: "job-0001".into(),
+            job_id: "job-1-0001".into(),
             attempt_id: 7,
             ..Assignment::default()
         };

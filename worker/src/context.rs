@@ -8,6 +8,7 @@ use quern_proto::SESSION_HEADER;
 use quern_proto::auth::{SendToken, Token};
 use quern_proto::coordinator_client::CoordinatorClient;
 use quern_proto::shuffle_client::ShuffleClient;
+use quern_proto::tls::ClientTls;
 use quern_sdk::{JobEngine, JobRegistry};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Largest gRPC message either way (map output locations grow with the map count).
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
@@ -37,6 +38,8 @@ pub struct Context {
     coordinator: Channel,
     /// The cluster token and this worker's session secret, sent with every coordinator call.
     headers: CoordinatorHeaders,
+    /// How calls to `https://` peers check their certificates.
+    tls: ClientTls,
     peers: Mutex<HashMap<String, Channel>>,
 }
 
@@ -69,12 +72,14 @@ impl Interceptor for CoordinatorHeaders {
 }
 
 impl Context {
-    /// `token`: the cluster token every call of this worker carries, if the cluster has one.
+    /// `token`: the cluster token every call of this worker carries, if the cluster has one;
+    /// `tls`: how calls to `https://` peers check their certificates.
     pub fn new(
         registry: JobRegistry,
         work_dir: PathBuf,
         coordinator: Channel,
         token: Option<Token>,
+        tls: ClientTls,
     ) -> Self {
         Context {
             registry,
@@ -86,6 +91,7 @@ impl Context {
                 token: SendToken(token),
                 session: Arc::default(),
             },
+            tls,
             peers: Mutex::default(),
         }
     }
@@ -125,7 +131,7 @@ impl Context {
         let channel = match peers.get(address) {
             Some(channel) => channel.clone(),
             None => {
-                let channel = lazy_channel(address).map_err(|e| {
+                let channel = lazy_channel(address, &self.tls).map_err(|e| {
                     tonic::Status::invalid_argument(format!("bad peer address {address}: {e}"))
                 })?;
                 peers.insert(address.to_string(), channel.clone());
@@ -139,9 +145,11 @@ impl Context {
     }
 }
 
-/// A channel that connects on first use and reconnects after failures.
-pub fn lazy_channel(address: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(address.to_string())?
+/// A channel that connects on first use and reconnects after failures; with TLS if `address` is
+/// an `https://` URL.
+pub fn lazy_channel(address: &str, tls: &ClientTls) -> Result<Channel, tonic::transport::Error> {
+    Ok(tls
+        .endpoint(address)?
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
         .keep_alive_timeout(KEEPALIVE_TIMEOUT)

@@ -13,6 +13,9 @@ pub enum TaskError {
     UnknownJob { name: String },
     #[error("assignment has no {0}")]
     MissingField(&'static str),
+    /// A job id that is not one: it never reaches a path on this worker's disk.
+    #[error("'{0}' is not a job id")]
+    InvalidJobId(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(transparent)]

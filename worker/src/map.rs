@@ -84,8 +84,12 @@ pub async fn run_map(
         ..Counters::default()
     };
     dir.keep();
-    ctx.outputs
-        .insert(&assignment.job_id, assignment.attempt_id, output.run);
+    ctx.outputs.insert(
+        &assignment.job_id,
+        assignment.attempt_id,
+        output.run,
+        &assignment.job_secret,
+    );
     Ok(counters)
 }
 
@@ -125,11 +129,11 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    /// Map task 0, attempt 1 of job-0001 over the whole of `input`.
+    /// Map task 0, attempt 1 of job-1-0001 over the whole of `input`.
     fn assignment(input: &Path) -> Assignment {
         let size = std::fs::metadata(input).unwrap().len();
         Assignment {
-            job_id: "job-0001".into(),
+            job_id: "job-1-0001".into(),
             job_name: TestJob::NAME.into(),
             kind: TaskKind::Map as i32,
             task: 0,
@@ -179,7 +183,7 @@ mod tests {
         task.abort();
         assert!(task.await.unwrap_err().is_cancelled());
         // The mapper's thread holds the directory: its going means the thread ended.
-        wait_until_gone(&work.path().join("work/job-0001/map-00000-1")).await;
+        wait_until_gone(&work.path().join("work/job-1-0001/map-00000-1")).await;
         let calls = job.calls();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(job.calls(), calls, "the mapper still runs");
@@ -199,7 +203,7 @@ mod tests {
             .await
             .expect_err("the mapper fails");
         assert!(error.to_string().contains("always fails"), "{error}");
-        wait_until_gone(&work.path().join("work/job-0001/map-00000-1")).await;
+        wait_until_gone(&work.path().join("work/job-1-0001/map-00000-1")).await;
     }
 
     #[tokio::test]
@@ -217,7 +221,7 @@ mod tests {
             error.to_string(),
             "job code panicked: this mapper always panics"
         );
-        wait_until_gone(&work.path().join("work/job-0001/map-00000-1")).await;
+        wait_until_gone(&work.path().join("work/job-1-0001/map-00000-1")).await;
         // The process goes on: the next attempt runs in it.
         let healthy = context(
             &black_hole(),
@@ -246,9 +250,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(
             work.path()
-                .join("work/job-0001/map-00000-1/output")
+                .join("work/job-1-0001/map-00000-1/output")
                 .is_file()
         );
-        assert_eq!(ctx.outputs.jobs(), ["job-0001"]);
+        assert_eq!(ctx.outputs.jobs(), ["job-1-0001"]);
     }
 }

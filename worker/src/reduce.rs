@@ -165,7 +165,7 @@ mod tests {
         )
         .unwrap();
         let outputs = MapOutputs::default();
-        outputs.insert("job-0001", 1, writer.finish().unwrap().run);
+        outputs.insert("job-1-0001", 1, writer.finish().unwrap().run, JOB_SECRET);
         let address = serve(
             tonic::transport::Server::builder()
                 .add_service(ShuffleServer::new(ShuffleService { outputs })),
@@ -179,10 +179,13 @@ mod tests {
         }
     }
 
-    /// Reduce partition 0, attempt 2 of job-0001, writing to `output`.
+    const JOB_SECRET: &str = "the-secret-of-job-1-0001";
+
+    /// Reduce partition 0, attempt 2 of job-1-0001, writing to `output`.
     fn assignment(output: &Path) -> Assignment {
         Assignment {
-            job_id: "job-0001".into(),
+            job_id: "job-1-0001".into(),
+            job_secret: JOB_SECRET.into(),
             job_name: TestJob::NAME.into(),
             kind: TaskKind::Reduce as i32,
             task: 0,
@@ -222,7 +225,7 @@ mod tests {
         task.abort();
         assert!(task.await.unwrap_err().is_cancelled());
         // The reducer's thread holds the directory: its going means the thread ended.
-        wait_until_gone(&work.path().join("work/job-0001/reduce-00000-2")).await;
+        wait_until_gone(&work.path().join("work/job-1-0001/reduce-00000-2")).await;
         let calls = job.calls();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(job.calls(), calls, "the reducer still runs");
@@ -257,8 +260,8 @@ mod tests {
             quern_proto::error_chain(&error),
             format!("cannot fetch map output m-00012 from worker-1 ({dead}): connection refused")
         );
-        assert!(work.path().join("work/job-0001").is_dir());
-        wait_until_gone(&work.path().join("work/job-0001/reduce-00000-2")).await;
+        assert!(work.path().join("work/job-1-0001").is_dir());
+        wait_until_gone(&work.path().join("work/job-1-0001/reduce-00000-2")).await;
     }
 
     #[tokio::test]
@@ -322,13 +325,13 @@ mod tests {
         assert_eq!(counters.reduce_input_groups, 100);
         assert_eq!(
             (commits[0].job_id.as_str(), commits[0].attempt_id),
-            ("job-0001", 2)
+            ("job-1-0001", 2)
         );
         assert!(!work.path().join("out/part-r-00000").exists());
         let part = work.path().join("out/_temporary/attempt-2/part-r-00000");
         let part = std::fs::read_to_string(part).unwrap();
         assert_eq!(part.lines().count(), 100);
         assert_eq!(counters.output_bytes, part.len() as u64);
-        wait_until_gone(&work.path().join("work/job-0001/reduce-00000-2")).await;
+        wait_until_gone(&work.path().join("work/job-1-0001/reduce-00000-2")).await;
     }
 }

@@ -10,6 +10,7 @@ use quern_proto::Backoff;
 use quern_proto::auth::{RequireToken, Token};
 use quern_proto::ids::JobId;
 use quern_proto::shuffle_server::ShuffleServer;
+use quern_proto::tls::ClientTls;
 use quern_proto::{AssignmentsRequest, HeartbeatRequest, LeaveRequest, RegisterWorkerRequest};
 use quern_sdk::JobRegistry;
 use std::future::Future;
@@ -20,8 +21,12 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::InterceptorLayer;
+use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
 
+/// A fetch request names a job, an attempt and a partition: a few hundred bytes at most. A
+/// larger one is refused before its body is buffered.
+const MAX_FETCH_REQUEST_BYTES: usize = 64 << 10;
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
@@ -45,6 +50,11 @@ pub struct WorkerConfig {
     /// The cluster token: every call this worker makes carries it, and its shuffle service
     /// refuses calls without it. None: the cluster has none.
     pub token: Option<Token>,
+    /// The certificate and key its shuffle service serves TLS with (it then advertises an
+    /// `https://` address); None: plain text.
+    pub tls: Option<ServerTlsConfig>,
+    /// How it checks the certificates of the coordinator and of peers at `https://` addresses.
+    pub client_tls: ClientTls,
 }
 
 /// How long a worker keeps map outputs while its coordinator is unreachable, by default.
@@ -115,11 +125,12 @@ fn advertised_host(config: &WorkerConfig) -> Result<Option<String>, WorkerError>
     Ok(Some(host.clone()))
 }
 
-/// The URL the coordinator hands to reducers for this worker's map outputs.
-fn advertised_address(host: Option<&str>, bound: SocketAddr) -> String {
+/// The URL the coordinator hands to reducers for this worker's map outputs: `scheme` (`https`
+/// when the shuffle service serves TLS), the host, the bound port.
+fn advertised_address(scheme: &str, host: Option<&str>, bound: SocketAddr) -> String {
     match host {
-        Some(host) => format!("http://{host}:{}", bound.port()),
-        None => format!("http://{bound}"),
+        Some(host) => format!("{scheme}://{host}:{}", bound.port()),
+        None => format!("{scheme}://{bound}"),
     }
 }
 
@@ -144,31 +155,45 @@ pub async fn run(
             source,
         })?;
     let (work_dir, _temporary) = work_dir(config.work_dir.clone())?;
-    let channel =
-        lazy_channel(&config.coordinator).map_err(|source| WorkerError::CoordinatorAddress {
+    let channel = lazy_channel(&config.coordinator, &config.client_tls).map_err(|source| {
+        WorkerError::CoordinatorAddress {
             address: config.coordinator.clone(),
             source,
-        })?;
+        }
+    })?;
     let ctx = Arc::new(Context::new(
         registry,
         work_dir,
         channel,
         config.token.clone(),
+        config.client_tls.clone(),
     ));
     let shutdown = CancellationToken::new();
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = config.tls.clone() {
+        server = server.tls_config(tls).map_err(WorkerError::Shuffle)?;
+    }
     let shuffle = tokio::spawn(
-        tonic::transport::Server::builder()
+        server
             .layer(InterceptorLayer::new(RequireToken(config.token.clone())))
-            .add_service(ShuffleServer::new(ShuffleService {
-                outputs: ctx.outputs.clone(),
-            }))
+            .add_service(
+                ShuffleServer::new(ShuffleService {
+                    outputs: ctx.outputs.clone(),
+                })
+                .max_decoding_message_size(MAX_FETCH_REQUEST_BYTES),
+            )
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listener).with_nodelay(Some(true)),
                 shutdown.clone().cancelled_owned(),
             ),
     );
     let running = Running::default();
-    let address = advertised_address(host.as_deref(), local);
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let address = advertised_address(scheme, host.as_deref(), local);
     tracing::info!(%address, listen = %local, slots = config.slots, "worker started");
     let registered = Registration::default();
     let refused = tokio::select! {
@@ -345,8 +370,6 @@ async fn heartbeats(ctx: &Context, running: &Running, worker_id: &str, interval:
     }
 }
 
-/// Deletes a finished job's map outputs: they stop being served (and held) at once, and their
-/// files go in the background, so that a slow disk never delays the next heartbeat.
 /// Jobs with anything on this worker's disk: map outputs it serves, or a job directory (a worker
 /// that only ran reduces, or only failed attempts, still has one).
 async fn held_jobs(ctx: &Context) -> Vec<String> {
@@ -382,7 +405,14 @@ fn forget_orphans(ctx: &Context, grace: Duration) {
     }
 }
 
+/// Deletes a finished job's map outputs: they stop being served (and held) at once, and their
+/// files go in the background, so that a slow disk never delays the next heartbeat. Only a job
+/// id is acted on: a name from the wire reaches the disk only as one.
 fn forget_job(ctx: &Context, job: &str) -> tokio::task::JoinHandle<()> {
+    if job.parse::<JobId>().is_err() {
+        tracing::warn!(job, "not deleting '{job}': it is not a job id");
+        return tokio::spawn(async {});
+    }
     ctx.outputs.remove_job(job);
     let dir = ctx.work_dir.join(job);
     let job = job.to_string();
@@ -410,6 +440,8 @@ mod tests {
             work_dir: None,
             orphan_grace: DEFAULT_ORPHAN_GRACE,
             token: None,
+            tls: None,
+            client_tls: ClientTls::default(),
         }
     }
 
@@ -419,6 +451,7 @@ mod tests {
         let mut bound = config.listen;
         bound.set_port(7071);
         Ok(advertised_address(
+            "http",
             advertised_host(&config)?.as_deref(),
             bound,
         ))
@@ -492,7 +525,7 @@ mod tests {
             offsets: vec![0, 0],
             crcs: vec![0],
         };
-        ctx.outputs.insert("job-5-0001", 1, run);
+        ctx.outputs.insert("job-5-0001", 1, run, "");
         assert_eq!(held_jobs(&ctx).await, ["job-5-0001", "job-5-0003"]);
     }
 
@@ -500,7 +533,7 @@ mod tests {
     async fn a_finished_job_is_forgotten_at_once_and_its_files_removed_in_the_background() {
         let work = tempfile::tempdir().unwrap();
         let ctx = context(&black_hole(), work.path(), JobRegistry::new());
-        let dir = work.path().join("job-0001/map-00000-1");
+        let dir = work.path().join("job-1-0001/map-00000-1");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("output"), b"").unwrap();
         let run = Run {
@@ -508,12 +541,18 @@ mod tests {
             offsets: vec![0, 0],
             crcs: vec![0],
         };
-        ctx.outputs.insert("job-0001", 1, run.clone());
-        ctx.outputs.insert("job-0002", 2, run);
+        ctx.outputs.insert("job-1-0001", 1, run.clone(), "");
+        ctx.outputs.insert("job-1-0002", 2, run, "");
+        // A name that is not a job id touches nothing.
+        std::fs::create_dir_all(work.path().join("keep")).unwrap();
+        forget_job(&ctx, "../keep").await.unwrap();
+        forget_job(&ctx, "job-1-0001/..").await.unwrap();
+        assert!(work.path().join("keep").is_dir());
+        assert_eq!(ctx.outputs.jobs().len(), 2);
         // Not async: the heartbeat loop calling it cannot be held up by the disk.
-        let removal: tokio::task::JoinHandle<()> = forget_job(&ctx, "job-0001");
-        assert_eq!(ctx.outputs.jobs(), ["job-0002"]);
+        let removal: tokio::task::JoinHandle<()> = forget_job(&ctx, "job-1-0001");
+        assert_eq!(ctx.outputs.jobs(), ["job-1-0002"]);
         removal.await.unwrap();
-        wait_until_gone(&work.path().join("job-0001")).await;
+        wait_until_gone(&work.path().join("job-1-0001")).await;
     }
 }

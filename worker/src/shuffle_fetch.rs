@@ -247,12 +247,10 @@ async fn fetch_round(
     locations: Vec<MapOutputLocation>,
     target: &Target<'_>,
 ) -> Result<Round, TaskError> {
-    let (job_id, partition) = (assignment.job_id.as_str(), assignment.task);
     target.out_of_reach.clear();
     let results: Vec<(MapOutputLocation, FetchResult)> = futures::stream::iter(locations)
         .map(|location| async move {
-            let fetched =
-                fetch_with_retries(ctx, job_id, partition, location.clone(), target).await;
+            let fetched = fetch_with_retries(ctx, assignment, location.clone(), target).await;
             (location, fetched)
         })
         .buffer_unordered(PARALLEL_FETCHES)
@@ -271,8 +269,7 @@ async fn fetch_round(
 
 async fn fetch_with_retries(
     ctx: &Context,
-    job_id: &str,
-    partition: u32,
+    reduce: &Assignment,
     location: MapOutputLocation,
     target: &Target<'_>,
 ) -> Result<(Fetched, u64), TaskError> {
@@ -284,7 +281,7 @@ async fn fetch_with_retries(
         let fetched = match reach.why {
             Some(status) => Err(FetchError::Stalled(status)),
             None => tokio::select! {
-                fetched = fetch_one(ctx, job_id, partition, &location, target) => fetched,
+                fetched = fetch_one(ctx, reduce, &location, target) => fetched,
                 _ = reach.gone.cancelled() => {
                     Err(FetchError::Stalled(target.out_of_reach.reach(&location.address).why.unwrap_or_else(|| tonic::Status::unavailable("the peer is out of reach"))))
                 }
@@ -389,19 +386,21 @@ async fn within<T>(
     }
 }
 
+/// Fetches `reduce`'s partition of the map output at `location`, carrying the job's secret.
 async fn fetch_one(
     ctx: &Context,
-    job_id: &str,
-    partition: u32,
+    reduce: &Assignment,
     location: &MapOutputLocation,
     target: &Target<'_>,
 ) -> Result<(Fetched, u64), FetchError> {
+    let partition = reduce.task;
     let (dir, budget) = (target.dir, &target.budget);
     let mut client = ctx.peer(&location.address).map_err(FetchError::Peer)?;
     let request = FetchRequest {
-        job_id: job_id.to_string(),
+        job_id: reduce.job_id.clone(),
         map_attempt_id: location.attempt_id,
         partition,
+        job_secret: reduce.job_secret.clone(),
     };
     let idle = ctx.fetch_idle_timeout;
     let mut stream = within(idle, client.fetch_partition(request))
@@ -559,7 +558,7 @@ mod tests {
             fetch_round(
                 &ctx,
                 &Assignment {
-                    job_id: "job-0001".into(),
+                    job_id: "job-1-0001".into(),
                     task: 0,
                     ..Assignment::default()
                 },

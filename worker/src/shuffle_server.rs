@@ -7,6 +7,7 @@ use quern_proto::shuffle_server::Shuffle;
 use quern_proto::{FetchChunk, FetchRequest, HeldMapOutputs};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -14,15 +15,20 @@ use tonic::{Request, Response, Status};
 
 const CHUNK: usize = 1 << 20;
 
-/// Finished map outputs on this worker, by (job, map attempt).
+/// Finished map outputs on this worker, by (job, map attempt), each with its job's secret.
 #[derive(Clone, Default)]
 pub struct MapOutputs {
-    runs: Arc<Mutex<HashMap<(String, u64), Run>>>,
+    runs: Arc<Mutex<Held>>,
 }
 
+/// (job, map attempt) → (its output, its job's secret).
+type Held = HashMap<(String, u64), (Run, String)>;
+
 impl MapOutputs {
-    pub fn insert(&self, job: &str, attempt: u64, run: Run) {
-        self.lock().insert((job.to_string(), attempt), run);
+    /// Serves `run`, the output of map `attempt` of `job`, to fetches that carry `secret`.
+    pub fn insert(&self, job: &str, attempt: u64, run: Run, secret: &str) {
+        self.lock()
+            .insert((job.to_string(), attempt), (run, secret.to_string()));
     }
 
     /// Jobs with map outputs here.
@@ -56,11 +62,14 @@ impl MapOutputs {
         self.lock().retain(|(j, _), _| j != job);
     }
 
-    fn get(&self, job: &str, attempt: u64) -> Option<Run> {
-        self.lock().get(&(job.to_string(), attempt)).cloned()
+    /// The output of map `attempt` of `job`, if it is here and `secret` is its job's.
+    fn get(&self, job: &str, attempt: u64, secret: &str) -> Option<Run> {
+        let runs = self.lock();
+        let (run, expected) = runs.get(&(job.to_string(), attempt))?;
+        bool::from(expected.as_bytes().ct_eq(secret.as_bytes())).then(|| run.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u64), Run>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
         self.runs.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -78,9 +87,10 @@ impl Shuffle for ShuffleService {
         request: Request<FetchRequest>,
     ) -> Result<Response<Self::FetchPartitionStream>, Status> {
         let request = request.into_inner();
+        // A wrong secret gets the same answer as a missing output: nothing to learn from it.
         let run = self
             .outputs
-            .get(&request.job_id, request.map_attempt_id)
+            .get(&request.job_id, request.map_attempt_id, &request.job_secret)
             .ok_or_else(|| {
                 Status::not_found(format!(
                     "no map output of {} attempt {} on this worker",
@@ -137,4 +147,39 @@ async fn stream_partition(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_map_output_is_served_only_to_a_fetch_with_its_jobs_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("output");
+        std::fs::write(&path, b"word\t1\n").unwrap();
+        let run = Run {
+            path,
+            offsets: vec![0, 7],
+            crcs: vec![crc32c::crc32c(b"word\t1\n")],
+        };
+        let service = ShuffleService {
+            outputs: MapOutputs::default(),
+        };
+        service
+            .outputs
+            .insert("job-1-0001", 7, run, "the-job-secret");
+        let fetch = |secret: &str| FetchRequest {
+            job_id: "job-1-0001".into(),
+            map_attempt_id: 7,
+            partition: 0,
+            job_secret: secret.into(),
+        };
+        for wrong in ["", "another-job-secret"] {
+            let refused = service.fetch_partition(Request::new(fetch(wrong))).await;
+            assert_eq!(refused.err().map(|s| s.code()), Some(tonic::Code::NotFound));
+        }
+        let served = service.fetch_partition(Request::new(fetch("the-job-secret")));
+        assert!(served.await.is_ok());
+    }
 }

@@ -6,6 +6,7 @@ use crate::context::Context;
 use crate::error::TaskError;
 use crate::map::run_map;
 use crate::reduce::run_reduce;
+use quern_proto::ids::JobId;
 use quern_proto::{Assignment, AttemptProgress, Backoff, TaskKind, TaskReport};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -94,6 +95,10 @@ async fn run_and_report(
     progress: Arc<Progress>,
 ) {
     let result = match TaskKind::try_from(assignment.kind) {
+        // Job ids name directories here: anything else never reaches the disk.
+        _ if assignment.job_id.parse::<JobId>().is_err() => {
+            Err(TaskError::InvalidJobId(assignment.job_id.clone()))
+        }
         Ok(TaskKind::Map) => run_map(ctx, assignment, progress).await.map(Some),
         // A reduce's commit was its success report.
         Ok(TaskKind::Reduce) => run_reduce(ctx, assignment, progress).await.map(|()| None),

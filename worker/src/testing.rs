@@ -3,6 +3,7 @@
 
 use crate::context::{Context, lazy_channel};
 use quern_proto::coordinator_server::{Coordinator, CoordinatorServer};
+use quern_proto::tls::ClientTls;
 use quern_proto::*;
 use quern_sdk::engine::{LineSource, MapSink, TextSink, ValueStream};
 use quern_sdk::{JobEngine, JobError, JobRegistry};
@@ -51,8 +52,9 @@ pub fn context(coordinator: &str, work_dir: &Path, registry: JobRegistry) -> Con
     Context::new(
         registry,
         work_dir.to_path_buf(),
-        lazy_channel(coordinator).unwrap(),
+        lazy_channel(coordinator, &ClientTls::default()).unwrap(),
         None,
+        ClientTls::default(),
     )
 }
 

@@ -168,8 +168,8 @@ mod tests {
     /// A directory as a worker killed mid-job leaves it: map output and an unlocked lock.
     fn dead_worker_dir(base: &Path, name: &str) -> PathBuf {
         let dir = base.join(name);
-        std::fs::create_dir_all(dir.join("job-0001/map-00000-1")).unwrap();
-        std::fs::write(dir.join("job-0001/map-00000-1/output"), b"map output").unwrap();
+        std::fs::create_dir_all(dir.join("job-1-0001/map-00000-1")).unwrap();
+        std::fs::write(dir.join("job-1-0001/map-00000-1/output"), b"map output").unwrap();
         std::fs::write(dir.join(LOCK), "quern worker 4000000\n").unwrap();
         dir
     }
@@ -199,7 +199,7 @@ mod tests {
             wait_until_gone(dir).await;
         }
         for kept in [&no_lock, &odd_lock, &other_name, &elsewhere] {
-            assert!(kept.join("job-0001").exists() || kept.join("data").exists());
+            assert!(kept.join("job-1-0001").exists() || kept.join("data").exists());
         }
         assert!(base.join("worker-link").exists() && base.join("worker-file").exists());
         // A live worker's directory stays, whoever starts.
