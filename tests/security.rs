@@ -208,8 +208,13 @@ async fn garbage_is_refused_and_the_cluster_keeps_serving() {
         data: vec![b'x'; 64 << 20].into(),
         ..FetchChunk::default()
     };
+    let coordinator = cluster.processes.0[0].id();
+    let before = resident_kib(coordinator);
     let refused = send(address, "Coordinator", "Heartbeat", Some(TOKEN), huge).await;
     assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+    // Refused from its length prefix: the 64 MiB were never buffered.
+    let grown = resident_kib(coordinator).saturating_sub(before);
+    assert!(grown < 16 << 10, "the coordinator grew by {grown} KiB");
     // Field 1 of a heartbeat is its worker id, a string: these bytes are not UTF-8.
     let garbage = FetchChunk {
         data: vec![0xff; 100].into(),
@@ -285,28 +290,14 @@ async fn garbage_is_refused_and_the_cluster_keeps_serving() {
     assert_eq!(read_output(&output, 1), expected_counts(&input));
 }
 
-/// A CA and a certificate it signed for 127.0.0.1 and localhost, written as PEM files in `dir`:
-/// (CA certificate, certificate, key).
-fn certificates(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{name} CA"));
-    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
-        .unwrap()
-        .signed_by(&key, &*ca)
-        .unwrap();
-    let paths = (
-        dir.join(format!("{name}-ca.pem")),
-        dir.join(format!("{name}-cert.pem")),
-        dir.join(format!("{name}-key.pem")),
-    );
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, cert.pem()).unwrap();
-    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
-    paths
+/// The resident memory of process `pid`, in KiB.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"))
 }
 
 /// A cluster whose coordinator and workers serve TLS with certificates of a private CA, the
@@ -316,8 +307,8 @@ fn certificates(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
 #[test]
 fn a_tls_cluster_runs_a_job_exactly_and_refuses_plain_and_untrusted_clients() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = certificates(dir.path(), "cluster");
-    let (other_ca, _, _) = certificates(dir.path(), "other");
+    let (ca, cert, key) = quern_testkit::certificates(dir.path(), "cluster");
+    let (other_ca, _, _) = quern_testkit::certificates(dir.path(), "other");
     let env = vec![
         ("QUERN_TOKEN", TOKEN.to_string()),
         ("QUERN_TLS_CA", ca.display().to_string()),

@@ -110,6 +110,17 @@ pub struct JobArgs {
     /// Replace an output that already holds a finished job.
     #[arg(long, env = "QUERN_OVERWRITE")]
     pub overwrite: bool,
+    /// A job parameter, KEY=VALUE, for the job's code (repeatable).
+    #[arg(short = 'D', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE`: a job parameter. The key is not empty; the value may be, and may hold `=`.
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("'{text}' is not KEY=VALUE")),
+    }
 }
 
 #[derive(Args, Debug)]

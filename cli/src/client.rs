@@ -7,7 +7,7 @@ use quern_proto::auth::{SendToken, Token};
 use quern_proto::coordinator_client::CoordinatorClient;
 use quern_proto::tls::ClientTls;
 use quern_proto::*;
-use quern_sdk::JobRegistry;
+use quern_sdk::{JobRegistry, Params};
 use std::error::Error as _;
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
@@ -52,12 +52,16 @@ pub async fn connect(address: &str, token: Option<Token>, tls: &ClientTls) -> Re
 
 /// The job spec for `args`, after checking the job is one this binary knows.
 pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
-    if registry.get(&args.job).is_none() {
-        bail!(
+    // Built here once, so that a missing or bad parameter is refused before anything runs.
+    let params = Params::new(args.params.iter().cloned());
+    match registry.build(&args.job, &params) {
+        None => bail!(
             "unknown job '{}'; this binary has: {}",
             args.job,
             registry.names().join(", ")
-        );
+        ),
+        Some(Err(e)) => bail!("job '{}': {e}", args.job),
+        Some(Ok(_)) => {}
     }
     let inputs = args
         .inputs
@@ -77,6 +81,10 @@ pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
         max_worker_losses: args.max_worker_losses,
         task_timeout_ms: args.task_timeout.map_or(0, |t| t.as_millis() as u64),
         speculative: args.speculative,
+        params: params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     })
 }
 

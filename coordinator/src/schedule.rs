@@ -104,6 +104,7 @@ impl State {
             output: j.spec.output.clone(),
             worker_id: worker.to_string(),
             job_secret: j.shuffle_secret.clone(),
+            params: j.spec.params.clone(),
         }
     }
 

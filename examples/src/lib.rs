@@ -1,10 +1,12 @@
 //! The jobs built into the stock `quern` binary.
 //!
 //! - [`wordcount`]: counts whitespace-separated tokens, with a combiner.
+//! - [`grep`]: the lines holding `-D pattern=STR`, with their file and offset.
 //!
 //! A user's own job binary follows the same shape: define jobs with the SDK, put them in a
 //! [`quern_sdk::JobRegistry`], and hand the registry to the `quern` CLI's `main_with`.
 
+pub mod grep;
 pub mod wordcount;
 
 use quern_sdk::JobRegistry;
@@ -13,5 +15,6 @@ use quern_sdk::JobRegistry;
 pub fn registry() -> JobRegistry {
     let mut registry = JobRegistry::new();
     registry.register(wordcount::job());
+    registry.register_factory(grep::NAME, grep::job);
     registry
 }

@@ -3,6 +3,7 @@
 //! types. [`crate::JobDef`] erases a typed job to this interface.
 
 use crate::JobError;
+use crate::context::TaskContext;
 
 /// Lines of one split: `(byte offset of the line in its object, line without its terminator)`.
 pub trait LineSource {
@@ -25,9 +26,14 @@ pub type TextSink = Vec<u8>;
 /// A job as the engine sees it.
 pub trait JobEngine: Send + Sync + 'static {
     fn name(&self) -> &str;
-    /// Runs the mapper over every line of a split; returns how many pairs the mapper emitted
-    /// (the sink may see fewer: a job with a combiner folds them as they come).
-    fn map(&self, lines: &mut dyn LineSource, sink: &mut dyn MapSink) -> Result<u64, JobError>;
+    /// Runs the mapper over every line of a split, in the task `ctx`; returns how many pairs the
+    /// mapper emitted (the sink may see fewer: a job with a combiner folds them as they come).
+    fn map(
+        &self,
+        ctx: &TaskContext,
+        lines: &mut dyn LineSource,
+        sink: &mut dyn MapSink,
+    ) -> Result<u64, JobError>;
     /// Which of `partitions` reduce partitions an encoded key belongs to.
     fn partition(&self, key: &[u8], partitions: u32) -> u32;
     fn has_combiner(&self) -> bool;
@@ -38,9 +44,11 @@ pub trait JobEngine: Send + Sync + 'static {
         values: &mut dyn ValueStream,
         out: &mut Vec<u8>,
     ) -> Result<(), JobError>;
-    /// Reduces one key group, appending text lines to `out`; returns how many records it wrote.
+    /// Reduces one key group in the task `ctx`, appending text lines to `out`; returns how many
+    /// records it wrote.
     fn reduce(
         &self,
+        ctx: &TaskContext,
         key: &[u8],
         values: &mut dyn ValueStream,
         out: &mut TextSink,

@@ -11,6 +11,9 @@ pub enum JobError {
     ValueEncode(#[source] bincode::error::EncodeError),
     #[error("job code failed: {0}")]
     User(String),
+    /// A job parameter is missing or does not parse (see [`crate::Params`]).
+    #[error("{0}")]
+    Param(String),
     /// The split's input could not be read (a storage error, a line over the length limit).
     #[error("cannot read the input")]
     Input(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -2,6 +2,7 @@
 //! binds them under a name and erases them to the engine's byte-level [`JobEngine`].
 
 use crate::JobError;
+use crate::context::TaskContext;
 use crate::engine::{JobEngine, LineSource, MapSink, TextSink, ValueStream};
 use crate::key::{Key, KeyEncode};
 use crate::map_combine::MapCombine;
@@ -65,6 +66,7 @@ impl Partitioner for HashPartitioner {
 
 /// What a mapper writes its pairs to. Keeps scratch buffers, so emitting does not allocate.
 pub struct Emitter<'a, K, V> {
+    context: &'a TaskContext,
     sink: &'a mut dyn MapSink,
     key: Vec<u8>,
     value: Vec<u8>,
@@ -74,6 +76,11 @@ pub struct Emitter<'a, K, V> {
 }
 
 impl<K: Key, V: Value> Emitter<'_, K, V> {
+    /// The task this mapper runs in: its input (file name, split), the job's parameters.
+    pub fn context(&self) -> &TaskContext {
+        self.context
+    }
+
     /// Emits one pair. The key may be a borrowed form of `K` (`&[u8]` for `Vec<u8>`, `&str` for
     /// `String`).
     pub fn emit<Q>(&mut self, key: &Q, value: &V) -> Result<(), JobError>
@@ -95,12 +102,18 @@ impl<K: Key, V: Value> Emitter<'_, K, V> {
 
 /// What a reducer writes its output records to.
 pub struct Output<'a, K: ?Sized, V: ?Sized> {
+    context: &'a TaskContext,
     out: &'a mut TextSink,
     records: u64,
     types: PhantomData<fn(&K, &V)>,
 }
 
 impl<K: TextFormat + ?Sized, V: TextFormat + ?Sized> Output<'_, K, V> {
+    /// The task this reducer runs in: its partition, the job's parameters.
+    pub fn context(&self) -> &TaskContext {
+        self.context
+    }
+
     pub fn write(&mut self, key: &K, value: &V) {
         write_line(key, value, self.out);
         self.records += 1;
@@ -189,8 +202,14 @@ where
         &self.name
     }
 
-    fn map(&self, lines: &mut dyn LineSource, sink: &mut dyn MapSink) -> Result<u64, JobError> {
+    fn map(
+        &self,
+        ctx: &TaskContext,
+        lines: &mut dyn LineSource,
+        sink: &mut dyn MapSink,
+    ) -> Result<u64, JobError> {
         let mut emitter = Emitter {
+            context: ctx,
             sink,
             key: Vec::new(),
             value: Vec::new(),
@@ -233,6 +252,7 @@ where
 
     fn reduce(
         &self,
+        ctx: &TaskContext,
         key: &[u8],
         values: &mut dyn ValueStream,
         out: &mut TextSink,
@@ -240,6 +260,7 @@ where
         let key = M::Key::decode_key(key)?;
         let mut decoded = DecodedValues::new(values);
         let mut output = Output {
+            context: ctx,
             out,
             records: 0,
             types: PhantomData,

@@ -1,5 +1,6 @@
 //! The Quern SDK: everything a job author touches.
 //!
+//! - [`context`]: the task a piece of job code runs in, and the job's parameters.
 //! - [`key`]: order-preserving key encoding, so the engine sorts keys by comparing bytes.
 //! - [`value`]: the value codec (serde + bincode 2), behind one module so it can be swapped.
 //! - [`text`]: how keys and values are written as `key<TAB>value` output lines.
@@ -11,6 +12,7 @@
 //! - `map_combine`: folds a job's values by its combiner as the mapper emits them.
 //! - [`error`]: the error type user code and codecs return.
 
+pub mod context;
 pub mod engine;
 pub mod error;
 pub mod job;
@@ -21,6 +23,7 @@ pub mod registry;
 pub mod text;
 pub mod value;
 
+pub use context::{InputSplit, Params, TaskContext};
 pub use engine::{JobEngine, MapSink, TextSink, ValueStream};
 pub use error::JobError;
 pub use job::{Combiner, Emitter, HashPartitioner, JobDef, Mapper, Output, Partitioner, Reducer};

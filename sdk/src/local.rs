@@ -2,6 +2,7 @@
 //! memory, without a cluster. It holds everything in memory, so it is for small test inputs only.
 
 use crate::JobError;
+use crate::context::TaskContext;
 use crate::engine::{JobEngine, LineSource, MapSink, ValueStream};
 
 struct Lines<'a> {
@@ -63,7 +64,12 @@ pub fn run_job(
         partitions,
         records: Vec::new(),
     };
+    let ctx = TaskContext {
+        partitions,
+        ..TaskContext::default()
+    };
     job.map(
+        &ctx,
         &mut Lines {
             text: input,
             pos: 0,
@@ -78,7 +84,7 @@ pub fn run_job(
         let mut values = Group {
             values: group.iter(),
         };
-        job.reduce(key, &mut values, &mut parts[*partition as usize])?;
+        job.reduce(&ctx, key, &mut values, &mut parts[*partition as usize])?;
     }
     Ok(parts)
 }

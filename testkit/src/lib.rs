@@ -1,6 +1,7 @@
 //! Test support: an S3-compatible server (s3s-fs, which checks request signatures) embedded in the
 //! test process on a loopback port, with its own runtime thread, so tests talk to a real S3 API
-//! over real HTTP. Objects live as plain files under [`S3Server::root`].
+//! over real HTTP. Objects live as plain files under [`S3Server::root`]. And [`certificates`]:
+//! a test CA and a certificate it signed, for TLS tests.
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -133,4 +134,30 @@ async fn serve(
             let _ = connection.await;
         });
     }
+}
+
+/// Test TLS material: a CA and a certificate it signed for 127.0.0.1 and localhost, written as
+/// PEM files `NAME-ca.pem`, `NAME-cert.pem` and `NAME-key.pem` in `dir`; returns their paths
+/// (CA certificate, certificate, key). Made with rcgen and ring, so no OpenSSL is needed.
+pub fn certificates(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} CA"));
+    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).expect("a CA certificate");
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
+        .expect("certificate parameters")
+        .signed_by(&key, &*ca)
+        .expect("a certificate");
+    let paths = (
+        dir.join(format!("{name}-ca.pem")),
+        dir.join(format!("{name}-cert.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
+    std::fs::write(&paths.0, ca.pem()).expect("write the CA certificate");
+    std::fs::write(&paths.1, cert.pem()).expect("write the certificate");
+    std::fs::write(&paths.2, key.serialize_pem()).expect("write the key");
+    paths
 }

@@ -321,17 +321,31 @@ pub fn example_binary(name: &str) -> PathBuf {
         .unwrap()
         .join("examples")
         .join(name);
-    // Built once per test binary, even if a file is there: an earlier build's may be stale.
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if !built.iter().any(|b| b == name) {
+    // Built once per test binary, even if a file is there: an earlier build's may be stale. The
+    // whole workspace's examples, so that dependencies resolve with the same features as the
+    // test build (`-p quern` alone would resolve some differently and rebuild half the tree).
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        // Only the environment a shell gives cargo: the variables cargo sets for a test process
+        // would look new to build scripts that watch the environment (ring's does), and make
+        // them, and everything above them, build again.
+        let kept = [
+            "PATH",
+            "HOME",
+            "CARGO_HOME",
+            "RUSTUP_HOME",
+            "RUSTUP_TOOLCHAIN",
+            "CARGO_TARGET_DIR",
+            "TMPDIR",
+        ];
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "quern", "--example", name])
+            .args(["build", "--workspace", "--examples"])
+            .env_clear()
+            .envs(kept.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
             .status()
             .unwrap();
-        assert!(status.success(), "cannot build example {name}");
-        built.push(name.to_string());
-    }
+        assert!(status.success(), "cannot build the examples");
+    });
     path
 }
 

@@ -4,12 +4,13 @@
 use crate::error::TaskError;
 use crate::shuffle_fetch::FETCH_IDLE_TIMEOUT;
 use crate::shuffle_server::MapOutputs;
+use quern_proto::Assignment;
 use quern_proto::SESSION_HEADER;
 use quern_proto::auth::{SendToken, Token};
 use quern_proto::coordinator_client::CoordinatorClient;
 use quern_proto::shuffle_client::ShuffleClient;
 use quern_proto::tls::ClientTls;
-use quern_sdk::{JobEngine, JobRegistry};
+use quern_sdk::{InputSplit, JobEngine, JobRegistry, Params, TaskContext};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -117,12 +118,33 @@ impl Context {
         Ok(())
     }
 
-    pub fn job(&self, name: &str) -> Result<Arc<dyn JobEngine>, TaskError> {
-        self.registry
-            .get(name)
+    /// The job `assignment` belongs to, built from its parameters, and the task's context for
+    /// job code.
+    pub fn job(
+        &self,
+        assignment: &Assignment,
+    ) -> Result<(Arc<dyn JobEngine>, TaskContext), TaskError> {
+        let params = Params::new(assignment.params.clone());
+        let job = self
+            .registry
+            .build(&assignment.job_name, &params)
             .ok_or_else(|| TaskError::UnknownJob {
-                name: name.to_string(),
-            })
+                name: assignment.job_name.clone(),
+            })??;
+        let input = assignment.split.as_ref().map(|split| InputSplit {
+            url: split.url.clone(),
+            start: split.start,
+            end: split.end,
+        });
+        let task = TaskContext {
+            job_id: assignment.job_id.clone(),
+            task: assignment.task,
+            attempt: assignment.attempt_id,
+            partitions: assignment.reducers,
+            input,
+            params: Arc::new(params),
+        };
+        Ok((job, task))
     }
 
     /// A shuffle client for the worker at `address`; channels are made once and reused.

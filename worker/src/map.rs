@@ -33,7 +33,7 @@ pub async fn run_map(
         .split
         .clone()
         .ok_or(TaskError::MissingField("split"))?;
-    let job = ctx.job(&assignment.job_name)?;
+    let (job, task_ctx) = ctx.job(assignment)?;
     let source = split_source(&split)?;
     let dir = ctx.work_dir.join(&assignment.job_id).join(format!(
         "map-{:05}-{}",
@@ -63,7 +63,7 @@ pub async fn run_map(
         let mut lines = CancellableLines::new(lines, cancel.clone(), progress);
         let mut writer =
             MapOutputWriter::new(job.clone(), partitions, buffer, blocking_dir.path().into());
-        let emitted = job.map(&mut lines, &mut writer)?;
+        let emitted = job.map(&task_ctx, &mut lines, &mut writer)?;
         // A cancelled reader ends the chunks early, which looks like the end of the input.
         if cancel.is_cancelled() {
             return Err(cancelled());

@@ -125,6 +125,7 @@ pub fn partition_of(job: &dyn JobEngine, key: &[u8], partitions: u32) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quern_sdk::TaskContext;
     use quern_sdk::engine::LineSource;
     use std::collections::BTreeMap;
 
@@ -175,7 +176,11 @@ mod tests {
                 MapOutputWriter::new(job.clone(), partitions, 1 << 20, dir.path().to_path_buf());
             let lines: Vec<&[u8]> = vec![b"a b c"];
             let error = job
-                .map(&mut Text(lines.into_iter()), &mut writer)
+                .map(
+                    &TaskContext::default(),
+                    &mut Text(lines.into_iter()),
+                    &mut writer,
+                )
                 .expect_err("a record in no partition");
             let message = error.to_string();
             assert!(
@@ -215,7 +220,12 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let mut writer = MapOutputWriter::new(job.clone(), 3, buffer, dir.path().to_path_buf());
             let lines: Vec<&[u8]> = text.iter().map(|l| l.as_bytes()).collect();
-            job.map(&mut Text(lines.into_iter()), &mut writer).unwrap();
+            job.map(
+                &TaskContext::default(),
+                &mut Text(lines.into_iter()),
+                &mut writer,
+            )
+            .unwrap();
             let output = writer.finish().unwrap();
             assert_eq!(output.spills > 0, buffer == 64, "buffer {buffer}");
             let parts = read_counts(&output.run, 3, job.has_combiner());

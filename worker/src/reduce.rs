@@ -11,7 +11,7 @@ use crate::error::TaskError;
 use crate::merge::{Groups, Merge};
 use crate::shuffle_fetch::{Fetched, fetch_partition};
 use quern_proto::{Assignment, Counters, OpenUploadRequest};
-use quern_sdk::JobEngine;
+use quern_sdk::{JobEngine, TaskContext};
 use quern_storage::{OutputDir, PartUpload, StorageUrl};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -25,7 +25,7 @@ pub async fn run_reduce(
     assignment: &Assignment,
     progress: Arc<Progress>,
 ) -> Result<(), TaskError> {
-    let job = ctx.job(&assignment.job_name)?;
+    let (job, task_ctx) = ctx.job(assignment)?;
     let partition = assignment.task;
     let dir = ctx
         .work_dir
@@ -44,6 +44,7 @@ pub async fn run_reduce(
     let mut upload = output
         .create_part(partition, assignment.attempt_id, upload_id)
         .await?;
+    let job = (job, task_ctx);
     let written = reduce_into(job, segments, &mut upload, cancel, dir, progress).await;
     let (groups, records) = match written {
         Ok(done) => done,
@@ -81,11 +82,11 @@ async fn open_upload(ctx: &Context, assignment: &Assignment) -> Result<Option<St
     Ok((!id.is_empty()).then_some(id))
 }
 
-/// Merges and reduces on a blocking thread while this task uploads what it produces. The thread
-/// stops at the next key group once `cancel` is raised, and holds `dir` (where fetched segments
-/// lie) until it ends.
+/// Merges and reduces with `job` (its code, and the task's context for it) on a blocking thread
+/// while this task uploads what it produces. The thread stops at the next key group once `cancel`
+/// is raised, and holds `dir` (where fetched segments lie) until it ends.
 async fn reduce_into(
-    job: Arc<dyn JobEngine>,
+    job: (Arc<dyn JobEngine>, TaskContext),
     segments: Vec<Fetched>,
     upload: &mut PartUpload,
     cancel: CancellationToken,
@@ -95,6 +96,7 @@ async fn reduce_into(
     let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(2);
     let reducer = tokio::task::spawn_blocking(move || -> Result<(u64, u64), TaskError> {
         let _dir = dir;
+        let (job, task_ctx) = job;
         let sources = segments
             .into_iter()
             .map(Fetched::open)
@@ -110,7 +112,7 @@ async fn reduce_into(
             }
             group_count += 1;
             let before = out.len();
-            records += job.reduce(&key, &mut groups, &mut out)?;
+            records += job.reduce(&task_ctx, &key, &mut groups, &mut out)?;
             progress.add(1, (out.len() - before) as u64);
             if out.len() >= OUTPUT_PIECE {
                 let piece = std::mem::replace(&mut out, Vec::with_capacity(OUTPUT_PIECE));
@@ -160,6 +162,7 @@ mod tests {
         let job: Arc<dyn JobEngine> = Arc::new(quern_examples::wordcount::job());
         let mut writer = MapOutputWriter::new(job.clone(), 1, 1 << 20, dir.to_path_buf());
         job.map(
+            &TaskContext::default(),
             &mut Words(0..words, String::new()),
             &mut writer as &mut dyn MapSink,
         )

@@ -6,7 +6,7 @@ use quern_proto::coordinator_server::{Coordinator, CoordinatorServer};
 use quern_proto::tls::ClientTls;
 use quern_proto::*;
 use quern_sdk::engine::{LineSource, MapSink, TextSink, ValueStream};
-use quern_sdk::{JobEngine, JobError, JobRegistry};
+use quern_sdk::{JobEngine, JobError, JobRegistry, TaskContext};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -251,14 +251,20 @@ impl JobEngine for TestJob {
     fn name(&self) -> &str {
         Self::NAME
     }
-    fn map(&self, lines: &mut dyn LineSource, sink: &mut dyn MapSink) -> Result<u64, JobError> {
+    fn map(
+        &self,
+        ctx: &TaskContext,
+        lines: &mut dyn LineSource,
+        sink: &mut dyn MapSink,
+    ) -> Result<u64, JobError> {
         if self.fail_map {
             return Err(JobError::user("this mapper always fails"));
         }
         if self.panic_map {
             panic!("this mapper always panics");
         }
-        self.inner.map(&mut CountedLines { job: self, lines }, sink)
+        self.inner
+            .map(ctx, &mut CountedLines { job: self, lines }, sink)
     }
     fn partition(&self, key: &[u8], partitions: u32) -> u32 {
         self.partition
@@ -277,11 +283,12 @@ impl JobEngine for TestJob {
     }
     fn reduce(
         &self,
+        ctx: &TaskContext,
         key: &[u8],
         values: &mut dyn ValueStream,
         out: &mut TextSink,
     ) -> Result<u64, JobError> {
         self.tick();
-        self.inner.reduce(key, values, out)
+        self.inner.reduce(ctx, key, values, out)
     }
 }

@@ -1,0 +1,122 @@
+//! What job code knows about the task it runs in: the job's parameters (`-D key=value`), which
+//! job, task and attempt it is, and for a map, the input it reads. Job code reaches it through
+//! the [`crate::Emitter`] a mapper writes to and the [`crate::Output`] a reducer writes to.
+
+use crate::JobError;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// A job's parameters, as given with `-D key=value` (or `--param`) on `run` and `submit`. They
+/// travel in the job spec to every task, and a job's factory builds its mapper, combiner,
+/// partitioner and reducer from them (see [`crate::JobRegistry::register_factory`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params(BTreeMap<String, String>);
+
+impl Params {
+    /// Parameters from `(key, value)` pairs; a later pair replaces an earlier one.
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        Params(pairs.into_iter().collect())
+    }
+
+    /// The value of `key`, if given.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// The value of `key`; an error naming it if it was not given.
+    pub fn require(&self, key: &str) -> Result<&str, JobError> {
+        self.get(key).ok_or_else(|| {
+            JobError::Param(format!(
+                "job parameter '{key}' is not set (give -D {key}=VALUE)"
+            ))
+        })
+    }
+
+    /// The value of `key` parsed as a `T`, if given; an error naming the key and the value if it
+    /// does not parse.
+    pub fn parse<T: FromStr>(&self, key: &str) -> Result<Option<T>, JobError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.get(key)
+            .map(|text| {
+                text.parse().map_err(|e| {
+                    JobError::Param(format!("job parameter {key}='{text}' is not valid: {e}"))
+                })
+            })
+            .transpose()
+    }
+
+    /// Every parameter, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+/// The input a map task reads: one byte range of one object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InputSplit {
+    /// The object's URL (`file:///…`, `s3://…`).
+    pub url: String,
+    /// The split's first byte; it starts at the first whole line at or after it.
+    pub start: u64,
+    /// The split's end; its last line may run past it.
+    pub end: u64,
+}
+
+impl InputSplit {
+    /// The object's base name: the part of its URL after the last `/`.
+    pub fn file_name(&self) -> &str {
+        self.url.rsplit('/').next().unwrap_or(&self.url)
+    }
+}
+
+/// The task a piece of job code runs in.
+#[derive(Clone, Debug, Default)]
+pub struct TaskContext {
+    /// The job's id (`job-1764130320123-0001`).
+    pub job_id: String,
+    /// The map task's index, or the reduce's partition.
+    pub task: u32,
+    /// This attempt's id: a task may run more than once.
+    pub attempt: u64,
+    /// The job's number of reduce partitions.
+    pub partitions: u32,
+    /// A map's input; None for a reduce.
+    pub input: Option<InputSplit>,
+    /// The job's parameters.
+    pub params: Arc<Params>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_read_typed_and_errors_name_the_key() {
+        let params = Params::new([
+            ("pattern".to_string(), "love".to_string()),
+            ("limit".to_string(), "x12".to_string()),
+        ]);
+        assert_eq!(params.require("pattern").unwrap(), "love");
+        assert_eq!(
+            params.require("missing").unwrap_err().to_string(),
+            "job parameter 'missing' is not set (give -D missing=VALUE)"
+        );
+        assert_eq!(params.parse::<u32>("absent").unwrap(), None);
+        assert_eq!(
+            params.parse::<u32>("limit").unwrap_err().to_string(),
+            "job parameter limit='x12' is not valid: invalid digit found in string"
+        );
+    }
+
+    #[test]
+    fn a_split_knows_its_file_name() {
+        let split = InputSplit {
+            url: "s3://books/in/pg-metamorphosis.txt".into(),
+            ..InputSplit::default()
+        };
+        assert_eq!(split.file_name(), "pg-metamorphosis.txt");
+    }
+}
