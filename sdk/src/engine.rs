@@ -7,16 +7,19 @@ use crate::context::TaskContext;
 
 /// Lines of one split: `(byte offset of the line in its object, line without its terminator)`.
 pub trait LineSource {
+    /// The next line, or None at the end of the split.
     fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError>;
 }
 
 /// Where a map task's records go: the partition, sort and spill machinery.
 pub trait MapSink {
+    /// Takes one encoded pair.
     fn emit(&mut self, key: &[u8], value: &[u8]) -> Result<(), JobError>;
 }
 
 /// The encoded values of one key group, in no particular order.
 pub trait ValueStream {
+    /// The next encoded value of the group, or None at its end.
     fn next_value(&mut self) -> Result<Option<&[u8]>, JobError>;
 }
 
@@ -25,6 +28,7 @@ pub type TextSink = Vec<u8>;
 
 /// A job as the engine sees it.
 pub trait JobEngine: Send + Sync + 'static {
+    /// The name the job is registered and submitted under.
     fn name(&self) -> &str;
     /// Runs the mapper over every line of a split, in the task `ctx`; returns how many pairs the
     /// mapper emitted (the sink may see fewer: a job with a combiner folds them as they come).
@@ -36,6 +40,7 @@ pub trait JobEngine: Send + Sync + 'static {
     ) -> Result<u64, JobError>;
     /// Which of `partitions` reduce partitions an encoded key belongs to.
     fn partition(&self, key: &[u8], partitions: u32) -> u32;
+    /// Whether the job folds values map-side (see [`crate::Combiner`]).
     fn has_combiner(&self) -> bool;
     /// Combines one key group into a single encoded value appended to `out`.
     fn combine(
@@ -53,4 +58,18 @@ pub trait JobEngine: Send + Sync + 'static {
         values: &mut dyn ValueStream,
         out: &mut TextSink,
     ) -> Result<u64, JobError>;
+}
+
+/// The partition of `key`, checked: a user partitioner can answer anything, and going on with an
+/// answer out of range would lose the record.
+pub fn partition_of(job: &dyn JobEngine, key: &[u8], partitions: u32) -> Result<u32, JobError> {
+    let partition = job.partition(key, partitions);
+    if partition >= partitions {
+        return Err(JobError::user(format!(
+            "the partitioner put a key in partition {partition}, but the job has {partitions} \
+             partitions (0..={})",
+            partitions - 1
+        )));
+    }
+    Ok(partition)
 }

@@ -3,12 +3,19 @@
 /// A failure inside a job's own code or data: it fails the task attempt, never the process.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    /// Key bytes that do not decode as the job's key type.
     #[error("cannot decode a key: {reason}")]
-    KeyDecode { reason: String },
+    KeyDecode {
+        /// What was wrong with them.
+        reason: String,
+    },
+    /// Value bytes that do not decode as the job's value type.
     #[error("cannot decode a value")]
     ValueDecode(#[source] bincode::error::DecodeError),
+    /// A value that cannot be encoded.
     #[error("cannot encode a value")]
     ValueEncode(#[source] bincode::error::EncodeError),
+    /// The job's own code failed, saying why (see [`JobError::user`]).
     #[error("job code failed: {0}")]
     User(String),
     /// A job parameter is missing or does not parse (see [`crate::Params`]).

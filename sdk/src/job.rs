@@ -13,7 +13,9 @@ use std::marker::PhantomData;
 
 /// Turns one input line into zero or more key/value pairs.
 pub trait Mapper: Send + Sync + 'static {
+    /// The type of the keys it emits.
     type Key: Key;
+    /// The type of the values it emits.
     type Value: Value;
     /// `offset` is the byte offset of the line in its input object; `line` has no terminator.
     fn map(
@@ -27,8 +29,11 @@ pub trait Mapper: Send + Sync + 'static {
 /// Folds the values of one key into one, map-side, before the shuffle. It must give the same
 /// reduce result whether it runs zero, one or many times (sum, min, max, …).
 pub trait Combiner: Send + Sync + 'static {
+    /// The mapper's key type.
     type Key: Key;
+    /// The mapper's value type, which combining keeps.
     type Value: Value;
+    /// Folds `values`, all of `key`, into one.
     fn combine(
         &self,
         key: &Self::Key,
@@ -38,10 +43,15 @@ pub trait Combiner: Send + Sync + 'static {
 
 /// Turns one key and all its values into output records.
 pub trait Reducer: Send + Sync + 'static {
+    /// The mapper's key type.
     type Key: Key;
+    /// The mapper's value type.
     type Value: Value;
+    /// The key of an output line.
     type OutKey: TextFormat + ?Sized;
+    /// The value of an output line; `()` writes the key alone.
     type OutValue: TextFormat + ?Sized;
+    /// Writes the output records of `key` and all its values, in no particular order.
     fn reduce(
         &self,
         key: Self::Key,
@@ -52,6 +62,7 @@ pub trait Reducer: Send + Sync + 'static {
 
 /// Chooses the reduce partition of an encoded key.
 pub trait Partitioner: Send + Sync + 'static {
+    /// Which of `partitions` partitions `key` (encoded) goes to: the same in every process.
     fn partition(&self, key: &[u8], partitions: u32) -> u32;
 }
 
@@ -114,6 +125,7 @@ impl<K: TextFormat + ?Sized, V: TextFormat + ?Sized> Output<'_, K, V> {
         self.context
     }
 
+    /// Writes one output line: `key<TAB>value`, or `key` alone if the value type is `()`.
     pub fn write(&mut self, key: &K, value: &V) {
         write_line(key, value, self.out);
         self.records += 1;
@@ -172,6 +184,7 @@ where
     M: Mapper,
     R: Reducer<Key = M::Key, Value = M::Value>,
 {
+    /// Job `name`, with `mapper` and `reducer`, hash partitioning, and no combiner.
     pub fn new(name: impl Into<String>, mapper: M, reducer: R) -> Self {
         JobDef {
             name: name.into(),
@@ -182,11 +195,13 @@ where
         }
     }
 
+    /// Folds values map-side with `combiner` before the shuffle.
     pub fn combiner(mut self, combiner: impl Combiner<Key = M::Key, Value = M::Value>) -> Self {
         self.combiner = Some(Box::new(combiner));
         self
     }
 
+    /// Partitions keys with `partitioner` instead of by hash.
     pub fn partitioner(mut self, partitioner: impl Partitioner) -> Self {
         self.partitioner = Box::new(partitioner);
         self

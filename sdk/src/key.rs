@@ -9,11 +9,13 @@ use crate::JobError;
 /// Something that can be written as key bytes. Unsized forms (`[u8]`, `str`) let a mapper emit a
 /// borrowed key without allocating.
 pub trait KeyEncode {
+    /// Appends the key's bytes to `out`; bytes compare as the keys do.
     fn encode_key(&self, out: &mut Vec<u8>);
 }
 
 /// A key type: encodes in order and decodes back.
 pub trait Key: KeyEncode + Sized + Send + 'static {
+    /// The key `bytes` (from [`KeyEncode::encode_key`]) encode.
     fn decode_key(bytes: &[u8]) -> Result<Self, JobError>;
 }
 

@@ -12,6 +12,8 @@
 //! - `map_combine`: folds a job's values by its combiner as the mapper emits them.
 //! - [`error`]: the error type user code and codecs return.
 
+#![warn(missing_docs)]
+
 pub mod context;
 pub mod engine;
 pub mod error;

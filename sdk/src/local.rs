@@ -3,7 +3,7 @@
 
 use crate::JobError;
 use crate::context::TaskContext;
-use crate::engine::{JobEngine, LineSource, MapSink, ValueStream};
+use crate::engine::{JobEngine, LineSource, MapSink, ValueStream, partition_of};
 
 struct Lines<'a> {
     text: &'a [u8],
@@ -34,7 +34,8 @@ struct Collect<'a> {
 
 impl MapSink for Collect<'_> {
     fn emit(&mut self, key: &[u8], value: &[u8]) -> Result<(), JobError> {
-        let partition = self.job.partition(key, self.partitions);
+        // Checked as on a cluster: a partition out of range is the task's error.
+        let partition = partition_of(self.job, key, self.partitions)?;
         self.records.push((partition, key.to_vec(), value.to_vec()));
         Ok(())
     }
@@ -87,4 +88,66 @@ pub fn run_job(
         job.reduce(&ctx, key, &mut values, &mut parts[*partition as usize])?;
     }
     Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Emitter, JobDef, Mapper, Output, Partitioner, Reducer};
+
+    struct WholeLines;
+
+    impl Mapper for WholeLines {
+        type Key = Vec<u8>;
+        type Value = u64;
+        fn map(
+            &self,
+            _: u64,
+            line: &[u8],
+            out: &mut Emitter<'_, Vec<u8>, u64>,
+        ) -> Result<(), JobError> {
+            out.emit(line, &1)
+        }
+    }
+
+    /// Each distinct line once, alone on its output line.
+    struct Distinct;
+
+    impl Reducer for Distinct {
+        type Key = Vec<u8>;
+        type Value = u64;
+        type OutKey = [u8];
+        type OutValue = ();
+        fn reduce(
+            &self,
+            key: Vec<u8>,
+            _: &mut dyn Iterator<Item = u64>,
+            out: &mut Output<'_, [u8], ()>,
+        ) -> Result<(), JobError> {
+            out.write(key.as_slice(), &());
+            Ok(())
+        }
+    }
+
+    struct Seven;
+
+    impl Partitioner for Seven {
+        fn partition(&self, _: &[u8], _: u32) -> u32 {
+            7
+        }
+    }
+
+    #[test]
+    fn keys_alone_come_out_without_a_tab_and_a_partition_out_of_range_is_an_error() {
+        let job = JobDef::new("distinct", WholeLines, Distinct);
+        let parts = run_job(&job, b"b\na\nb\n", 1).unwrap();
+        assert_eq!(parts, [b"a\nb\n".to_vec()]);
+        let bad = JobDef::new("distinct", WholeLines, Distinct).partitioner(Seven);
+        let error = run_job(&bad, b"a\n", 2).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "job code failed: the partitioner put a key in partition 7, but the job has 2 \
+             partitions (0..=1)"
+        );
+    }
 }

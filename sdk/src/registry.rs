@@ -10,12 +10,14 @@ use std::sync::Arc;
 
 type Factory = Arc<dyn Fn(&Params) -> Result<Arc<dyn JobEngine>, JobError> + Send + Sync>;
 
+/// The jobs a binary carries, by name.
 #[derive(Clone, Default)]
 pub struct JobRegistry {
     jobs: BTreeMap<String, Factory>,
 }
 
 impl JobRegistry {
+    /// A registry with no jobs.
     pub fn new() -> Self {
         Self::default()
     }

@@ -1,8 +1,18 @@
-//! How reduce output is written: Hadoop's text format, one `key<TAB>value` line per record.
+//! How reduce output is written: Hadoop's text format, one `key<TAB>value` line per record, or
+//! the key alone when the value type is `()` (Hadoop's `NullWritable`).
 
 /// Writes itself as one field of a text output line.
 pub trait TextFormat {
+    /// No field at all: a line whose value is of this type is the key alone, with no TAB.
+    const ABSENT: bool = false;
+    /// Appends its text to `out`.
     fn write_text(&self, out: &mut Vec<u8>);
+}
+
+/// No value: lines are the key alone.
+impl TextFormat for () {
+    const ABSENT: bool = true;
+    fn write_text(&self, _: &mut Vec<u8>) {}
 }
 
 impl TextFormat for [u8] {
@@ -47,15 +57,17 @@ impl TextFormat for f64 {
     }
 }
 
-/// Appends `key<TAB>value\n` to `out`.
+/// Appends `key<TAB>value\n` to `out`, or `key\n` if the value is absent (`()`).
 pub fn write_line<K: TextFormat + ?Sized, V: TextFormat + ?Sized>(
     key: &K,
     value: &V,
     out: &mut Vec<u8>,
 ) {
     key.write_text(out);
-    out.push(b'\t');
-    value.write_text(out);
+    if !V::ABSENT {
+        out.push(b'\t');
+        value.write_text(out);
+    }
     out.push(b'\n');
 }
 
@@ -69,5 +81,12 @@ mod tests {
         write_line(b"caf\xc3\xa9".as_slice(), &1234u64, &mut out);
         write_line("neg", &-5i64, &mut out);
         assert_eq!(out, b"caf\xc3\xa9\t1234\nneg\t-5\n");
+    }
+
+    #[test]
+    fn a_unit_value_writes_the_key_alone() {
+        let mut out = Vec::new();
+        write_line("key only", &(), &mut out);
+        assert_eq!(out, b"key only\n");
     }
 }

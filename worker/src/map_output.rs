@@ -7,6 +7,7 @@
 use crate::merge::{Groups, Merge};
 use crate::sort_buffer::SortBuffer;
 use crate::spill::{Run, RunWriter, write_group};
+use quern_sdk::engine::partition_of;
 use quern_sdk::{JobEngine, JobError, MapSink};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -106,20 +107,6 @@ impl MapSink for MapOutputWriter {
         self.buffer.push(partition, key, value);
         Ok(())
     }
-}
-
-/// The partition of `key`, checked: a user partitioner can answer anything, and going on with an
-/// answer out of range would lose the record.
-pub fn partition_of(job: &dyn JobEngine, key: &[u8], partitions: u32) -> Result<u32, JobError> {
-    let partition = job.partition(key, partitions);
-    if partition >= partitions {
-        return Err(JobError::user(format!(
-            "the partitioner put a key in partition {partition}, but the job has {partitions} \
-             partitions (0..={})",
-            partitions - 1
-        )));
-    }
-    Ok(partition)
 }
 
 #[cfg(test)]
