@@ -53,6 +53,9 @@ impl CoordinatorService {
             // `quern coordinator` warns of it; the embedded cluster of `quern run` needs none.
             None => (None, Vec::new()),
         };
+        if let Some(journal) = journal.clone() {
+            state.on_failure = Some(Arc::new(move |id| journal_end(&journal, id)));
+        }
         let service = CoordinatorService {
             state: Arc::new(Mutex::new(state)),
             config: Arc::new(config),
@@ -114,8 +117,8 @@ impl CoordinatorService {
                 let actions = self.lock().job_committed(id, result);
                 self.run_actions(actions);
             }
+            // Its end was journaled as it failed (see `State::on_failure`).
             Action::CleanUpJob(id) => {
-                self.journal_end(id);
                 let Some(commit) = self.job_commit(id) else {
                     return;
                 };
@@ -126,11 +129,10 @@ impl CoordinatorService {
         }
     }
 
-    /// Journals that job `id` ended. If that fails, a restart runs the job again; its output is
-    /// the same.
+    /// Journals that job `id` ended, if there is a journal.
     fn journal_end(&self, id: JobId) {
-        if let Err(e) = self.journal(|journal| journal.job_ended(id)) {
-            tracing::error!(job = %id, error = %error_chain(&e), "cannot journal the end of a job");
+        if let Some(journal) = &self.journal {
+            journal_end(journal, id);
         }
     }
 
@@ -360,6 +362,15 @@ impl CoordinatorService {
             )));
         }
         Ok(splits)
+    }
+}
+
+/// Journals that job `id` ended. If that fails, a restart runs the job again; its output is the
+/// same.
+fn journal_end(journal: &Mutex<Journal>, id: JobId) {
+    let mut journal = journal.lock().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = journal.job_ended(id) {
+        tracing::error!(job = %id, error = %error_chain(&e), "cannot journal the end of a job");
     }
 }
 

@@ -17,6 +17,9 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tonic::Status;
 
+/// See [`State::on_failure`].
+pub type FailureHook = Arc<dyn Fn(JobId) + Send + Sync>;
+
 /// Where a worker's assignments go: the open `Assignments` stream.
 pub type AssignmentSender = mpsc::UnboundedSender<Result<Assignment, Status>>;
 
@@ -80,6 +83,9 @@ pub struct State {
     pub incarnation: u64,
     /// Until then, workers of an earlier incarnation may register again (see [`crate::resume`]).
     pub rejoin_until: Option<Instant>,
+    /// Called with a job that fails, before anyone can see it failed: the journal records the
+    /// end there, so a restart never resumes a job its client was told had failed.
+    pub on_failure: Option<FailureHook>,
     next_job: u32,
     next_worker: u32,
     next_attempt: u64,
@@ -129,9 +135,17 @@ impl State {
     pub fn add_failed_job(&mut self, mut job: Job, error: String) -> Vec<Action> {
         let id = job.id;
         tracing::warn!(job = %id, %error, "job failed");
+        self.failing(id);
         job.fail(error);
         self.jobs.insert(id, job);
         vec![Action::CleanUpJob(id)]
+    }
+
+    /// Job `id` is about to fail: see [`State::on_failure`].
+    fn failing(&self, id: JobId) {
+        if let Some(hook) = &self.on_failure {
+            hook(id);
+        }
     }
 
     /// Claims `output` for a job being submitted, unless a running job or another submit has it.
@@ -355,6 +369,10 @@ impl State {
             return Vec::new();
         }
         tracing::warn!(job = %id, %error, "job failed");
+        self.failing(id);
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return Vec::new();
+        };
         job.fail(error);
         self.active.remove(&id);
         for attempt in self.attempts_of(id) {
@@ -508,6 +526,19 @@ mod tests {
         assert_eq!(state.jobs[&id].maps_done, 0);
         succeed(&mut state, &map, Counters::default());
         assert_eq!(state.jobs[&id].maps_done, 1);
+    }
+
+    #[test]
+    fn a_failing_job_is_announced_to_the_journal_hook_once() {
+        let (mut state, id, mut assignments) = one_job(1, 1);
+        let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = failed.clone();
+        state.on_failure = Some(Arc::new(move |job| seen.lock().unwrap().push(job)));
+        let map = next(&mut assignments);
+        let report = failure(&map, FailureKind::Task, "boom");
+        assert_eq!(send(&mut state, &report), [Action::CleanUpJob(id)]);
+        assert_eq!(state.fail_job(id, "again".into()), []);
+        assert_eq!(*failed.lock().unwrap(), [id]);
     }
 
     #[test]
