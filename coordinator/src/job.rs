@@ -211,11 +211,12 @@ impl Job {
                 self.task_done(task, attempt, WorkerId::EARLIER, counters);
             }
         }
-        let maps = &self.maps;
-        self.pending_maps
-            .retain(|&task| maps[task as usize].state == TaskState::Pending);
+        // What is left to run: neither done above nor awaited.
         let awaited: HashSet<u32> = self.awaiting.values().map(|&(task, _)| task).collect();
-        self.pending_maps.retain(|task| !awaited.contains(task));
+        let maps = &self.maps;
+        self.pending_maps.retain(|&task| {
+            maps[task as usize].state == TaskState::Pending && !awaited.contains(&task)
+        });
     }
 
     /// A worker registered holding the output of map `attempt`: if it is awaited, its task is

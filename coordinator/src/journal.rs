@@ -124,13 +124,8 @@ impl Journal {
         attempt: AttemptId,
         counters: Counters,
     ) -> Result<(), JournalError> {
-        let done = JournalMapDone {
-            job_id: job.to_string(),
-            task,
-            attempt_id: attempt.0,
-            counters: Some(counters),
-        };
-        self.store.append(&record(Entry::MapDone(done)), false)
+        self.store
+            .append(&map_done(job, task, attempt, counters), false)
     }
 
     /// A multipart upload was opened for a reduce attempt of `job`; returns once that is durable.
@@ -164,6 +159,15 @@ fn submitted(id: JobId, spec: &JobSpec, shuffle_secret: &str) -> JournalEntry {
         job_id: id.to_string(),
         spec: Some(spec.clone()),
         shuffle_secret: shuffle_secret.to_string(),
+    }))
+}
+
+fn map_done(job: JobId, task: u32, attempt: AttemptId, counters: Counters) -> JournalEntry {
+    record(Entry::MapDone(JournalMapDone {
+        job_id: job.to_string(),
+        task,
+        attempt_id: attempt.0,
+        counters: Some(counters),
     }))
 }
 
@@ -257,13 +261,7 @@ fn compacted(recovered: &Recovered, incarnation: u64) -> Vec<JournalEntry> {
     for job in &recovered.jobs {
         entries.push(submitted(job.id, &job.spec, &job.shuffle_secret));
         for (&task, &(attempt, counters)) in &job.maps_done {
-            let done = JournalMapDone {
-                job_id: job.id.to_string(),
-                task,
-                attempt_id: attempt.0,
-                counters: Some(counters),
-            };
-            entries.push(record(Entry::MapDone(done)));
+            entries.push(map_done(job.id, task, attempt, counters));
         }
         for upload in &job.uploads {
             entries.push(record(Entry::UploadOpened(upload_record(job.id, upload))));
