@@ -8,7 +8,6 @@ use common::watch::{self, summary_counter, summary_value};
 use common::*;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 #[test]
@@ -388,30 +387,6 @@ fn a_users_own_job_binary_runs_its_job_through_the_same_cli() {
     assert_eq!(got, expected);
 }
 
-/// The lines of the files in `dir` that hold `pattern`, as `grep` writes them: `FILE:OFFSET<TAB>LINE`,
-/// computed here from the files themselves; sorted.
-fn grep_lines(dir: &Path, pattern: &[u8]) -> Vec<Vec<u8>> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        let text = std::fs::read(&path).unwrap();
-        let mut offset = 0;
-        for line in text.split_inclusive(|&b| b == b'\n') {
-            let bare = line.strip_suffix(b"\n").unwrap_or(line);
-            let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
-            if bare.windows(pattern.len()).any(|w| w == pattern) {
-                let mut record = format!("{name}:{offset}\t").into_bytes();
-                record.extend_from_slice(bare);
-                found.push(record);
-            }
-            offset += line.len();
-        }
-    }
-    found.sort();
-    found
-}
-
 /// Job parameters reach workers that started before the job: `grep -D pattern=…` submitted to a
 /// running cluster finds every line holding the pattern, with its file and offset, across many
 /// splits; without the parameter, the submit is refused naming it.
@@ -442,19 +417,21 @@ fn grep_with_a_pattern_parameter_finds_every_matching_line_with_its_file_and_off
     args[1] = "grep";
     let run = quern(&args);
     assert!(run.status.success(), "{}", stderr(&run));
-    let mut found: Vec<Vec<u8>> = Vec::new();
-    for part in 0..2 {
-        let text = std::fs::read(output.join(format!("part-r-{part:05}"))).unwrap();
-        found.extend(
-            text.split(|&b| b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec),
-        );
-    }
-    found.sort();
     let expected = grep_lines(&input, b"love");
     assert!(expected.len() > 20, "{}", expected.len());
-    assert_eq!(found, expected);
+    assert_eq!(read_part_lines(&output, 2), expected);
+    // The user counter of matches, in the summary and in the `_SUCCESS` manifest.
+    let matches = expected.len() as u64;
+    assert_eq!(
+        summary_counter(&stdout(&run), "counter: grep.matches"),
+        matches
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(output.join("_SUCCESS")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["counters"]["user"],
+        serde_json::json!({ "grep.matches": matches })
+    );
 
     args.retain(|a| *a != "-D" && *a != "pattern=love");
     let missing = quern(&args);

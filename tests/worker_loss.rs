@@ -55,6 +55,38 @@ fn assert_exact(
     );
 }
 
+/// What the grep rounds of the crash loop look for.
+const GREP_PATTERN: &str = "the";
+
+/// Checks a finished grep job: exit 0, exactly the `expected` lines (computed by the test), and
+/// the user counter of matches equal to their number.
+fn assert_exact_grep(
+    finished: &Finished,
+    output: &Path,
+    reducers: u32,
+    expected: &[Vec<u8>],
+    what: &str,
+) {
+    assert!(
+        finished.status.success(),
+        "{what} failed ({}): {}\n{}",
+        finished.status,
+        finished.stderr,
+        finished.stdout
+    );
+    assert!(output.join("_SUCCESS").is_file(), "{what}: no _SUCCESS");
+    assert!(
+        read_part_lines(output, reducers) == expected,
+        "{what}: wrong lines"
+    );
+    assert_eq!(
+        summary_counter(&finished.stdout, "counter: grep.matches"),
+        expected.len() as u64,
+        "{what}: matches counted once\n{}",
+        finished.stdout
+    );
+}
+
 /// The default heartbeat (1 s) and worker timeout (10 s): one worker is SIGKILLed while reduces
 /// fetch from it, and the other is paused for 3 s at the same moment. The reduces cannot fetch
 /// the dead worker's map outputs long before the coordinator could declare it dead; their
@@ -130,7 +162,9 @@ impl Lcg {
 /// Four one-slot workers, one of which is SIGKILLed and restarted every 0.2–1 s for the whole of
 /// each job, with a 200 ms heartbeat and a 1 s worker timeout. Five jobs in a row, each with
 /// exact output and `_SUCCESS`; each takes 10–30 s on a 2-core machine in a dev build, with
-/// 13–45 kills. `QUERN_CRASH_LOOP_JOBS=N` runs another number.
+/// 13–45 kills. Every other job is a grep, whose user counter of matches must come out exact:
+/// counted once per map task, however many of its attempts ran or lost their output.
+/// `QUERN_CRASH_LOOP_JOBS=N` runs another number.
 #[test]
 fn jobs_finish_exactly_while_workers_are_killed_and_restarted_in_a_loop() {
     const WORKERS: usize = 4;
@@ -160,21 +194,26 @@ fn jobs_finish_exactly_while_workers_are_killed_and_restarted_in_a_loop() {
     write_input(&input, 10);
     let expected = expected_counts(&input);
     let input_lines = lines(&input);
+    let matches = grep_lines(&input, GREP_PATTERN.as_bytes());
     let mut previous: Option<String> = None;
     for round in 0..jobs {
         let started = Instant::now();
         let deadline = started + Duration::from_secs(300);
         let output = dir.path().join(format!("out-{round}"));
         let reducers = REDUCERS.to_string();
-        let mut submission = Submission::start(
-            Path::new(QUERN),
-            &submit_wordcount(
-                &cluster.address,
-                input.to_str().unwrap(),
-                output.to_str().unwrap(),
-                &["--reducers", &reducers, "--split-size", "256KiB", "--wait"],
-            ),
+        let grep = round % 2 == 1;
+        let pattern = format!("pattern={GREP_PATTERN}");
+        let mut args = submit_wordcount(
+            &cluster.address,
+            input.to_str().unwrap(),
+            output.to_str().unwrap(),
+            &["--reducers", &reducers, "--split-size", "256KiB", "--wait"],
         );
+        if grep {
+            args[1] = "grep";
+            args.extend(["-D", &pattern]);
+        }
+        let mut submission = Submission::start(Path::new(QUERN), &args);
         let job_id = newest_job(&cluster.address, previous.as_deref(), deadline);
         let mut kills = 0;
         while !submission.is_done() {
@@ -189,7 +228,11 @@ fn jobs_finish_exactly_while_workers_are_killed_and_restarted_in_a_loop() {
         }
         let finished = submission.finish(deadline);
         let what = format!("job {round} ({job_id}, seed {seed}, {kills} kills)");
-        assert_exact(&finished, &output, REDUCERS, &expected, input_lines, &what);
+        if grep {
+            assert_exact_grep(&finished, &output, REDUCERS, &matches, &what);
+        } else {
+            assert_exact(&finished, &output, REDUCERS, &expected, input_lines, &what);
+        }
         eprintln!(
             "job {round} ({job_id}): exact after {kills} kills in {:?}",
             started.elapsed()

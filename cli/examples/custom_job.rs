@@ -6,7 +6,7 @@
 //!
 //! `linecount` counts identical lines (like `sort | uniq -c`), keyed by the line as text.
 
-use quern_sdk::{Combiner, Emitter, JobDef, JobError, Mapper, Output, Reducer};
+use quern_sdk::{Combiner, Emitter, JobDef, JobError, Mapper, Output, Reducer, TaskContext};
 
 struct LineMapper;
 
@@ -31,7 +31,12 @@ struct Sum;
 impl Combiner for Sum {
     type Key = String;
     type Value = u64;
-    fn combine(&self, _key: &String, values: &mut dyn Iterator<Item = u64>) -> u64 {
+    fn combine(
+        &self,
+        _: &TaskContext,
+        _key: &String,
+        values: &mut dyn Iterator<Item = u64>,
+    ) -> u64 {
         values.sum()
     }
 }

@@ -24,7 +24,7 @@ fn attempt_state_name(state: i32) -> &'static str {
 /// The few lines printed when a job ends.
 pub fn summary(status: &JobStatus) -> String {
     let spec = status.spec.clone().unwrap_or_default();
-    let c = status.counters.unwrap_or_default();
+    let c = status.counters.clone().unwrap_or_default();
     let mut text = format!(
         "job {} ({}) {} in {:.3} s\n",
         status.job_id,
@@ -52,6 +52,9 @@ pub fn summary(status: &JobStatus) -> String {
         "  output:  {} records, {} bytes -> {}",
         c.output_records, c.output_bytes, spec.output
     );
+    for (name, count) in &c.user {
+        text += &format!("\n  counter: {name} {count}");
+    }
     if !status.error.is_empty() {
         text += &format!("\n  error:   {}", status.error);
     }

@@ -17,6 +17,7 @@ use crate::wire::AttemptCall;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{AttemptState, Counters};
 use quern_storage::{OutputDir, StorageError, StorageUrl};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// One attempt's output being made final, as chosen under the lock; the I/O runs outside it.
@@ -162,6 +163,8 @@ struct CountersJson {
     output_records: u64,
     output_bytes: u64,
     spills: u64,
+    /// The job code's own counters, by name.
+    user: BTreeMap<String, u64>,
 }
 
 impl From<&Counters> for CountersJson {
@@ -176,6 +179,7 @@ impl From<&Counters> for CountersJson {
             output_records: c.output_records,
             output_bytes: c.output_bytes,
             spills: c.spills,
+            user: c.user.clone(),
         }
     }
 }

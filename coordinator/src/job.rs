@@ -389,12 +389,12 @@ impl Job {
         worker: WorkerId,
         counters: Counters,
     ) -> Vec<AttemptId> {
+        add_counters(&mut self.counters, &counters);
         let t = self.task_mut(task);
         t.state = TaskState::Done { attempt, worker };
         let losers = std::mem::take(&mut t.running);
-        t.counters = counters;
         t.lost_workers.clear();
-        add_counters(&mut self.counters, &counters);
+        t.counters = counters;
         match task.kind {
             TaskKind::Map => self.maps_done += 1,
             _ => self.reduces_done += 1,
@@ -501,6 +501,9 @@ pub fn add_counters(total: &mut Counters, more: &Counters) {
     total.output_records += more.output_records;
     total.output_bytes += more.output_bytes;
     total.spills += more.spills;
+    for (name, count) in &more.user {
+        *total.user.entry(name.clone()).or_default() += count;
+    }
 }
 
 /// Takes the counters of an attempt whose work was lost out of the job's.
@@ -514,4 +517,9 @@ fn subtract_counters(total: &mut Counters, lost: &Counters) {
     total.output_records -= lost.output_records;
     total.output_bytes -= lost.output_bytes;
     total.spills -= lost.spills;
+    for (name, count) in &lost.user {
+        if let Some(total_count) = total.user.get_mut(name) {
+            *total_count = total_count.saturating_sub(*count);
+        }
+    }
 }

@@ -186,7 +186,7 @@ fn grant_record(job: JobId, partition: u32, grant: &Grant) -> JournalCommitGrant
         partition,
         attempt_id: grant.attempt.0,
         upload_id: grant.upload_id.clone(),
-        counters: Some(grant.counters),
+        counters: Some(grant.counters.clone()),
     }
 }
 
@@ -219,7 +219,7 @@ fn replay(entries: &[JournalEntry]) -> Recovered {
             }
             Entry::MapDone(done) => {
                 if let Some(job) = job(&mut jobs, &done.job_id) {
-                    let counters = done.counters.unwrap_or_default();
+                    let counters = done.counters.clone().unwrap_or_default();
                     let attempt = AttemptId(done.attempt_id);
                     job.maps_done.insert(done.task, (attempt, counters));
                 }
@@ -238,7 +238,7 @@ fn replay(entries: &[JournalEntry]) -> Recovered {
                     let recovered = Grant {
                         attempt: AttemptId(grant.attempt_id),
                         upload_id: grant.upload_id.clone(),
-                        counters: grant.counters.unwrap_or_default(),
+                        counters: grant.counters.clone().unwrap_or_default(),
                     };
                     job.grants.insert(grant.partition, recovered);
                 }
@@ -260,8 +260,8 @@ fn compacted(recovered: &Recovered, incarnation: u64) -> Vec<JournalEntry> {
     let mut entries = vec![record(Entry::Start(start))];
     for job in &recovered.jobs {
         entries.push(submitted(job.id, &job.spec, &job.shuffle_secret));
-        for (&task, &(attempt, counters)) in &job.maps_done {
-            entries.push(map_done(job.id, task, attempt, counters));
+        for (&task, (attempt, counters)) in &job.maps_done {
+            entries.push(map_done(job.id, task, *attempt, counters.clone()));
         }
         for upload in &job.uploads {
             entries.push(record(Entry::UploadOpened(upload_record(job.id, upload))));
@@ -371,7 +371,7 @@ mod tests {
             let done: Vec<_> = job
                 .maps_done
                 .iter()
-                .map(|(&t, &(a, c))| (t, a, c))
+                .map(|(&t, (a, c))| (t, *a, c.clone()))
                 .collect();
             assert_eq!(
                 done,

@@ -117,7 +117,7 @@ impl CoordinatorService {
         })??;
         for &partition in &committed {
             let grant = &recovered.grants[&partition];
-            job.committed_before_restart(partition, grant.attempt, grant.counters);
+            job.committed_before_restart(partition, grant.attempt, grant.counters.clone());
         }
         for upload in &recovered.uploads {
             let completed = committed.contains(&upload.partition)
@@ -199,7 +199,7 @@ mod tests {
         assert_eq!((again.kind(), again.task), (TaskKind::Map, 2));
         succeed(&mut state, &again, counted(3));
         let job = &state.jobs[&id];
-        assert_eq!((job.maps_done, job.counters), (3, counted(6)));
+        assert_eq!((job.maps_done, job.counters.clone()), (3, counted(6)));
         // Attempt 9 comes back too late: it is no longer awaited.
         state.adopt_held(second, &[held(id, &[9])]);
         assert_eq!(state.jobs[&id].counters, counted(6));

@@ -144,7 +144,7 @@ impl CoordinatorService {
             job_name: job.spec.job_name.clone(),
             output: job.spec.output.clone(),
             reducers: job.spec.reducers,
-            counters: job.counters,
+            counters: job.counters.clone(),
             stray_uploads: job.uncommitted_uploads(),
         })
     }
@@ -617,7 +617,7 @@ impl Coordinator for CoordinatorService {
             let grant = Grant {
                 attempt: commit.attempt,
                 upload_id: commit.upload_id.clone().unwrap_or_default(),
-                counters,
+                counters: counters.clone(),
             };
             // On disk before the output is made final: a restart finds the grant, and so knows
             // what the part file it may find there counted.

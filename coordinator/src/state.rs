@@ -299,7 +299,11 @@ impl State {
             return (false, Vec::new());
         };
         let actions = if report.succeeded {
-            self.task_succeeded(&running, attempt, report.counters.unwrap_or_default())
+            self.task_succeeded(
+                &running,
+                attempt,
+                report.counters.clone().unwrap_or_default(),
+            )
         } else {
             self.attempt_failed(&running, report)
         };

@@ -43,7 +43,7 @@ pub fn job_status(job: &Job, history: bool) -> JobStatus {
         maps_done: job.maps_done,
         reduce_tasks: job.reduces.len() as u32,
         reduces_done: job.reduces_done,
-        counters: Some(job.counters),
+        counters: Some(job.counters.clone()),
         elapsed_ms: millis(end.duration_since(job.submitted)),
         error: job.error.clone().unwrap_or_default(),
         attempts,

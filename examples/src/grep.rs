@@ -1,12 +1,15 @@
 //! `grep`: distributed grep. With `-D pattern=STR`, every input line holding the literal bytes
 //! `STR` becomes one output line `FILE:OFFSET<TAB>LINE`: the base name of the line's file, the
 //! byte offset of the line's start in it, and the line without its `\n` or `\r\n`. The pattern is
-//! a job parameter, so every task of the job, on any worker, greps for the same one.
+//! a job parameter, so every task of the job, on any worker, greps for the same one. The user
+//! counter `grep.matches` counts the matching lines.
 
 use quern_sdk::{Emitter, JobDef, JobError, Mapper, Output, Params, Reducer};
 
 /// The name `quern run` and `quern submit` know this job by.
 pub const NAME: &str = "grep";
+/// The user counter of matching lines.
+pub const MATCHES: &str = "grep.matches";
 
 /// Emits each matching line under its `FILE:OFFSET`, which is unique, so each key has one value.
 pub struct GrepMapper {
@@ -25,6 +28,7 @@ impl Mapper for GrepMapper {
         if self.pattern.find(line).is_none() {
             return Ok(());
         }
+        out.context().counter(MATCHES).increment();
         let file = out.context().input.as_ref().map_or("", |i| i.file_name());
         let key = format!("{file}:{offset}");
         out.emit(&key, &line.to_vec())

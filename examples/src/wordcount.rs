@@ -1,7 +1,7 @@
 //! Word count. A token is a maximal run of bytes that are not ASCII whitespace (space, tab, LF, CR,
 //! VT, FF), as Python's `bytes.split()` finds them; no UTF-8 validation, counted case-sensitively.
 
-use quern_sdk::{Combiner, Emitter, JobDef, JobError, Mapper, Output, Reducer};
+use quern_sdk::{Combiner, Emitter, JobDef, JobError, Mapper, Output, Reducer, TaskContext};
 
 pub const NAME: &str = "wordcount";
 
@@ -37,7 +37,12 @@ pub struct SumCombiner;
 impl Combiner for SumCombiner {
     type Key = Vec<u8>;
     type Value = u64;
-    fn combine(&self, _key: &Vec<u8>, values: &mut dyn Iterator<Item = u64>) -> u64 {
+    fn combine(
+        &self,
+        _: &TaskContext,
+        _key: &Vec<u8>,
+        values: &mut dyn Iterator<Item = u64>,
+    ) -> u64 {
         values.sum()
     }
 }

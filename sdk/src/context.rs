@@ -1,8 +1,10 @@
 //! What job code knows about the task it runs in: the job's parameters (`-D key=value`), which
 //! job, task and attempt it is, and for a map, the input it reads. Job code reaches it through
-//! the [`crate::Emitter`] a mapper writes to and the [`crate::Output`] a reducer writes to.
+//! the [`crate::Emitter`] a mapper writes to and the [`crate::Output`] a reducer writes to, and
+//! counts things in it with [`TaskContext::counter`].
 
 use crate::JobError;
+use crate::counter::{Counter, UserCounters};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -87,6 +89,17 @@ pub struct TaskContext {
     pub input: Option<InputSplit>,
     /// The job's parameters.
     pub params: Arc<Params>,
+    /// This attempt's user counters (see [`TaskContext::counter`]).
+    pub counters: UserCounters,
+}
+
+impl TaskContext {
+    /// The user counter `name` of this attempt, for job code to add to:
+    /// `out.context().counter("grep.matches").increment()`. The job's totals count each task's
+    /// one successful attempt, so a retried or backed-up task is counted once.
+    pub fn counter(&self, name: &str) -> Counter {
+        self.counters.counter(name)
+    }
 }
 
 #[cfg(test)]

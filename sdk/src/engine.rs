@@ -42,13 +42,26 @@ pub trait JobEngine: Send + Sync + 'static {
     fn partition(&self, key: &[u8], partitions: u32) -> u32;
     /// Whether the job folds values map-side (see [`crate::Combiner`]).
     fn has_combiner(&self) -> bool;
-    /// Combines one key group into a single encoded value appended to `out`.
+    /// Combines one key group, in the map task `ctx`, into a single encoded value appended to
+    /// `out`.
     fn combine(
         &self,
+        ctx: &TaskContext,
         key: &[u8],
         values: &mut dyn ValueStream,
         out: &mut Vec<u8>,
     ) -> Result<(), JobError>;
+    /// Runs once in a reduce task `ctx`, before its first key group (the reducer's `setup`).
+    fn start_reduce(&self, ctx: &TaskContext) -> Result<(), JobError> {
+        let _ = ctx;
+        Ok(())
+    }
+    /// Runs once in a reduce task `ctx`, after its last key group (the reducer's `cleanup`),
+    /// appending any last text lines to `out`; returns how many records it wrote.
+    fn finish_reduce(&self, ctx: &TaskContext, out: &mut TextSink) -> Result<u64, JobError> {
+        let _ = (ctx, out);
+        Ok(0)
+    }
     /// Reduces one key group in the task `ctx`, appending text lines to `out`; returns how many
     /// records it wrote.
     fn reduce(

@@ -17,6 +17,12 @@ pub trait Mapper: Send + Sync + 'static {
     type Key: Key;
     /// The type of the values it emits.
     type Value: Value;
+    /// Runs once per task, before its first line: read side data, check parameters. The
+    /// default does nothing.
+    fn setup(&self, ctx: &TaskContext) -> Result<(), JobError> {
+        let _ = ctx;
+        Ok(())
+    }
     /// `offset` is the byte offset of the line in its input object; `line` has no terminator.
     fn map(
         &self,
@@ -24,6 +30,12 @@ pub trait Mapper: Send + Sync + 'static {
         line: &[u8],
         out: &mut Emitter<'_, Self::Key, Self::Value>,
     ) -> Result<(), JobError>;
+    /// Runs once per task, after its last line, and may emit last pairs. The default does
+    /// nothing.
+    fn cleanup(&self, out: &mut Emitter<'_, Self::Key, Self::Value>) -> Result<(), JobError> {
+        let _ = out;
+        Ok(())
+    }
 }
 
 /// Folds the values of one key into one, map-side, before the shuffle. It must give the same
@@ -33,9 +45,11 @@ pub trait Combiner: Send + Sync + 'static {
     type Key: Key;
     /// The mapper's value type, which combining keeps.
     type Value: Value;
-    /// Folds `values`, all of `key`, into one.
+    /// Folds `values`, all of `key`, into one, in the map task `ctx` (whose counters it may
+    /// add to).
     fn combine(
         &self,
+        ctx: &TaskContext,
         key: &Self::Key,
         values: &mut dyn Iterator<Item = Self::Value>,
     ) -> Self::Value;
@@ -51,6 +65,11 @@ pub trait Reducer: Send + Sync + 'static {
     type OutKey: TextFormat + ?Sized;
     /// The value of an output line; `()` writes the key alone.
     type OutValue: TextFormat + ?Sized;
+    /// Runs once per task, before its first key group. The default does nothing.
+    fn setup(&self, ctx: &TaskContext) -> Result<(), JobError> {
+        let _ = ctx;
+        Ok(())
+    }
     /// Writes the output records of `key` and all its values, in no particular order.
     fn reduce(
         &self,
@@ -58,6 +77,12 @@ pub trait Reducer: Send + Sync + 'static {
         values: &mut dyn Iterator<Item = Self::Value>,
         out: &mut Output<'_, Self::OutKey, Self::OutValue>,
     ) -> Result<(), JobError>;
+    /// Runs once per task, after its last key group, and may write last records. The default
+    /// does nothing.
+    fn cleanup(&self, out: &mut Output<'_, Self::OutKey, Self::OutValue>) -> Result<(), JobError> {
+        let _ = out;
+        Ok(())
+    }
 }
 
 /// Chooses the reduce partition of an encoded key.
@@ -119,7 +144,16 @@ pub struct Output<'a, K: ?Sized, V: ?Sized> {
     types: PhantomData<fn(&K, &V)>,
 }
 
-impl<K: TextFormat + ?Sized, V: TextFormat + ?Sized> Output<'_, K, V> {
+impl<'a, K: TextFormat + ?Sized, V: TextFormat + ?Sized> Output<'a, K, V> {
+    fn new(context: &'a TaskContext, out: &'a mut TextSink) -> Self {
+        Output {
+            context,
+            out,
+            records: 0,
+            types: PhantomData,
+        }
+    }
+
     /// The task this reducer runs in: its partition, the job's parameters.
     pub fn context(&self) -> &TaskContext {
         self.context
@@ -228,12 +262,17 @@ where
             sink,
             key: Vec::new(),
             value: Vec::new(),
-            combine: self.combiner.as_deref().map(MapCombine::new),
+            combine: self
+                .combiner
+                .as_deref()
+                .map(|combiner| MapCombine::new(combiner, ctx)),
             emitted: 0,
         };
+        self.mapper.setup(ctx)?;
         while let Some((offset, line)) = lines.next_line()? {
             self.mapper.map(offset, line, &mut emitter)?;
         }
+        self.mapper.cleanup(&mut emitter)?;
         if let Some(combine) = &mut emitter.combine {
             combine.flush(emitter.sink)?;
         }
@@ -250,6 +289,7 @@ where
 
     fn combine(
         &self,
+        ctx: &TaskContext,
         key: &[u8],
         values: &mut dyn ValueStream,
         out: &mut Vec<u8>,
@@ -260,9 +300,19 @@ where
             .ok_or_else(|| JobError::user(format!("job {} has no combiner", self.name)))?;
         let key = M::Key::decode_key(key)?;
         let mut decoded = DecodedValues::new(values);
-        let combined = combiner.combine(&key, &mut decoded);
+        let combined = combiner.combine(ctx, &key, &mut decoded);
         decoded.finish()?;
         encode_value(&combined, out)
+    }
+
+    fn start_reduce(&self, ctx: &TaskContext) -> Result<(), JobError> {
+        self.reducer.setup(ctx)
+    }
+
+    fn finish_reduce(&self, ctx: &TaskContext, out: &mut TextSink) -> Result<u64, JobError> {
+        let mut output = Output::new(ctx, out);
+        self.reducer.cleanup(&mut output)?;
+        Ok(output.records)
     }
 
     fn reduce(
@@ -274,12 +324,7 @@ where
     ) -> Result<u64, JobError> {
         let key = M::Key::decode_key(key)?;
         let mut decoded = DecodedValues::new(values);
-        let mut output = Output {
-            context: ctx,
-            out,
-            records: 0,
-            types: PhantomData,
-        };
+        let mut output = Output::new(ctx, out);
         self.reducer.reduce(key, &mut decoded, &mut output)?;
         decoded.finish()?;
         Ok(output.records)

@@ -1,6 +1,7 @@
 //! The Quern SDK: everything a job author touches.
 //!
 //! - [`context`]: the task a piece of job code runs in, and the job's parameters.
+//! - [`counter`]: user counters that job code adds to, counted once per task.
 //! - [`key`]: order-preserving key encoding, so the engine sorts keys by comparing bytes.
 //! - [`value`]: the value codec (serde + bincode 2), behind one module so it can be swapped.
 //! - [`text`]: how keys and values are written as `key<TAB>value` output lines.
@@ -15,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod context;
+pub mod counter;
 pub mod engine;
 pub mod error;
 pub mod job;
@@ -26,6 +28,7 @@ pub mod text;
 pub mod value;
 
 pub use context::{InputSplit, Params, TaskContext};
+pub use counter::{Counter, UserCounters};
 pub use engine::{JobEngine, MapSink, TextSink, ValueStream};
 pub use error::JobError;
 pub use job::{Combiner, Emitter, HashPartitioner, JobDef, Mapper, Output, Partitioner, Reducer};

@@ -42,7 +42,7 @@ impl MapSink for Collect<'_> {
 }
 
 struct Group<'a> {
-    values: std::slice::Iter<'a, Record>,
+    values: std::iter::Copied<std::slice::Iter<'a, &'a Record>>,
 }
 
 impl ValueStream for Group<'_> {
@@ -80,12 +80,21 @@ pub fn run_job(
     let mut records = sink.records;
     records.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let mut parts = vec![Vec::new(); partitions as usize];
-    for group in records.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
-        let (partition, key, _) = &group[0];
-        let mut values = Group {
-            values: group.iter(),
+    for (partition, part) in parts.iter_mut().enumerate() {
+        let task = TaskContext {
+            task: partition as u32,
+            ..ctx.clone()
         };
-        job.reduce(&ctx, key, &mut values, &mut parts[*partition as usize])?;
+        job.start_reduce(&task)?;
+        let records = records.iter().filter(|r| r.0 == task.task);
+        let records: Vec<&Record> = records.collect();
+        for group in records.chunk_by(|a, b| a.1 == b.1) {
+            let mut values = Group {
+                values: group.iter().copied(),
+            };
+            job.reduce(&task, &group[0].1, &mut values, part)?;
+        }
+        job.finish_reduce(&task, part)?;
     }
     Ok(parts)
 }

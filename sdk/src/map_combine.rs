@@ -8,6 +8,7 @@
 //! without bound. The engine combines again, so passing a key on more than once is harmless.
 
 use crate::JobError;
+use crate::context::TaskContext;
 use crate::engine::MapSink;
 use crate::job::Combiner;
 use crate::key::Key;
@@ -32,14 +33,19 @@ type EncodedKey = smallvec::SmallVec<[u8; 24]>;
 
 pub(crate) struct MapCombine<'c, K, V> {
     combiner: &'c dyn Combiner<Key = K, Value = V>,
+    ctx: &'c TaskContext,
     table: HashMap<EncodedKey, Pending<K, V>, foldhash::fast::RandomState>,
     encoded: Vec<u8>,
 }
 
 impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
-    pub(crate) fn new(combiner: &'c dyn Combiner<Key = K, Value = V>) -> Self {
+    pub(crate) fn new(
+        combiner: &'c dyn Combiner<Key = K, Value = V>,
+        ctx: &'c TaskContext,
+    ) -> Self {
         MapCombine {
             combiner,
+            ctx,
             table: HashMap::default(),
             encoded: Vec::new(),
         }
@@ -69,7 +75,7 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
             .take()
             .expect("a pending key holds a value between folds");
         let mut both = [held, value.clone()].into_iter();
-        pending.value = Some(self.combiner.combine(&pending.key, &mut both));
+        pending.value = Some(self.combiner.combine(self.ctx, &pending.key, &mut both));
         pending.folds += 1;
         if pending.folds >= MAX_FOLDS
             && let Some((key, pending)) = self.table.remove_entry(key)
@@ -111,7 +117,12 @@ mod tests {
     impl Combiner for Sum {
         type Key = String;
         type Value = u64;
-        fn combine(&self, _: &String, values: &mut dyn Iterator<Item = u64>) -> u64 {
+        fn combine(
+            &self,
+            _: &TaskContext,
+            _: &String,
+            values: &mut dyn Iterator<Item = u64>,
+        ) -> u64 {
             values.sum()
         }
     }
@@ -127,7 +138,8 @@ mod tests {
 
     #[test]
     fn values_fold_as_they_come_and_a_hot_key_is_passed_on_in_bounded_pieces() {
-        let mut combine = MapCombine::new(&Sum);
+        let ctx = TaskContext::default();
+        let mut combine = MapCombine::new(&Sum, &ctx);
         let mut sink = Collect::default();
         let hot = 2 * MAX_FOLDS as u64 + 10;
         for i in 0..hot {
@@ -157,7 +169,8 @@ mod tests {
 
     #[test]
     fn a_full_table_is_passed_on_whole() {
-        let mut combine = MapCombine::new(&Sum);
+        let ctx = TaskContext::default();
+        let mut combine = MapCombine::new(&Sum, &ctx);
         let mut sink = Collect::default();
         for i in 0..=MAX_KEYS {
             combine

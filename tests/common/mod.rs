@@ -437,3 +437,42 @@ pub fn count_words_of(address: &str, text: &str) -> String {
     assert!(run.status.success(), "{}", stderr(&run));
     std::fs::read_to_string(output.join("part-r-00000")).unwrap()
 }
+
+/// The lines of the files in `dir` that hold `pattern`, as `grep` writes them: `FILE:OFFSET<TAB>LINE`,
+/// computed here from the files themselves; sorted.
+pub fn grep_lines(dir: &Path, pattern: &[u8]) -> Vec<Vec<u8>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let text = std::fs::read(&path).unwrap();
+        let mut offset = 0;
+        for line in text.split_inclusive(|&b| b == b'\n') {
+            let bare = line.strip_suffix(b"\n").unwrap_or(line);
+            let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
+            if bare.windows(pattern.len()).any(|w| w == pattern) {
+                let mut record = format!("{name}:{offset}\t").into_bytes();
+                record.extend_from_slice(bare);
+                found.push(record);
+            }
+            offset += line.len();
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Every line of the part files `part-r-00000` … of `reducers` partitions in `dir`, sorted.
+pub fn read_part_lines(dir: &Path, reducers: u32) -> Vec<Vec<u8>> {
+    let mut found = Vec::new();
+    for part in 0..reducers {
+        let text = std::fs::read(dir.join(format!("part-r-{part:05}"))).unwrap();
+        found.extend(
+            text.split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
+    }
+    found.sort();
+    found
+}

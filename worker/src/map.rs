@@ -47,7 +47,7 @@ pub async fn run_map(
 
     let (sender, mut receiver) = mpsc::channel(READ_AHEAD);
     let _reader = AbortOnDropHandle::new(tokio::spawn(read_chunks(source, split.clone(), sender)));
-    let (partitions, buffer) = (assignment.reducers, assignment.sort_buffer_bytes as usize);
+    let buffer = assignment.sort_buffer_bytes as usize;
     let max_line = match assignment.max_line_bytes {
         0 => u64::MAX,
         limit => limit,
@@ -61,8 +61,12 @@ pub async fn run_map(
         let lines =
             SplitLines::new(chunks, split.start, split.end).with_line_limit(max_line, &split.url);
         let mut lines = CancellableLines::new(lines, cancel.clone(), progress);
-        let mut writer =
-            MapOutputWriter::new(job.clone(), partitions, buffer, blocking_dir.path().into());
+        let mut writer = MapOutputWriter::new(
+            job.clone(),
+            task_ctx.clone(),
+            buffer,
+            blocking_dir.path().into(),
+        );
         let emitted = job.map(&task_ctx, &mut lines, &mut writer)?;
         // A cancelled reader ends the chunks early, which looks like the end of the input.
         if cancel.is_cancelled() {
@@ -70,24 +74,24 @@ pub async fn run_map(
         }
         let output = writer.finish()?;
         crate::failpoint::after_map_output(task, &output.run)?;
-        let read = (lines.inner.lines_read(), lines.inner.bytes_read());
-        Ok::<_, JobError>((output, emitted, read))
+        let counters = Counters {
+            input_records: lines.inner.lines_read(),
+            input_bytes: lines.inner.bytes_read(),
+            map_output_records: emitted,
+            combine_output_records: output.records,
+            spills: output.spills,
+            user: task_ctx.counters.totals()?,
+            ..Counters::default()
+        };
+        Ok::<_, JobError>((output.run, counters))
     })
     .await;
-    let (output, emitted, (lines, bytes)) = mapped.map_err(TaskError::from_join)??;
-    let counters = Counters {
-        input_records: lines,
-        input_bytes: bytes,
-        map_output_records: emitted,
-        combine_output_records: output.records,
-        spills: output.spills,
-        ..Counters::default()
-    };
+    let (run, counters) = mapped.map_err(TaskError::from_join)??;
     dir.keep();
     ctx.outputs.insert(
         &assignment.job_id,
         assignment.attempt_id,
-        output.run,
+        run,
         &assignment.job_secret,
     );
     Ok(counters)

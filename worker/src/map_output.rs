@@ -8,7 +8,7 @@ use crate::merge::{Groups, Merge};
 use crate::sort_buffer::SortBuffer;
 use crate::spill::{Run, RunWriter, write_group};
 use quern_sdk::engine::partition_of;
-use quern_sdk::{JobEngine, JobError, MapSink};
+use quern_sdk::{JobEngine, JobError, MapSink, TaskContext};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,6 +24,8 @@ pub struct MapOutput {
 /// The [`MapSink`] a map task writes to.
 pub struct MapOutputWriter {
     job: Arc<dyn JobEngine>,
+    /// The map task the output is of: its combiner's counters go there.
+    ctx: TaskContext,
     partitions: u32,
     buffer: SortBuffer,
     dir: PathBuf,
@@ -31,17 +33,19 @@ pub struct MapOutputWriter {
 }
 
 impl MapOutputWriter {
-    /// A writer whose spills and output go to `dir`, holding about `buffer_bytes` in memory.
+    /// A writer for the output of map task `ctx`, into `ctx.partitions` partitions, whose
+    /// spills and output go to `dir`, holding about `buffer_bytes` in memory.
     pub fn new(
         job: Arc<dyn JobEngine>,
-        partitions: u32,
+        ctx: TaskContext,
         buffer_bytes: usize,
         dir: PathBuf,
     ) -> Self {
         let buffer = SortBuffer::new(buffer_bytes);
         MapOutputWriter {
             job,
-            partitions: partitions.max(1),
+            partitions: ctx.partitions.max(1),
+            ctx,
             buffer,
             dir,
             spills: Vec::new(),
@@ -51,7 +55,8 @@ impl MapOutputWriter {
     fn spill(&mut self) -> Result<(), JobError> {
         let path = self.dir.join(format!("spill-{}", self.spills.len()));
         let mut out = RunWriter::create(&path, self.partitions)?;
-        self.buffer.write_sorted(self.job.as_ref(), &mut out)?;
+        self.buffer
+            .write_sorted(self.job.as_ref(), &self.ctx, &mut out)?;
         self.spills.push(out.finish()?);
         Ok(())
     }
@@ -61,7 +66,8 @@ impl MapOutputWriter {
         let path = self.dir.join("output");
         let mut out = RunWriter::create(&path, self.partitions)?;
         if self.spills.is_empty() {
-            self.buffer.write_sorted(self.job.as_ref(), &mut out)?;
+            self.buffer
+                .write_sorted(self.job.as_ref(), &self.ctx, &mut out)?;
         } else {
             if !self.buffer.is_empty() {
                 self.spill()?;
@@ -91,7 +97,7 @@ impl MapOutputWriter {
             let mut groups = Groups::new(Merge::new(segments)?);
             out.start_partition(partition)?;
             while groups.next_group(&mut key)? {
-                write_group(self.job.as_ref(), &key, &mut groups, out)?;
+                write_group(self.job.as_ref(), &self.ctx, &key, &mut groups, out)?;
             }
         }
         Ok(())
@@ -151,6 +157,14 @@ mod tests {
             .collect()
     }
 
+    /// A map task of a job with `partitions` reduce partitions.
+    fn tasks_of(partitions: u32) -> TaskContext {
+        TaskContext {
+            partitions,
+            ..TaskContext::default()
+        }
+    }
+
     #[test]
     fn a_partition_out_of_range_fails_the_task_naming_it() {
         for partitions in [1, 3] {
@@ -159,15 +173,12 @@ mod tests {
                 ..Default::default()
             });
             let dir = tempfile::tempdir().unwrap();
+            let ctx = tasks_of(partitions);
             let mut writer =
-                MapOutputWriter::new(job.clone(), partitions, 1 << 20, dir.path().to_path_buf());
+                MapOutputWriter::new(job.clone(), ctx.clone(), 1 << 20, dir.path().to_path_buf());
             let lines: Vec<&[u8]> = vec![b"a b c"];
             let error = job
-                .map(
-                    &TaskContext::default(),
-                    &mut Text(lines.into_iter()),
-                    &mut writer,
-                )
+                .map(&ctx, &mut Text(lines.into_iter()), &mut writer)
                 .expect_err("a record in no partition");
             let message = error.to_string();
             assert!(
@@ -205,14 +216,12 @@ mod tests {
             (&plain, 1 << 20),
         ] {
             let dir = tempfile::tempdir().unwrap();
-            let mut writer = MapOutputWriter::new(job.clone(), 3, buffer, dir.path().to_path_buf());
+            let ctx = tasks_of(3);
+            let mut writer =
+                MapOutputWriter::new(job.clone(), ctx.clone(), buffer, dir.path().to_path_buf());
             let lines: Vec<&[u8]> = text.iter().map(|l| l.as_bytes()).collect();
-            job.map(
-                &TaskContext::default(),
-                &mut Text(lines.into_iter()),
-                &mut writer,
-            )
-            .unwrap();
+            job.map(&ctx, &mut Text(lines.into_iter()), &mut writer)
+                .unwrap();
             let output = writer.finish().unwrap();
             assert_eq!(output.spills > 0, buffer == 64, "buffer {buffer}");
             let parts = read_counts(&output.run, 3, job.has_combiner());

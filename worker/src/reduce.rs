@@ -46,8 +46,8 @@ pub async fn run_reduce(
         .await?;
     let job = (job, task_ctx);
     let written = reduce_into(job, segments, &mut upload, cancel, dir, progress).await;
-    let (groups, records) = match written {
-        Ok(done) => done,
+    let reduced = match written {
+        Ok(reduced) => reduced,
         Err(e) => {
             if let Err(abort) = upload.abort().await {
                 tracing::warn!(error = %quern_proto::error_chain(&abort), "cannot abort a part upload");
@@ -57,10 +57,8 @@ pub async fn run_reduce(
     };
     let counters = Counters {
         shuffle_bytes,
-        reduce_input_groups: groups,
-        output_records: records,
         output_bytes: upload.bytes(),
-        ..Counters::default()
+        ..reduced
     };
     commit_part(ctx, assignment, upload.finish().await?, counters).await
 }
@@ -84,7 +82,8 @@ async fn open_upload(ctx: &Context, assignment: &Assignment) -> Result<Option<St
 
 /// Merges and reduces with `job` (its code, and the task's context for it) on a blocking thread
 /// while this task uploads what it produces. The thread stops at the next key group once `cancel`
-/// is raised, and holds `dir` (where fetched segments lie) until it ends.
+/// is raised, and holds `dir` (where fetched segments lie) until it ends. Returns what it counted:
+/// key groups, output records and the job code's own counters.
 async fn reduce_into(
     job: (Arc<dyn JobEngine>, TaskContext),
     segments: Vec<Fetched>,
@@ -92,9 +91,9 @@ async fn reduce_into(
     cancel: CancellationToken,
     dir: Arc<AttemptDir>,
     progress: Arc<Progress>,
-) -> Result<(u64, u64), TaskError> {
+) -> Result<Counters, TaskError> {
     let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(2);
-    let reducer = tokio::task::spawn_blocking(move || -> Result<(u64, u64), TaskError> {
+    let reducer = tokio::task::spawn_blocking(move || -> Result<Counters, TaskError> {
         let _dir = dir;
         let (job, task_ctx) = job;
         let sources = segments
@@ -106,6 +105,7 @@ async fn reduce_into(
         let mut groups = Groups::new(merge);
         let (mut key, mut out) = (Vec::new(), Vec::with_capacity(OUTPUT_PIECE));
         let (mut group_count, mut records) = (0, 0);
+        job.start_reduce(&task_ctx)?;
         while groups.next_group(&mut key)? {
             if cancel.is_cancelled() {
                 return Err(TaskError::Cancelled);
@@ -121,12 +121,18 @@ async fn reduce_into(
                     .map_err(|_| TaskError::Cancelled)?;
             }
         }
+        records += job.finish_reduce(&task_ctx, &mut out)?;
         if !out.is_empty() {
             sender
                 .blocking_send(out)
                 .map_err(|_| TaskError::Cancelled)?;
         }
-        Ok((group_count, records))
+        Ok(Counters {
+            reduce_input_groups: group_count,
+            output_records: records,
+            user: task_ctx.counters.totals()?,
+            ..Counters::default()
+        })
     });
     while let Some(piece) = receiver.recv().await {
         upload.write(&piece).await?;
@@ -160,9 +166,13 @@ mod tests {
             }
         }
         let job: Arc<dyn JobEngine> = Arc::new(quern_examples::wordcount::job());
-        let mut writer = MapOutputWriter::new(job.clone(), 1, 1 << 20, dir.to_path_buf());
+        let ctx = TaskContext {
+            partitions: 1,
+            ..TaskContext::default()
+        };
+        let mut writer = MapOutputWriter::new(job.clone(), ctx.clone(), 1 << 20, dir.to_path_buf());
         job.map(
-            &TaskContext::default(),
+            &ctx,
             &mut Words(0..words, String::new()),
             &mut writer as &mut dyn MapSink,
         )
@@ -324,7 +334,7 @@ mod tests {
         // coordinator's step, so the part is still staged under this attempt's name.
         let commits = commits.lock().unwrap().clone();
         assert_eq!(commits.len(), 1);
-        let counters = commits[0].counters.unwrap();
+        let counters = commits[0].counters.clone().unwrap();
         assert_eq!(counters.reduce_input_groups, 100);
         assert_eq!(
             (commits[0].job_id.as_str(), commits[0].attempt_id),

@@ -6,7 +6,7 @@
 //! comparisons in the sort are one integer compare instead of a `memcmp` into the arena.
 
 use crate::spill::{RunWriter, write_group};
-use quern_sdk::{JobEngine, JobError, ValueStream};
+use quern_sdk::{JobEngine, JobError, TaskContext, ValueStream};
 
 /// Where one record lies in the arena; the value follows the key.
 #[derive(Clone, Copy)]
@@ -106,6 +106,7 @@ impl SortBuffer {
     pub fn write_sorted(
         &mut self,
         job: &dyn JobEngine,
+        ctx: &TaskContext,
         out: &mut RunWriter,
     ) -> Result<(), JobError> {
         let arena = &self.arena;
@@ -122,7 +123,7 @@ impl SortBuffer {
                     arena,
                     entries: group.iter(),
                 };
-                write_group(job, key, &mut values, out)?;
+                write_group(job, ctx, key, &mut values, out)?;
             }
         }
         self.arena.clear();

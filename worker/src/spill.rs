@@ -5,7 +5,7 @@
 
 use crate::merge::Segment;
 use crate::record::{RecordReader, write_record};
-use quern_sdk::{JobEngine, JobError, ValueStream};
+use quern_sdk::{JobEngine, JobError, TaskContext, ValueStream};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -150,6 +150,7 @@ impl RunWriter {
 /// Writes one key group: combined into one record where the job has a combiner, else as is.
 pub fn write_group(
     job: &dyn JobEngine,
+    ctx: &TaskContext,
     key: &[u8],
     values: &mut dyn ValueStream,
     out: &mut RunWriter,
@@ -157,7 +158,7 @@ pub fn write_group(
     if job.has_combiner() {
         let mut combined = std::mem::take(&mut out.scratch);
         combined.clear();
-        job.combine(key, values, &mut combined)?;
+        job.combine(ctx, key, values, &mut combined)?;
         out.write(key, &combined)?;
         out.scratch = combined;
     } else {

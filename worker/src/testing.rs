@@ -275,11 +275,18 @@ impl JobEngine for TestJob {
     }
     fn combine(
         &self,
+        ctx: &TaskContext,
         key: &[u8],
         values: &mut dyn ValueStream,
         out: &mut Vec<u8>,
     ) -> Result<(), JobError> {
-        self.inner.combine(key, values, out)
+        self.inner.combine(ctx, key, values, out)
+    }
+    fn start_reduce(&self, ctx: &TaskContext) -> Result<(), JobError> {
+        self.inner.start_reduce(ctx)
+    }
+    fn finish_reduce(&self, ctx: &TaskContext, out: &mut TextSink) -> Result<u64, JobError> {
+        self.inner.finish_reduce(ctx, out)
     }
     fn reduce(
         &self,
