@@ -385,6 +385,18 @@ fn a_users_own_job_binary_runs_its_job_through_the_same_cli() {
         })
         .collect();
     assert_eq!(got, expected);
+    // Its job did not say how to write its map output as text: it cannot run map-only.
+    args.extend(["--reducers", "0"]);
+    let run = std::process::Command::new(&custom)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    assert_eq!(
+        stderr(&run),
+        "quern: job 'linecount' cannot run map-only (--reducers 0): its map output types do not \
+         write as text (see JobDef::runs_map_only)\n"
+    );
 }
 
 /// Job parameters reach workers that started before the job: `grep -D pattern=…` submitted to a
@@ -440,4 +452,75 @@ fn grep_with_a_pattern_parameter_finds_every_matching_line_with_its_file_and_off
         stderr(&missing),
         "quern: job 'grep': job parameter 'pattern' is not set (give -D pattern=VALUE)\n"
     );
+}
+
+/// `--reducers 0`: each map writes its matches straight to its own `part-m-NNNNN`, in input
+/// order, committed as a reduce's part is; no `part-r` file, the matches counted once.
+#[test]
+fn a_map_only_grep_writes_one_part_per_map_in_input_order() {
+    let cluster = Cluster::start(2, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for book in ["pg-being_ernest.txt", "pg-metamorphosis.txt"] {
+        std::fs::copy(corpus().join(book), input.join(book)).unwrap();
+    }
+    let output = dir.path().join("out");
+    let mut args = submit_wordcount(
+        &cluster.address,
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        &[
+            "-D",
+            "pattern=the",
+            "--reducers",
+            "0",
+            "--split-size",
+            "32KiB",
+            "--wait",
+        ],
+    );
+    args[1] = "grep";
+    let run = quern(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary = stdout(&run);
+    let maps = summary_counter(&summary, "tasks:");
+    let expected = grep_lines(&input, b"the");
+    assert!(maps > 4, "{summary}");
+    assert_eq!(read_part_lines(&output, 0), expected);
+    assert_eq!(
+        summary_counter(&summary, "counter: grep.matches"),
+        expected.len() as u64
+    );
+
+    let mut names: Vec<String> = std::fs::read_dir(&output)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let mut parts: Vec<String> = (0..maps).map(|m| format!("part-m-{m:05}")).collect();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(output.join("_SUCCESS")).unwrap()).unwrap();
+    let listed: Vec<&str> = manifest["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, parts);
+    parts.insert(0, "_SUCCESS".into());
+    assert_eq!(names, parts);
+    // Each part holds its split's matches in the order they are in the input.
+    for part in &parts[1..] {
+        let text = std::fs::read_to_string(output.join(part)).unwrap();
+        let places: Vec<(String, u64)> = text
+            .lines()
+            .map(|l| {
+                let (place, _) = l.split_once('\t').unwrap();
+                let (file, offset) = place.rsplit_once(':').unwrap();
+                (file.to_string(), offset.parse().unwrap())
+            })
+            .collect();
+        assert!(places.is_sorted(), "{part} is not in input order");
+    }
 }

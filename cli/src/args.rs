@@ -59,14 +59,6 @@ fn parse_on_off(text: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_reducers(text: &str) -> Result<u32, String> {
-    match text.parse::<u32>() {
-        Ok(0) => Err("--reducers must be at least 1".to_string()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(format!("'{text}' is not a number: {e}")),
-    }
-}
-
 /// What every job command takes.
 #[derive(Args, Debug, Clone)]
 pub struct JobArgs {
@@ -76,12 +68,13 @@ pub struct JobArgs {
     /// Repeatable. A comma is part of the name, not a separator.
     #[arg(long = "input", short = 'i', required = true, env = "QUERN_INPUT")]
     pub inputs: Vec<String>,
-    /// Output directory (part-r-NNNNN files and _SUCCESS).
+    /// Output directory (part-r-NNNNN files, or part-m-NNNNN of a map-only job, and _SUCCESS).
     #[arg(long, short = 'o', env = "QUERN_OUTPUT")]
     pub output: String,
-    /// Reduce partitions, one part file each.
-    #[arg(long, default_value = "1", env = "QUERN_REDUCERS", value_parser = parse_reducers)]
-    pub reducers: u32,
+    /// Reduce partitions, one part file each; 0 runs the job map-only, one part file per map
+    /// [default: 1, or 0 for a job without a reducer].
+    #[arg(long, env = "QUERN_REDUCERS")]
+    pub reducers: Option<u32>,
     /// Bytes of input per map task (64MiB, 1KiB, 1000).
     #[arg(long, default_value = "64MiB", env = "QUERN_SPLIT_SIZE", value_parser = parse_size)]
     pub split_size: u64,

@@ -7,7 +7,8 @@ use quern_proto::auth::{SendToken, Token};
 use quern_proto::coordinator_client::CoordinatorClient;
 use quern_proto::tls::ClientTls;
 use quern_proto::*;
-use quern_sdk::{JobRegistry, Params};
+use quern_sdk::engine::not_map_only;
+use quern_sdk::{JobEngine, JobRegistry, Params};
 use std::error::Error as _;
 use std::time::Duration;
 use tonic::service::interceptor::InterceptedService;
@@ -54,15 +55,16 @@ pub async fn connect(address: &str, token: Option<Token>, tls: &ClientTls) -> Re
 pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
     // Built here once, so that a missing or bad parameter is refused before anything runs.
     let params = Params::new(args.params.iter().cloned());
-    match registry.build(&args.job, &params) {
+    let job = match registry.build(&args.job, &params) {
         None => bail!(
             "unknown job '{}'; this binary has: {}",
             args.job,
             registry.names().join(", ")
         ),
         Some(Err(e)) => bail!("job '{}': {e}", args.job),
-        Some(Ok(_)) => {}
-    }
+        Some(Ok(job)) => job,
+    };
+    let reducers = reducers_of(job.as_ref(), args.reducers)?;
     let inputs = args
         .inputs
         .iter()
@@ -72,7 +74,7 @@ pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
         job_name: args.job.clone(),
         inputs,
         output: absolute_url(&args.output)?,
-        reducers: args.reducers,
+        reducers,
         split_size: args.split_size,
         overwrite: args.overwrite,
         sort_buffer_bytes: args.sort_buffer,
@@ -86,6 +88,25 @@ pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     })
+}
+
+/// The reducers of `job` when `asked` for: by default 1, or 0 (map-only) for a job without a
+/// reducer; 0 only for a job that can run map-only.
+fn reducers_of(job: &dyn JobEngine, asked: Option<u32>) -> Result<u32> {
+    match asked {
+        None if job.has_reducer() => Ok(1),
+        None | Some(0) if job.can_run_map_only() => Ok(0),
+        Some(0) => bail!("{}", not_map_only(job.name())),
+        Some(n) if !job.has_reducer() => bail!(
+            "job '{}' has no reducer: it runs map-only, so --reducers must be 0, not {n}",
+            job.name()
+        ),
+        Some(n) => Ok(n),
+        None => bail!(
+            "job '{}' has neither a reducer nor text map output",
+            job.name()
+        ),
+    }
 }
 
 /// The coordinator runs elsewhere: a relative local path is resolved here, where the user typed

@@ -15,10 +15,24 @@ use crate::job::{JobPhase, OpenUpload, TaskRef, TaskState};
 use crate::state::{Action, RunningAttempt, State};
 use crate::wire::AttemptCall;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
-use quern_proto::{AttemptState, Counters};
-use quern_storage::{OutputDir, StorageError, StorageUrl};
+use quern_proto::{AttemptState, Counters, JobSpec};
+use quern_storage::{OutputDir, PartKind, StorageError, StorageUrl};
 use std::collections::BTreeMap;
 use std::time::Instant;
+
+/// The output directory of a job with `spec`: part files of reduces, or of maps if it is
+/// map-only (`--reducers 0`).
+pub fn output_dir(spec: &JobSpec) -> Result<OutputDir, StorageError> {
+    open_output(&spec.output, spec.reducers)
+}
+
+fn open_output(output: &str, reducers: u32) -> Result<OutputDir, StorageError> {
+    let parts = match reducers {
+        0 => PartKind::Map,
+        _ => PartKind::Reduce,
+    };
+    Ok(OutputDir::open(&StorageUrl::parse(output)?)?.with_parts(parts))
+}
 
 /// One attempt's output being made final, as chosen under the lock; the I/O runs outside it.
 #[derive(Debug, Clone)]
@@ -30,6 +44,8 @@ pub struct TaskCommit {
     /// Its record in the job's history.
     record: usize,
     pub output: String,
+    /// The job's reducers: 0 if its maps write the part files.
+    pub reducers: u32,
     /// The multipart upload the coordinator opened for this attempt (S3).
     pub upload_id: Option<String>,
 }
@@ -37,7 +53,7 @@ pub struct TaskCommit {
 impl TaskCommit {
     /// Makes the attempt's part file final: the storage step, outside the lock.
     pub async fn run(&self, part_ids: Vec<String>) -> Result<(), StorageError> {
-        let out = OutputDir::open(&StorageUrl::parse(&self.output)?)?;
+        let out = open_output(&self.output, self.reducers)?;
         out.commit_part(
             self.task.index,
             self.attempt.0,
@@ -69,7 +85,7 @@ impl State {
             .iter()
             .find(|u| u.attempt == attempt)
             .map(|u| u.upload_id.clone());
-        let output = job.spec.output.clone();
+        let (output, reducers) = (job.spec.output.clone(), job.spec.reducers);
         let others = job.begin_commit(task, attempt);
         for other in others {
             self.kill_attempt(other, "another attempt of the task is committing");
@@ -81,6 +97,7 @@ impl State {
             worker,
             record,
             output,
+            reducers,
             upload_id,
         })
     }
@@ -124,6 +141,7 @@ impl State {
                     worker: commit.worker,
                     record: commit.record,
                     in_job_code: true,
+                    opened_output: true,
                     progress: (0, 0),
                     progressed: Instant::now(),
                 }
@@ -188,8 +206,9 @@ impl From<&Counters> for CountersJson {
 pub struct JobCommit {
     pub job_id: String,
     pub job_name: String,
-    pub output: String,
-    pub reducers: u32,
+    pub spec: JobSpec,
+    /// Its part files: reduce partitions, or maps of a map-only job.
+    pub parts: u32,
     pub counters: Counters,
     /// Multipart uploads of attempts that never committed, to abort.
     pub stray_uploads: Vec<OpenUpload>,
@@ -202,7 +221,7 @@ pub async fn commit_job(job: &JobCommit) -> Result<(), StorageError> {
         job_id: &job.job_id,
         job_name: &job.job_name,
         parts: out
-            .part_sizes(job.reducers)
+            .part_sizes(job.parts)
             .await?
             .into_iter()
             .map(|(name, bytes)| PartJson { name, bytes })
@@ -215,7 +234,7 @@ pub async fn commit_job(job: &JobCommit) -> Result<(), StorageError> {
 
 /// Removes what uncommitted attempts left: open multipart uploads and `_temporary/`.
 pub async fn clean_up_job(job: &JobCommit) -> Result<OutputDir, StorageError> {
-    let out = OutputDir::open(&StorageUrl::parse(&job.output)?)?;
+    let out = output_dir(&job.spec)?;
     for upload in &job.stray_uploads {
         // Most were aborted by their own attempt already; servers differ in how they say so.
         if let Err(e) = out.abort_upload(upload.partition, &upload.upload_id).await {
@@ -343,5 +362,30 @@ mod tests {
         );
         let again = next(&mut assignments);
         assert_eq!((again.kind(), again.task), (reduce.kind(), 0));
+    }
+
+    /// A map-only job: its maps commit their part files and may not merely report success; once
+    /// every map committed, the job commits. A worker lost after its map committed runs
+    /// nothing again: the map's output is in the job's output, not on the worker.
+    #[test]
+    fn map_only_maps_commit_and_a_lost_worker_runs_nothing_again() {
+        let mut state = State::starting_now();
+        let id = add_job_with(&mut state, 2, |spec| spec.reducers = 0);
+        let (lost, mut on_lost) = add_worker(&mut state, 1);
+        let first = next(&mut on_lost);
+        let (_, mut on_other) = add_worker(&mut state, 1);
+        let second = next(&mut on_other);
+        assert_eq!(first.reducers, 0);
+        let (accepted, _) = state.report(&success(&first, Counters::default()));
+        assert!(!accepted, "a map-only map succeeds only by committing");
+        succeed(&mut state, &first, groups(1));
+        lose(&mut state, &lost.to_string());
+        let job = &state.jobs[&id];
+        assert_eq!((job.maps_done, job.counters.reduce_input_groups), (1, 1));
+        assert!(!job.has_pending_maps());
+        let commit = state.begin_commit(call_of(&second)).expect("it may commit");
+        let actions = state.commit_finished(&commit, groups(2), Ok(()));
+        assert_eq!(actions, [Action::CommitJob(id)]);
+        assert_eq!(state.jobs[&id].counters.reduce_input_groups, 3);
     }
 }

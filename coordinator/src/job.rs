@@ -259,23 +259,56 @@ impl Job {
         }
     }
 
-    /// After a restart: reduce `partition` was committed before it, by `attempt`, which
-    /// counted `counters`. It does not run again.
-    pub fn committed_before_restart(
-        &mut self,
-        partition: u32,
-        attempt: AttemptId,
-        counters: Counters,
-    ) {
-        if partition as usize >= self.reduces.len() {
+    /// After a restart: part `index` (a reduce partition, or a map of a map-only job) was
+    /// committed before it, by `attempt`, which counted `counters`. It does not run again.
+    pub fn committed_before_restart(&mut self, index: u32, attempt: AttemptId, counters: Counters) {
+        let kind = self.output_kind();
+        let (tasks, pending) = match kind {
+            TaskKind::Map => (&self.maps, &mut self.pending_maps),
+            _ => (&self.reduces, &mut self.pending_reduces),
+        };
+        if index as usize >= tasks.len() {
             return;
         }
-        self.pending_reduces.retain(|&p| p != partition);
-        let task = TaskRef {
-            kind: TaskKind::Reduce,
-            index: partition,
-        };
-        self.task_done(task, attempt, WorkerId::EARLIER, counters);
+        pending.retain(|&p| p != index);
+        self.task_done(
+            TaskRef { kind, index },
+            attempt,
+            WorkerId::EARLIER,
+            counters,
+        );
+    }
+
+    /// A map-only job (`--reducers 0`): each map writes its own part file, `part-m-NNNNN`,
+    /// committed as a reduce's is, and nothing is shuffled.
+    pub fn map_only(&self) -> bool {
+        self.spec.reducers == 0
+    }
+
+    /// The kind of the tasks that write the job's part files, and so commit: reduces, or the
+    /// maps of a map-only job.
+    pub fn output_kind(&self) -> TaskKind {
+        if self.map_only() {
+            TaskKind::Map
+        } else {
+            TaskKind::Reduce
+        }
+    }
+
+    /// Whether every part file is committed: the job's output is complete.
+    pub fn output_complete(&self) -> bool {
+        match self.output_kind() {
+            TaskKind::Map => self.all_maps_done(),
+            _ => self.reduces_done as usize == self.reduces.len(),
+        }
+    }
+
+    /// The part files the output holds when complete.
+    pub fn part_count(&self) -> u32 {
+        match self.output_kind() {
+            TaskKind::Map => self.maps.len() as u32,
+            _ => self.reduces.len() as u32,
+        }
     }
 
     /// Whether the phase of `kind` is near its end: each of its tasks has started, and some is
@@ -302,8 +335,12 @@ impl Job {
         !self.excluded.contains_key(&worker)
     }
 
-    /// Map tasks whose output lives on `worker`.
+    /// Map tasks whose output lives on `worker`; none in a map-only job, whose maps' output is
+    /// committed to the job's output, not held.
     pub fn maps_held_by(&self, worker: WorkerId) -> Vec<TaskRef> {
+        if self.map_only() {
+            return Vec::new();
+        }
         self.maps
             .iter()
             .enumerate()
@@ -464,12 +501,16 @@ impl Job {
     }
 
     /// Uploads that no committed attempt owns: every one, but for the attempt that did each
-    /// finished reduce.
+    /// finished part (reduce, or map of a map-only job).
     pub fn uncommitted_uploads(&self) -> Vec<OpenUpload> {
+        let kind = self.output_kind();
         self.uploads
             .iter()
             .filter(|u| {
-                let task = &self.reduces[u.partition as usize];
+                let task = self.task(TaskRef {
+                    kind,
+                    index: u.partition,
+                });
                 !matches!(task.state, TaskState::Done { attempt, .. } if attempt == u.attempt)
             })
             .cloned()

@@ -17,6 +17,7 @@
 //! an earlier block (see [`crate::journal`]), so their reports, commits and requests are refused,
 //! and their workers cancel them at the first heartbeat.
 
+use crate::commit::output_dir;
 use crate::error::{CoordinatorError, error_chain};
 use crate::job::Job;
 use crate::journal::RecoveredJob;
@@ -24,7 +25,7 @@ use crate::service::CoordinatorService;
 use crate::state::{Action, State};
 use quern_proto::HeldMapOutputs;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
-use quern_storage::{OutputDir, StorageUrl};
+use quern_storage::StorageUrl;
 use std::time::Instant;
 
 impl State {
@@ -104,7 +105,7 @@ impl CoordinatorService {
         let splits = self.split_input(spec, &inputs, None).await?;
         let mut job = Job::new(recovered.id, spec.clone(), splits);
         job.shuffle_secret = recovered.shuffle_secret.clone();
-        let out = OutputDir::open(&StorageUrl::parse(&spec.output)?)?;
+        let out = output_dir(spec)?;
         let timeout = self.config().storage_timeout;
         let committed = tokio::time::timeout(
             timeout,

@@ -2,7 +2,7 @@
 //! those transitions ask for (listing input at submit, committing output at the end).
 
 use crate::CoordinatorConfig;
-use crate::commit::{JobCommit, clean_up_job, commit_job};
+use crate::commit::{JobCommit, clean_up_job, commit_job, output_dir};
 use crate::error::{CoordinatorError, error_chain};
 use crate::job::{Job, OpenUpload};
 use crate::journal::{Grant, Journal, JournalError, RecoveredJob};
@@ -142,8 +142,8 @@ impl CoordinatorService {
         Some(JobCommit {
             job_id: id.to_string(),
             job_name: job.spec.job_name.clone(),
-            output: job.spec.output.clone(),
-            reducers: job.spec.reducers,
+            spec: job.spec.clone(),
+            parts: job.part_count(),
             counters: job.counters.clone(),
             stray_uploads: job.uncommitted_uploads(),
         })
@@ -157,9 +157,6 @@ impl CoordinatorService {
         let invalid = |what: &str| Err(CoordinatorError::InvalidJob(what.to_string()));
         if spec.job_name.is_empty() {
             return invalid("no job name");
-        }
-        if spec.reducers == 0 {
-            return invalid("--reducers must be at least 1");
         }
         if spec.reducers > MAX_REDUCERS {
             return invalid(&format!("--reducers may be at most {MAX_REDUCERS}"));
@@ -197,18 +194,17 @@ impl CoordinatorService {
         Ok((spec, inputs, output))
     }
 
-    /// Opens the upload of a reduce attempt's part file, where the store holds one open until
+    /// Opens the upload of an attempt's part file, where the store holds one open until
     /// commit, and records it with the job so it is aborted if the attempt never commits.
     async fn open_and_record(
         &self,
         request: &OpenUploadRequest,
         job: JobId,
         partition: u32,
-        output: &str,
+        spec: &JobSpec,
     ) -> Result<Option<String>, Status> {
         let attempt = AttemptId(request.attempt_id);
-        let out = OutputDir::open(&StorageUrl::parse(output).map_err(CoordinatorError::from)?)
-            .map_err(CoordinatorError::from)?;
+        let out = output_dir(spec).map_err(CoordinatorError::from)?;
         let Some(upload_id) = out
             .open_upload(partition)
             .await
@@ -257,9 +253,10 @@ impl CoordinatorService {
         Ok(Some(upload_id))
     }
 
-    /// The job, partition and output of a running reduce attempt.
-    /// A reduce opens its output once its shuffle is done, right before its job code runs.
-    fn reduce_attempt(&self, request: &OpenUploadRequest) -> Result<(JobId, u32, String), Status> {
+    /// The job, part and spec of a running attempt that writes a part file: a reduce, or a map
+    /// of a map-only job. A reduce opens its output once its shuffle is done, right before its
+    /// job code runs; a map-only map as it starts.
+    fn output_attempt(&self, request: &OpenUploadRequest) -> Result<(JobId, u32, JobSpec), Status> {
         let attempt = AttemptId(request.attempt_id);
         let mut state = self.lock();
         if !request
@@ -271,22 +268,23 @@ impl CoordinatorService {
         let Some(running) = state.attempts.get_mut(&attempt) else {
             return Err(not_expected(attempt, &request.job_id));
         };
-        if running.task.kind != TaskKind::Reduce {
-            return Err(Status::invalid_argument(format!(
-                "attempt {attempt} is not a reduce"
-            )));
-        }
         // At most one upload per attempt: it opens its output once.
-        if running.in_job_code {
+        if running.opened_output {
             return Err(Status::failed_precondition(format!(
                 "attempt {attempt} of {} opened its output already",
                 request.job_id
             )));
         }
+        running.opened_output = true;
         running.in_job_code = true;
         let running = &state.attempts[&attempt];
-        let output = state.jobs[&running.job].spec.output.clone();
-        Ok((running.job, running.task.index, output))
+        if !state.commits_output(attempt) {
+            return Err(Status::invalid_argument(format!(
+                "attempt {attempt} writes no part file: it is a map of a job with reduces"
+            )));
+        }
+        let spec = state.jobs[&running.job].spec.clone();
+        Ok((running.job, running.task.index, spec))
     }
 
     async fn submit(&self, spec: JobSpec) -> Result<SubmitJobResponse, CoordinatorError> {
@@ -667,13 +665,13 @@ impl Coordinator for CoordinatorService {
         request: Request<OpenUploadRequest>,
     ) -> Result<Response<OpenUploadResponse>, Status> {
         let request = self.worker_call(request)?;
-        let (job, partition, output) = self.reduce_attempt(&request)?;
+        let (job, partition, spec) = self.output_attempt(&request)?;
         // Opened and recorded in a task of its own: a worker that dies mid-call drops this
         // handler, and an upload opened but not recorded would never be aborted.
         let service = self.clone();
         let opened = tokio::spawn(async move {
             service
-                .open_and_record(&request, job, partition, &output)
+                .open_and_record(&request, job, partition, &spec)
                 .await
         });
         let upload_id = opened

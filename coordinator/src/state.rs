@@ -54,6 +54,8 @@ pub struct RunningAttempt {
     /// Whether it may be running job code: a map always; a reduce once it has opened its
     /// output, after its shuffle. Only then can its worker's death be blamed on it.
     pub in_job_code: bool,
+    /// Whether it opened its part file's upload: it may only once.
+    pub opened_output: bool,
     /// Records and bytes, as last reported, and when they last changed (see [`crate::progress`]).
     pub progress: (u64, u64),
     pub progressed: Instant,
@@ -280,13 +282,14 @@ impl State {
     }
 
     /// Handles a task report. Returns whether the attempt was expected, and follow-up actions.
-    /// A reduce succeeds only by committing its output (see [`crate::commit`]), never by report.
+    /// A reduce (or a map of a map-only job) succeeds only by committing its output (see
+    /// [`crate::commit`]), never by report.
     pub fn report(&mut self, report: &TaskReport) -> (bool, Vec<Action>) {
         let Some(call) = report.attempt_call().filter(|call| self.expects(*call)) else {
             return (false, Vec::new());
         };
         let attempt = call.attempt;
-        if report.succeeded && self.attempts[&attempt].task.kind != TaskKind::Map {
+        if report.succeeded && self.commits_output(attempt) {
             return (false, Vec::new());
         }
         let state = match (report.succeeded, report.failure()) {
@@ -333,10 +336,7 @@ impl State {
     /// reduce needs now) is killed and counts nothing.
     pub(crate) fn commit_if_complete(&mut self, id: JobId) -> Vec<Action> {
         match self.jobs.get_mut(&id) {
-            Some(job)
-                if job.phase == JobPhase::Running
-                    && job.reduces_done as usize == job.reduces.len() =>
-            {
+            Some(job) if job.phase == JobPhase::Running && job.output_complete() => {
                 job.phase = JobPhase::Committing;
                 for attempt in self.attempts_of(id) {
                     self.kill_attempt(attempt, "the job's output is complete");
@@ -345,6 +345,15 @@ impl State {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Whether running `attempt` writes a part file of its job's output, which it commits.
+    pub fn commits_output(&self, attempt: AttemptId) -> bool {
+        self.attempts.get(&attempt).is_some_and(|running| {
+            self.jobs
+                .get(&running.job)
+                .is_some_and(|job| job.output_kind() == running.task.kind)
+        })
     }
 
     /// The attempts of job `id` running now.
@@ -475,6 +484,7 @@ impl State {
                 worker,
                 record,
                 in_job_code: task.kind == TaskKind::Map,
+                opened_output: false,
                 progress: (0, 0),
                 progressed: Instant::now(),
             },

@@ -123,16 +123,16 @@ pub fn send(state: &mut State, report: &TaskReport) -> Vec<Action> {
     actions
 }
 
-/// The attempt of `assignment` succeeds as a worker's would: a map reports, a reduce commits
-/// (and its storage step succeeds).
+/// The attempt of `assignment` succeeds as a worker's would: a map reports, a reduce (or a
+/// map of a map-only job) commits (and its storage step succeeds).
 pub fn succeed(state: &mut State, assignment: &Assignment, counters: Counters) {
-    if assignment.kind() == TaskKind::Map {
+    if assignment.kind() == TaskKind::Map && assignment.reducers > 0 {
         send(state, &success(assignment, counters));
         return;
     }
     let commit = state
         .begin_commit(call_of(assignment))
-        .expect("the reduce may commit");
+        .expect("the attempt may commit");
     state.commit_finished(&commit, counters, Ok(()));
 }
 

@@ -2,7 +2,8 @@
 //! `STR` becomes one output line `FILE:OFFSET<TAB>LINE`: the base name of the line's file, the
 //! byte offset of the line's start in it, and the line without its `\n` or `\r\n`. The pattern is
 //! a job parameter, so every task of the job, on any worker, greps for the same one. The user
-//! counter `grep.matches` counts the matching lines.
+//! counter `grep.matches` counts the matching lines. With `--reducers 0` it runs map-only: each
+//! map writes its matches, in input order, to its own `part-m-NNNNN`.
 
 use quern_sdk::{Emitter, JobDef, JobError, Mapper, Output, Params, Reducer};
 
@@ -67,7 +68,7 @@ pub fn job(params: &Params) -> Result<JobDef<GrepMapper, LinesReducer>, JobError
     let mapper = GrepMapper {
         pattern: memchr::memmem::Finder::new(pattern.as_bytes()).into_owned(),
     };
-    Ok(JobDef::new(NAME, mapper, LinesReducer))
+    Ok(JobDef::new(NAME, mapper, LinesReducer).runs_map_only())
 }
 
 #[cfg(test)]

@@ -38,6 +38,25 @@ pub trait JobEngine: Send + Sync + 'static {
         lines: &mut dyn LineSource,
         sink: &mut dyn MapSink,
     ) -> Result<u64, JobError>;
+    /// Whether the job has a reducer; one without runs map-only (see
+    /// [`crate::JobDef::map_only`]).
+    fn has_reducer(&self) -> bool {
+        true
+    }
+    /// Whether the job can run map-only (`--reducers 0`): its map output types write as text.
+    fn can_run_map_only(&self) -> bool {
+        false
+    }
+    /// Writes one map output pair (encoded) as an output text line, in a map-only job.
+    fn write_map_record(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        out: &mut TextSink,
+    ) -> Result<(), JobError> {
+        let _ = (key, value, out);
+        Err(JobError::user(not_map_only(self.name())))
+    }
     /// Which of `partitions` reduce partitions an encoded key belongs to.
     fn partition(&self, key: &[u8], partitions: u32) -> u32;
     /// Whether the job folds values map-side (see [`crate::Combiner`]).
@@ -71,6 +90,14 @@ pub trait JobEngine: Send + Sync + 'static {
         values: &mut dyn ValueStream,
         out: &mut TextSink,
     ) -> Result<u64, JobError>;
+}
+
+/// What is wrong with running job `name` map-only, when it cannot.
+pub fn not_map_only(name: &str) -> String {
+    format!(
+        "job '{name}' cannot run map-only (--reducers 0): its map output types do not write as \
+         text (see JobDef::runs_map_only)"
+    )
 }
 
 /// The partition of `key`, checked: a user partitioner can answer anything, and going on with an

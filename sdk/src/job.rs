@@ -3,7 +3,7 @@
 
 use crate::JobError;
 use crate::context::TaskContext;
-use crate::engine::{JobEngine, LineSource, MapSink, TextSink, ValueStream};
+use crate::engine::{JobEngine, LineSource, MapSink, TextSink, ValueStream, not_map_only};
 use crate::key::{Key, KeyEncode};
 use crate::map_combine::MapCombine;
 use crate::text::{TextFormat, write_line};
@@ -203,6 +203,8 @@ impl<V: Value> Iterator for DecodedValues<'_, V> {
 }
 
 type BoxedCombiner<K, V> = Box<dyn Combiner<Key = K, Value = V>>;
+/// Decodes one map output pair and writes it as a text line.
+type MapRecordWriter = fn(&[u8], &[u8], &mut TextSink) -> Result<(), JobError>;
 
 /// A named job: a mapper, a reducer, and optionally a combiner and a partitioner.
 pub struct JobDef<M: Mapper, R> {
@@ -211,6 +213,74 @@ pub struct JobDef<M: Mapper, R> {
     reducer: R,
     combiner: Option<BoxedCombiner<M::Key, M::Value>>,
     partitioner: Box<dyn Partitioner>,
+    /// How the map output is written in a map-only run; None if it cannot be.
+    map_text: Option<MapRecordWriter>,
+    /// False for a job made with [`JobDef::map_only`].
+    has_reducer: bool,
+}
+
+/// The reducer of a job that has none: it runs map-only (see [`JobDef::map_only`]).
+pub struct NoReducer<K, V>(PhantomData<fn(K, V)>);
+
+impl<K: Key, V: Value> Reducer for NoReducer<K, V> {
+    type Key = K;
+    type Value = V;
+    type OutKey = ();
+    type OutValue = ();
+    fn reduce(
+        &self,
+        _: K,
+        _: &mut dyn Iterator<Item = V>,
+        _: &mut Output<'_, (), ()>,
+    ) -> Result<(), JobError> {
+        Err(JobError::user(
+            "this job has no reducer: it runs map-only (--reducers 0)",
+        ))
+    }
+}
+
+impl<M> JobDef<M, NoReducer<M::Key, M::Value>>
+where
+    M: Mapper,
+    M::Key: TextFormat,
+    M::Value: TextFormat,
+{
+    /// Job `name` with `mapper` and no reducer: it runs map-only, each map writing its pairs
+    /// as `key<TAB>value` lines to its own part file, `part-m-NNNNN` (Hadoop's zero-reducer
+    /// job). `quern run` and `submit` choose `--reducers 0` for it.
+    pub fn map_only(name: impl Into<String>, mapper: M) -> Self {
+        JobDef {
+            has_reducer: false,
+            ..JobDef::new(name, mapper, NoReducer(PhantomData)).runs_map_only()
+        }
+    }
+}
+
+impl<M, R> JobDef<M, R>
+where
+    M: Mapper,
+    M::Key: TextFormat,
+    M::Value: TextFormat,
+    R: Reducer<Key = M::Key, Value = M::Value>,
+{
+    /// Lets the job also run map-only, with `--reducers 0`: its maps then write their pairs as
+    /// `key<TAB>value` lines (the key alone for a `()` value), skipping the combiner, the
+    /// shuffle and the reducer.
+    pub fn runs_map_only(mut self) -> Self {
+        self.map_text = Some(write_map_record::<M::Key, M::Value>);
+        self
+    }
+}
+
+fn write_map_record<K: Key + TextFormat, V: Value + TextFormat>(
+    key: &[u8],
+    value: &[u8],
+    out: &mut TextSink,
+) -> Result<(), JobError> {
+    let key = K::decode_key(key)?;
+    let value: V = decode_value(value)?;
+    write_line(&key, &value, out);
+    Ok(())
 }
 
 impl<M, R> JobDef<M, R>
@@ -226,6 +296,8 @@ where
             reducer,
             combiner: None,
             partitioner: Box::new(HashPartitioner),
+            map_text: None,
+            has_reducer: true,
         }
     }
 
@@ -262,9 +334,11 @@ where
             sink,
             key: Vec::new(),
             value: Vec::new(),
+            // A map-only run has no reduce to fold for, as in Hadoop.
             combine: self
                 .combiner
                 .as_deref()
+                .filter(|_| ctx.partitions > 0)
                 .map(|combiner| MapCombine::new(combiner, ctx)),
             emitted: 0,
         };
@@ -281,6 +355,26 @@ where
 
     fn partition(&self, key: &[u8], partitions: u32) -> u32 {
         self.partitioner.partition(key, partitions)
+    }
+
+    fn has_reducer(&self) -> bool {
+        self.has_reducer
+    }
+
+    fn can_run_map_only(&self) -> bool {
+        self.map_text.is_some()
+    }
+
+    fn write_map_record(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        out: &mut TextSink,
+    ) -> Result<(), JobError> {
+        match self.map_text {
+            Some(write) => write(key, value, out),
+            None => Err(JobError::user(not_map_only(&self.name))),
+        }
     }
 
     fn has_combiner(&self) -> bool {

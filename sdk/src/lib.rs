@@ -31,7 +31,9 @@ pub use context::{InputSplit, Params, TaskContext};
 pub use counter::{Counter, UserCounters};
 pub use engine::{JobEngine, MapSink, TextSink, ValueStream};
 pub use error::JobError;
-pub use job::{Combiner, Emitter, HashPartitioner, JobDef, Mapper, Output, Partitioner, Reducer};
+pub use job::{
+    Combiner, Emitter, HashPartitioner, JobDef, Mapper, NoReducer, Output, Partitioner, Reducer,
+};
 pub use key::{Key, KeyEncode};
 pub use registry::JobRegistry;
 pub use text::TextFormat;

@@ -1,4 +1,5 @@
-//! The output committer, Hadoop's layout: `OUTPUT/part-r-NNNNN`, then `OUTPUT/_SUCCESS` last.
+//! The output committer, Hadoop's layout: `OUTPUT/part-r-NNNNN` (or `part-m-NNNNN`, written by
+//! the maps of a map-only job), then `OUTPUT/_SUCCESS` last.
 //!
 //! A reduce attempt streams its part file with a [`PartUpload`], then holds the finished upload as
 //! a [`PendingPart`] and asks the coordinator to commit it. The coordinator makes it final itself
@@ -26,22 +27,49 @@ const PART_SIZE: usize = 8 << 20;
 /// Local-disk chunks that may be in flight before a writer waits.
 const UPLOADS_IN_FLIGHT: usize = 2;
 
-/// The final name of a reduce partition's output, `part-r-00000`.
-pub fn part_name(partition: u32) -> String {
-    format!("part-r-{partition:05}")
+/// Which tasks write a job's part files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PartKind {
+    /// Reduce partitions: `part-r-00000`.
+    #[default]
+    Reduce,
+    /// The maps of a map-only job: `part-m-00000`.
+    Map,
+}
+
+impl PartKind {
+    /// The final name of part `index`: `part-r-00000` or `part-m-00000`.
+    pub fn name(self, index: u32) -> String {
+        match self {
+            PartKind::Reduce => format!("part-r-{index:05}"),
+            PartKind::Map => format!("part-m-{index:05}"),
+        }
+    }
 }
 
 /// A job's output directory (or key prefix).
 #[derive(Debug, Clone)]
 pub struct OutputDir {
     location: Location,
+    parts: PartKind,
 }
 
 impl OutputDir {
+    /// The output directory at `url`, whose part files reduces write.
     pub fn open(url: &StorageUrl) -> Result<Self, StorageError> {
         Ok(OutputDir {
             location: url.locate()?,
+            parts: PartKind::Reduce,
         })
+    }
+
+    /// The same directory, whose part files `parts` write.
+    pub fn with_parts(self, parts: PartKind) -> Self {
+        OutputDir { parts, ..self }
+    }
+
+    fn part_name(&self, index: u32) -> String {
+        self.parts.name(index)
     }
 
     fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -113,7 +141,7 @@ impl OutputDir {
         let Some(multipart) = &self.location.multipart else {
             return Ok(None);
         };
-        let name = part_name(partition);
+        let name = self.part_name(partition);
         let id = multipart
             .create_multipart(&self.child(&name))
             .await
@@ -125,7 +153,7 @@ impl OutputDir {
     fn staged_path(&self, partition: u32, attempt: u64) -> Path {
         self.child(&format!(
             "{TEMPORARY}/attempt-{attempt}/{}",
-            part_name(partition)
+            self.part_name(partition)
         ))
     }
 
@@ -139,7 +167,7 @@ impl OutputDir {
         upload_id: Option<&str>,
         part_ids: Vec<String>,
     ) -> Result<(), StorageError> {
-        let name = part_name(partition);
+        let name = self.part_name(partition);
         let final_path = self.child(&name);
         match (&self.location.multipart, upload_id) {
             (Some(multipart), Some(id)) => {
@@ -173,7 +201,7 @@ impl OutputDir {
         attempt: u64,
         upload_id: Option<String>,
     ) -> Result<PartUpload, StorageError> {
-        let name = part_name(partition);
+        let name = self.part_name(partition);
         let url = self.location.url.join(&name);
         let final_path = self.child(&name);
         let writer = match &self.location.multipart {
@@ -222,7 +250,7 @@ impl OutputDir {
         let Some(multipart) = &self.location.multipart else {
             return Ok(());
         };
-        let name = part_name(partition);
+        let name = self.part_name(partition);
         match multipart
             .abort_multipart(&self.child(&name), &upload_id.to_string())
             .await
@@ -240,7 +268,7 @@ impl OutputDir {
     ) -> Result<Vec<u32>, StorageError> {
         let mut committed = Vec::new();
         for partition in partitions {
-            let name = part_name(partition);
+            let name = self.part_name(partition);
             match self.store().head(&self.child(&name)).await {
                 Ok(_) => committed.push(partition),
                 Err(object_store::Error::NotFound { .. }) => {}
@@ -254,7 +282,7 @@ impl OutputDir {
     pub async fn part_sizes(&self, partitions: u32) -> Result<Vec<(String, u64)>, StorageError> {
         let mut sizes = Vec::with_capacity(partitions as usize);
         for partition in 0..partitions {
-            let name = part_name(partition);
+            let name = self.part_name(partition);
             let head = self
                 .store()
                 .head(&self.child(&name))

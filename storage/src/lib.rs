@@ -20,7 +20,7 @@ pub mod read;
 mod s3;
 pub mod url;
 
-pub use commit::{OutputDir, PartUpload, PendingPart};
+pub use commit::{OutputDir, PartKind, PartUpload, PendingPart};
 pub use error::StorageError;
 pub use list::{InputObject, Version, list_inputs};
 pub use overwrite::check_output_apart;

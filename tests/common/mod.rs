@@ -462,11 +462,19 @@ pub fn grep_lines(dir: &Path, pattern: &[u8]) -> Vec<Vec<u8>> {
     found
 }
 
-/// Every line of the part files `part-r-00000` … of `reducers` partitions in `dir`, sorted.
+/// Every line of the part files `part-r-00000` … of `reducers` partitions in `dir`, sorted; of
+/// `part-m-00000` … if `reducers` is 0 (map-only), as many as there are.
 pub fn read_part_lines(dir: &Path, reducers: u32) -> Vec<Vec<u8>> {
+    let parts: Vec<String> = match reducers {
+        0 => (0..)
+            .map(|part| format!("part-m-{part:05}"))
+            .take_while(|name| dir.join(name).exists())
+            .collect(),
+        n => (0..n).map(|part| format!("part-r-{part:05}")).collect(),
+    };
     let mut found = Vec::new();
-    for part in 0..reducers {
-        let text = std::fs::read(dir.join(format!("part-r-{part:05}"))).unwrap();
+    for part in parts {
+        let text = std::fs::read(dir.join(part)).unwrap();
         found.extend(
             text.split(|&b| b == b'\n')
                 .filter(|l| !l.is_empty())

@@ -5,7 +5,8 @@
 //! - map side: [`split_reader`] (lines of a split) → [`map`] (the task) → [`map_output`]
 //!   (partition, [`sort_buffer`], combine, [`spill`], merge) → [`shuffle_server`];
 //! - reduce side: [`shuffle_fetch`] → [`merge`] (k-way, grouped by key) → [`reduce`] →
-//!   [`commit`] (only the accepted attempt's part file becomes final).
+//!   [`part_file`] → [`commit`] (only the accepted attempt's part file becomes final);
+//! - a map-only job (`--reducers 0`): [`split_reader`] → [`map`] → [`part_file`] → [`commit`].
 //!
 //! Around it: [`record`] (the framing of records on disk and on the wire), [`task`] (running and
 //! reporting attempts), [`attempt`] (what an attempt releases however it ends), [`session`]
@@ -22,6 +23,7 @@ pub mod failpoint;
 pub mod map;
 pub mod map_output;
 pub mod merge;
+pub mod part_file;
 pub mod record;
 pub mod reduce;
 pub mod session;

@@ -7,10 +7,11 @@ use crate::attempt::{AttemptDir, CancellableLines, Progress, cancelled};
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::map_output::MapOutputWriter;
+use crate::part_file::{TextRecords, write_part};
 use crate::split_reader::{SplitLines, read_start, split_source};
 use bytes::Bytes;
 use quern_proto::{Assignment, Counters, MapSplit};
-use quern_sdk::JobError;
+use quern_sdk::{JobError, TaskContext};
 use quern_storage::InputSource;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -29,12 +30,8 @@ pub async fn run_map(
     assignment: &Assignment,
     progress: Arc<Progress>,
 ) -> Result<Counters, TaskError> {
-    let split = assignment
-        .split
-        .clone()
-        .ok_or(TaskError::MissingField("split"))?;
     let (job, task_ctx) = ctx.job(assignment)?;
-    let source = split_source(&split)?;
+    let input = SplitInput::start(assignment)?;
     let dir = ctx.work_dir.join(&assignment.job_id).join(format!(
         "map-{:05}-{}",
         assignment.task, assignment.attempt_id
@@ -44,23 +41,13 @@ pub async fn run_map(
     // Dropping this future (a cancel) stops the reader and, within a few lines, the mapper.
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
-
-    let (sender, mut receiver) = mpsc::channel(READ_AHEAD);
-    let _reader = AbortOnDropHandle::new(tokio::spawn(read_chunks(source, split.clone(), sender)));
     let buffer = assignment.sort_buffer_bytes as usize;
-    let max_line = match assignment.max_line_bytes {
-        0 => u64::MAX,
-        limit => limit,
-    };
     // The blocking thread holds the directory too, so that a cancelled attempt's directory goes
     // only once its mapper stopped writing there.
     let blocking_dir = dir.clone();
     let task = assignment.task;
     let mapped = tokio::task::spawn_blocking(move || {
-        let chunks = std::iter::from_fn(move || receiver.blocking_recv());
-        let lines =
-            SplitLines::new(chunks, split.start, split.end).with_line_limit(max_line, &split.url);
-        let mut lines = CancellableLines::new(lines, cancel.clone(), progress);
+        let mut lines = input.lines(cancel.clone(), progress);
         let mut writer = MapOutputWriter::new(
             job.clone(),
             task_ctx.clone(),
@@ -75,13 +62,10 @@ pub async fn run_map(
         let output = writer.finish()?;
         crate::failpoint::after_map_output(task, &output.run)?;
         let counters = Counters {
-            input_records: lines.inner.lines_read(),
-            input_bytes: lines.inner.bytes_read(),
             map_output_records: emitted,
             combine_output_records: output.records,
             spills: output.spills,
-            user: task_ctx.counters.totals()?,
-            ..Counters::default()
+            ..input_counters(&lines, &task_ctx)?
         };
         Ok::<_, JobError>((output.run, counters))
     })
@@ -95,6 +79,108 @@ pub async fn run_map(
         &assignment.job_secret,
     );
     Ok(counters)
+}
+
+/// A map of a map-only job (`--reducers 0`): its pairs go straight to its own part file,
+/// `part-m-NNNNN`, as text lines, in the order the mapper emits them, and the coordinator commits
+/// it as it does a reduce's (the commit is the success report). Nothing is sorted or kept.
+pub async fn run_map_only(
+    ctx: &Context,
+    assignment: &Assignment,
+    progress: Arc<Progress>,
+) -> Result<(), TaskError> {
+    let (job, task_ctx) = ctx.job(assignment)?;
+    let input = SplitInput::start(assignment)?;
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
+    write_part(ctx, assignment, move |pieces| {
+        let mut lines = input.lines(cancel.clone(), progress);
+        let mut sink = TextRecords {
+            job: job.as_ref(),
+            pieces,
+            records: 0,
+        };
+        let emitted = job.map(&task_ctx, &mut lines, &mut sink)?;
+        if cancel.is_cancelled() {
+            return Err(TaskError::Cancelled);
+        }
+        Ok(Counters {
+            map_output_records: emitted,
+            output_records: sink.records,
+            ..input_counters(&lines, &task_ctx)?
+        })
+    })
+    .await
+}
+
+/// What a map read, and its job code's own counters.
+fn input_counters<L>(
+    lines: &CancellableLines<SplitLines<L>>,
+    task: &TaskContext,
+) -> Result<Counters, JobError>
+where
+    L: Iterator<Item = Result<Bytes, JobError>>,
+{
+    Ok(Counters {
+        input_records: lines.inner.lines_read(),
+        input_bytes: lines.inner.bytes_read(),
+        user: task.counters.totals()?,
+        ..Counters::default()
+    })
+}
+
+/// A map's split, read ahead by a task of its own (which stops when this is dropped) in ranged
+/// reads, for the mapper's blocking thread to take as lines.
+struct SplitInput {
+    split: MapSplit,
+    max_line: u64,
+    chunks: mpsc::Receiver<Result<Bytes, JobError>>,
+    _reader: AbortOnDropHandle<()>,
+}
+
+impl SplitInput {
+    fn start(assignment: &Assignment) -> Result<Self, TaskError> {
+        let split = assignment
+            .split
+            .clone()
+            .ok_or(TaskError::MissingField("split"))?;
+        let source = split_source(&split)?;
+        let (sender, chunks) = mpsc::channel(READ_AHEAD);
+        let reader =
+            AbortOnDropHandle::new(tokio::spawn(read_chunks(source, split.clone(), sender)));
+        let max_line = match assignment.max_line_bytes {
+            0 => u64::MAX,
+            limit => limit,
+        };
+        Ok(SplitInput {
+            split,
+            max_line,
+            chunks,
+            _reader: reader,
+        })
+    }
+
+    /// The split's lines, on a blocking thread: they stop at `cancel`, and count into `progress`.
+    fn lines(
+        self,
+        cancel: CancellationToken,
+        progress: Arc<Progress>,
+    ) -> CancellableLines<SplitLines<impl Iterator<Item = Result<Bytes, JobError>>>> {
+        let SplitInput {
+            split,
+            max_line,
+            mut chunks,
+            _reader,
+        } = self;
+        let chunks = std::iter::from_fn(move || {
+            // The reader lives as long as the lines do.
+            let _ = &_reader;
+            chunks.blocking_recv()
+        });
+        let lines =
+            SplitLines::new(chunks, split.start, split.end).with_line_limit(max_line, &split.url);
+        CancellableLines::new(lines, cancel, progress)
+    }
 }
 
 /// Sends the object's bytes from the split's read start to its end, in ranged reads, each checked

@@ -1,24 +1,19 @@
 //! A reduce task: learn where the map outputs are, fetch this partition of each, k-way merge them
 //! by key on a blocking thread, run the reducer over each key group, and stream the text output
-//! into this attempt's part upload, which [`crate::commit`] hands to the coordinator (a commit is
-//! the reduce's success report) or discards. The
-//! attempt's directory (segments spilled by the fetch) goes when it ends, however it ends.
+//! into this attempt's part file (see [`crate::part_file`]), which the coordinator commits (a
+//! commit is the reduce's success report) or which is discarded. The attempt's directory
+//! (segments spilled by the fetch) goes when it ends, however it ends.
 
 use crate::attempt::{AttemptDir, Progress};
-use crate::commit::commit_part;
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::merge::{Groups, Merge};
+use crate::part_file::{Pieces, write_part};
 use crate::shuffle_fetch::{Fetched, fetch_partition};
-use quern_proto::{Assignment, Counters, OpenUploadRequest};
+use quern_proto::{Assignment, Counters};
 use quern_sdk::{JobEngine, TaskContext};
-use quern_storage::{OutputDir, PartUpload, StorageUrl};
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// Output is handed to the uploader in pieces of about this size.
-const OUTPUT_PIECE: usize = 1 << 20;
 
 pub async fn run_reduce(
     ctx: &Context,
@@ -39,105 +34,59 @@ pub async fn run_reduce(
     let _cancel_on_drop = cancel.clone().drop_guard();
     let (segments, shuffle_bytes) = fetch_partition(ctx, assignment, dir.path(), &progress).await?;
 
-    let output = OutputDir::open(&StorageUrl::parse(&assignment.output)?)?;
-    let upload_id = open_upload(ctx, assignment).await?;
-    let mut upload = output
-        .create_part(partition, assignment.attempt_id, upload_id)
-        .await?;
     let job = (job, task_ctx);
-    let written = reduce_into(job, segments, &mut upload, cancel, dir, progress).await;
-    let reduced = match written {
-        Ok(reduced) => reduced,
-        Err(e) => {
-            if let Err(abort) = upload.abort().await {
-                tracing::warn!(error = %quern_proto::error_chain(&abort), "cannot abort a part upload");
-            }
-            return Err(e);
-        }
-    };
-    let counters = Counters {
-        shuffle_bytes,
-        output_bytes: upload.bytes(),
-        ..reduced
-    };
-    commit_part(ctx, assignment, upload.finish().await?, counters).await
+    write_part(ctx, assignment, move |pieces| {
+        let reduced = reduce_segments(job, segments, pieces, cancel, dir, progress)?;
+        Ok(Counters {
+            shuffle_bytes,
+            ..reduced
+        })
+    })
+    .await
 }
 
-/// Has the coordinator open this attempt's upload, where uploads stay open until commit (S3), so
-/// that the coordinator knows it and can abort it if this attempt never commits.
-async fn open_upload(ctx: &Context, assignment: &Assignment) -> Result<Option<String>, TaskError> {
-    let request = OpenUploadRequest {
-        job_id: assignment.job_id.clone(),
-        attempt_id: assignment.attempt_id,
-        worker_id: assignment.worker_id.clone(),
-    };
-    let response = ctx
-        .coordinator()
-        .open_upload(request)
-        .await
-        .map_err(TaskError::Coordinator)?;
-    let id = response.into_inner().upload_id;
-    Ok((!id.is_empty()).then_some(id))
-}
-
-/// Merges and reduces with `job` (its code, and the task's context for it) on a blocking thread
-/// while this task uploads what it produces. The thread stops at the next key group once `cancel`
-/// is raised, and holds `dir` (where fetched segments lie) until it ends. Returns what it counted:
-/// key groups, output records and the job code's own counters.
-async fn reduce_into(
+/// Merges and reduces with `job` (its code, and the task's context for it), on the blocking
+/// thread of [`write_part`], into `pieces`. Stops at the next key group once `cancel` is raised,
+/// and holds `dir` (where fetched segments lie) until it ends. Returns what it counted: key
+/// groups, output records and the job code's own counters.
+fn reduce_segments(
     job: (Arc<dyn JobEngine>, TaskContext),
     segments: Vec<Fetched>,
-    upload: &mut PartUpload,
+    pieces: &mut Pieces,
     cancel: CancellationToken,
     dir: Arc<AttemptDir>,
     progress: Arc<Progress>,
 ) -> Result<Counters, TaskError> {
-    let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(2);
-    let reducer = tokio::task::spawn_blocking(move || -> Result<Counters, TaskError> {
-        let _dir = dir;
-        let (job, task_ctx) = job;
-        let sources = segments
-            .into_iter()
-            .map(Fetched::open)
-            .collect::<std::io::Result<Vec<_>>>()
-            .map_err(TaskError::io("cannot open a fetched segment"))?;
-        let merge = Merge::new(sources).map_err(TaskError::io("cannot read a fetched segment"))?;
-        let mut groups = Groups::new(merge);
-        let (mut key, mut out) = (Vec::new(), Vec::with_capacity(OUTPUT_PIECE));
-        let (mut group_count, mut records) = (0, 0);
-        job.start_reduce(&task_ctx)?;
-        while groups.next_group(&mut key)? {
-            if cancel.is_cancelled() {
-                return Err(TaskError::Cancelled);
-            }
-            group_count += 1;
-            let before = out.len();
-            records += job.reduce(&task_ctx, &key, &mut groups, &mut out)?;
-            progress.add(1, (out.len() - before) as u64);
-            if out.len() >= OUTPUT_PIECE {
-                let piece = std::mem::replace(&mut out, Vec::with_capacity(OUTPUT_PIECE));
-                sender
-                    .blocking_send(piece)
-                    .map_err(|_| TaskError::Cancelled)?;
-            }
+    let _dir = dir;
+    let (job, task_ctx) = job;
+    let sources = segments
+        .into_iter()
+        .map(Fetched::open)
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(TaskError::io("cannot open a fetched segment"))?;
+    let merge = Merge::new(sources).map_err(TaskError::io("cannot read a fetched segment"))?;
+    let mut groups = Groups::new(merge);
+    let mut key = Vec::new();
+    let (mut group_count, mut records) = (0, 0);
+    job.start_reduce(&task_ctx)?;
+    while groups.next_group(&mut key)? {
+        if cancel.is_cancelled() {
+            return Err(TaskError::Cancelled);
         }
-        records += job.finish_reduce(&task_ctx, &mut out)?;
-        if !out.is_empty() {
-            sender
-                .blocking_send(out)
-                .map_err(|_| TaskError::Cancelled)?;
-        }
-        Ok(Counters {
-            reduce_input_groups: group_count,
-            output_records: records,
-            user: task_ctx.counters.totals()?,
-            ..Counters::default()
-        })
-    });
-    while let Some(piece) = receiver.recv().await {
-        upload.write(&piece).await?;
+        group_count += 1;
+        let out = pieces.buffer();
+        let before = out.len();
+        records += job.reduce(&task_ctx, &key, &mut groups, out)?;
+        progress.add(1, (out.len() - before) as u64);
+        pieces.send_full()?;
     }
-    reducer.await.map_err(TaskError::from_join)?
+    records += job.finish_reduce(&task_ctx, pieces.buffer())?;
+    Ok(Counters {
+        reduce_input_groups: group_count,
+        output_records: records,
+        user: task_ctx.counters.totals()?,
+        ..Counters::default()
+    })
 }
 
 #[cfg(test)]

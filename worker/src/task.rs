@@ -4,7 +4,7 @@
 use crate::attempt::Progress;
 use crate::context::Context;
 use crate::error::TaskError;
-use crate::map::run_map;
+use crate::map::{run_map, run_map_only};
 use crate::reduce::run_reduce;
 use quern_proto::ids::JobId;
 use quern_proto::{Assignment, AttemptProgress, Backoff, TaskKind, TaskReport};
@@ -98,6 +98,10 @@ async fn run_and_report(
         // Job ids name directories here: anything else never reaches the disk.
         _ if assignment.job_id.parse::<JobId>().is_err() => {
             Err(TaskError::InvalidJobId(assignment.job_id.clone()))
+        }
+        // A map-only map's commit was its success report, as a reduce's.
+        Ok(TaskKind::Map) if assignment.reducers == 0 => {
+            run_map_only(ctx, assignment, progress).await.map(|()| None)
         }
         Ok(TaskKind::Map) => run_map(ctx, assignment, progress).await.map(Some),
         // A reduce's commit was its success report.
