@@ -5,6 +5,7 @@
 
 use crate::JobError;
 use crate::counter::{Counter, UserCounters};
+use crate::text::{DEFAULT_SEPARATOR, SEPARATOR_PARAM};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -75,7 +76,7 @@ impl InputSplit {
 }
 
 /// The task a piece of job code runs in.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct TaskContext {
     /// The job's id (`job-1764130320123-0001`).
     pub job_id: String,
@@ -91,9 +92,39 @@ pub struct TaskContext {
     pub params: Arc<Params>,
     /// This attempt's user counters (see [`TaskContext::counter`]).
     pub counters: UserCounters,
+    /// What separates key and value on output lines (see [`crate::text`]).
+    pub separator: Vec<u8>,
+}
+
+impl Default for TaskContext {
+    fn default() -> Self {
+        TaskContext {
+            job_id: String::new(),
+            task: 0,
+            attempt: 0,
+            partitions: 0,
+            input: None,
+            params: Arc::default(),
+            counters: UserCounters::default(),
+            separator: DEFAULT_SEPARATOR.to_vec(),
+        }
+    }
 }
 
 impl TaskContext {
+    /// The context of a task of a job with `params`: its output separator is theirs.
+    pub fn with_params(params: Params) -> Self {
+        let separator = params
+            .get(SEPARATOR_PARAM)
+            .map_or(DEFAULT_SEPARATOR, str::as_bytes)
+            .to_vec();
+        TaskContext {
+            params: Arc::new(params),
+            separator,
+            ..TaskContext::default()
+        }
+    }
+
     /// The user counter `name` of this attempt, for job code to add to:
     /// `out.context().counter("grep.matches").increment()`. The job's totals count each task's
     /// one successful attempt, so a retried or backed-up task is counted once.

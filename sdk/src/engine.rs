@@ -47,14 +47,16 @@ pub trait JobEngine: Send + Sync + 'static {
     fn can_run_map_only(&self) -> bool {
         false
     }
-    /// Writes one map output pair (encoded) as an output text line, in a map-only job.
+    /// Writes one map output pair (encoded) as an output text line, in map task `ctx` of a
+    /// map-only job.
     fn write_map_record(
         &self,
+        ctx: &TaskContext,
         key: &[u8],
         value: &[u8],
         out: &mut TextSink,
     ) -> Result<(), JobError> {
-        let _ = (key, value, out);
+        let _ = (ctx, key, value, out);
         Err(JobError::user(not_map_only(self.name())))
     }
     /// Which of `partitions` reduce partitions an encoded key belongs to.

@@ -161,7 +161,7 @@ impl<'a, K: TextFormat + ?Sized, V: TextFormat + ?Sized> Output<'a, K, V> {
 
     /// Writes one output line: `key<TAB>value`, or `key` alone if the value type is `()`.
     pub fn write(&mut self, key: &K, value: &V) {
-        write_line(key, value, self.out);
+        write_line(key, value, &self.context.separator, self.out);
         self.records += 1;
     }
 }
@@ -203,8 +203,8 @@ impl<V: Value> Iterator for DecodedValues<'_, V> {
 }
 
 type BoxedCombiner<K, V> = Box<dyn Combiner<Key = K, Value = V>>;
-/// Decodes one map output pair and writes it as a text line.
-type MapRecordWriter = fn(&[u8], &[u8], &mut TextSink) -> Result<(), JobError>;
+/// Decodes one map output pair and writes it as a text line, with a separator.
+type MapRecordWriter = fn(&[u8], &[u8], &[u8], &mut TextSink) -> Result<(), JobError>;
 
 /// A named job: a mapper, a reducer, and optionally a combiner and a partitioner.
 pub struct JobDef<M: Mapper, R> {
@@ -275,11 +275,12 @@ where
 fn write_map_record<K: Key + TextFormat, V: Value + TextFormat>(
     key: &[u8],
     value: &[u8],
+    separator: &[u8],
     out: &mut TextSink,
 ) -> Result<(), JobError> {
     let key = K::decode_key(key)?;
     let value: V = decode_value(value)?;
-    write_line(&key, &value, out);
+    write_line(&key, &value, separator, out);
     Ok(())
 }
 
@@ -367,12 +368,13 @@ where
 
     fn write_map_record(
         &self,
+        ctx: &TaskContext,
         key: &[u8],
         value: &[u8],
         out: &mut TextSink,
     ) -> Result<(), JobError> {
         match self.map_text {
-            Some(write) => write(key, value, out),
+            Some(write) => write(key, value, &ctx.separator, out),
             None => Err(JobError::user(not_map_only(&self.name))),
         }
     }
@@ -428,6 +430,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Params;
 
     #[test]
     fn hash_partitions_are_stable_across_processes_and_in_range() {
@@ -445,5 +448,71 @@ mod tests {
             "partitions spread keys: {seen:?}"
         );
         assert_eq!(p.partition(b"anything", 1), 0);
+    }
+
+    struct Words;
+    impl Mapper for Words {
+        type Key = String;
+        type Value = u64;
+        fn map(
+            &self,
+            _: u64,
+            line: &[u8],
+            out: &mut Emitter<'_, String, u64>,
+        ) -> Result<(), JobError> {
+            out.emit(std::str::from_utf8(line).unwrap_or(""), &1)
+        }
+    }
+    struct Total;
+    impl Reducer for Total {
+        type Key = String;
+        type Value = u64;
+        type OutKey = str;
+        type OutValue = u64;
+        fn reduce(
+            &self,
+            key: String,
+            values: &mut dyn Iterator<Item = u64>,
+            out: &mut Output<'_, str, u64>,
+        ) -> Result<(), JobError> {
+            out.write(&key, &values.sum());
+            Ok(())
+        }
+    }
+    /// Encoded values, handed out in order.
+    struct Encoded(Vec<Vec<u8>>, usize);
+    impl ValueStream for Encoded {
+        fn next_value(&mut self) -> Result<Option<&[u8]>, JobError> {
+            self.1 += 1;
+            Ok(self.0.get(self.1 - 1).map(Vec::as_slice))
+        }
+    }
+
+    #[test]
+    fn output_lines_use_the_jobs_separator_parameter() {
+        let job = JobDef::new("total", Words, Total).runs_map_only();
+        let (mut one, mut key) = (Vec::new(), Vec::new());
+        encode_value(&7u64, &mut one).unwrap();
+        "be".encode_key(&mut key);
+        for (params, expected) in [
+            (Params::default(), "be\t14\n"),
+            (
+                Params::new([(crate::text::SEPARATOR_PARAM.to_string(), ", ".to_string())]),
+                "be, 14\n",
+            ),
+        ] {
+            let ctx = TaskContext::with_params(params);
+            let mut out = Vec::new();
+            let mut values = Encoded(vec![one.clone(), one.clone()], 0);
+            job.reduce(&ctx, &key, &mut values, &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+            let mut map_only = Vec::new();
+            job.write_map_record(&ctx, &key, &one, &mut map_only)
+                .unwrap();
+            assert_eq!(
+                String::from_utf8(map_only).unwrap(),
+                expected.replace("14", "7")
+            );
+        }
     }
 }

@@ -1,5 +1,32 @@
-//! How reduce output is written: Hadoop's text format, one `key<TAB>value` line per record, or
-//! the key alone when the value type is `()` (Hadoop's `NullWritable`).
+//! How output is written: Hadoop's text format, one `key<TAB>value` line per record, or the key
+//! alone when the value type is `()` (Hadoop's `NullWritable`). The separator is a job
+//! parameter, `-D quern.output.separator=STR` (Hadoop's
+//! `mapreduce.output.textoutputformat.separator`).
+//!
+//! Your own key or value type writes itself as text by implementing [`TextFormat`]:
+//!
+//! ```
+//! use quern_sdk::TextFormat;
+//!
+//! struct Point { x: i64, y: i64 }
+//!
+//! impl TextFormat for Point {
+//!     fn write_text(&self, out: &mut Vec<u8>) {
+//!         self.x.write_text(out);
+//!         out.push(b',');
+//!         self.y.write_text(out);
+//!     }
+//! }
+//!
+//! let mut line = Vec::new();
+//! quern_sdk::text::write_line("origin", &Point { x: 0, y: -1 }, b"\t", &mut line);
+//! assert_eq!(line, b"origin\t0,-1\n");
+//! ```
+
+/// The job parameter that sets the separator between key and value on output lines.
+pub const SEPARATOR_PARAM: &str = "quern.output.separator";
+/// The separator when the job sets none.
+pub const DEFAULT_SEPARATOR: &[u8] = b"\t";
 
 /// Writes itself as one field of a text output line.
 pub trait TextFormat {
@@ -57,15 +84,17 @@ impl TextFormat for f64 {
     }
 }
 
-/// Appends `key<TAB>value\n` to `out`, or `key\n` if the value is absent (`()`).
+/// Appends `key`, `separator`, `value` and a newline to `out`, or `key\n` if the value is
+/// absent (`()`).
 pub fn write_line<K: TextFormat + ?Sized, V: TextFormat + ?Sized>(
     key: &K,
     value: &V,
+    separator: &[u8],
     out: &mut Vec<u8>,
 ) {
     key.write_text(out);
     if !V::ABSENT {
-        out.push(b'\t');
+        out.extend_from_slice(separator);
         value.write_text(out);
     }
     out.push(b'\n');
@@ -78,15 +107,15 @@ mod tests {
     #[test]
     fn lines_are_key_tab_value_newline() {
         let mut out = Vec::new();
-        write_line(b"caf\xc3\xa9".as_slice(), &1234u64, &mut out);
-        write_line("neg", &-5i64, &mut out);
-        assert_eq!(out, b"caf\xc3\xa9\t1234\nneg\t-5\n");
+        write_line(b"caf\xc3\xa9".as_slice(), &1234u64, b"\t", &mut out);
+        write_line("neg", &-5i64, b", ", &mut out);
+        assert_eq!(out, b"caf\xc3\xa9\t1234\nneg, -5\n");
     }
 
     #[test]
     fn a_unit_value_writes_the_key_alone() {
         let mut out = Vec::new();
-        write_line("key only", &(), &mut out);
+        write_line("key only", &(), b"\t", &mut out);
         assert_eq!(out, b"key only\n");
     }
 }

@@ -10,7 +10,7 @@ use quern_proto::auth::{SendToken, Token};
 use quern_proto::coordinator_client::CoordinatorClient;
 use quern_proto::shuffle_client::ShuffleClient;
 use quern_proto::tls::ClientTls;
-use quern_sdk::{InputSplit, JobEngine, JobRegistry, Params, TaskContext, UserCounters};
+use quern_sdk::{InputSplit, JobEngine, JobRegistry, Params, TaskContext};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -142,8 +142,7 @@ impl Context {
             attempt: assignment.attempt_id,
             partitions: assignment.reducers,
             input,
-            params: Arc::new(params),
-            counters: UserCounters::default(),
+            ..TaskContext::with_params(params)
         };
         Ok((job, task))
     }

@@ -97,6 +97,7 @@ pub async fn run_map_only(
         let mut lines = input.lines(cancel.clone(), progress);
         let mut sink = TextRecords {
             job: job.as_ref(),
+            ctx: &task_ctx,
             pieces,
             records: 0,
         };

@@ -7,7 +7,7 @@ use crate::commit::commit_part;
 use crate::context::Context;
 use crate::error::TaskError;
 use quern_proto::{Assignment, Counters, OpenUploadRequest};
-use quern_sdk::{JobEngine, JobError, MapSink};
+use quern_sdk::{JobEngine, JobError, MapSink, TaskContext};
 use quern_storage::{OutputDir, PartKind, PartUpload, StorageUrl};
 use tokio::sync::mpsc;
 
@@ -132,6 +132,7 @@ where
 /// The sink of a map-only map: each pair becomes an output line of the part file.
 pub struct TextRecords<'a> {
     pub job: &'a dyn JobEngine,
+    pub ctx: &'a TaskContext,
     pub pieces: &'a mut Pieces,
     pub records: u64,
 }
@@ -139,7 +140,7 @@ pub struct TextRecords<'a> {
 impl MapSink for TextRecords<'_> {
     fn emit(&mut self, key: &[u8], value: &[u8]) -> Result<(), JobError> {
         self.job
-            .write_map_record(key, value, self.pieces.buffer())?;
+            .write_map_record(self.ctx, key, value, self.pieces.buffer())?;
         self.records += 1;
         self.pieces.send_full()
     }
