@@ -4,7 +4,7 @@
 use crate::JobError;
 use crate::context::TaskContext;
 use crate::engine::{JobEngine, LineSource, MapSink, TextSink, ValueStream};
-use crate::key::{Key, KeyEncode};
+use crate::key::{Key, KeyEncode, KeyParts};
 use crate::map_combine::MapCombine;
 use crate::text::{TextFormat, write_line};
 use crate::value::{Value, decode_value, encode_value};
@@ -118,12 +118,18 @@ impl<K: Key, V: Value> Emitter<'_, K, V> {
     }
 
     /// Emits one pair. The key may be a borrowed form of `K` (`&[u8]` for `Vec<u8>`, `&str` for
-    /// `String`).
+    /// `String`); for a tuple key from borrowed parts, see [`Emitter::emit_parts`].
     pub fn emit<Q>(&mut self, key: &Q, value: &V) -> Result<(), JobError>
     where
         Q: KeyEncode + ?Sized,
         K: Borrow<Q>,
     {
+        self.emit_parts(key, value)
+    }
+
+    /// Emits one pair whose key is given in parts (see [`KeyParts`]): for a `(String, u64)` key,
+    /// `out.emit_parts((word, n), &value)` with `word: &str`, which allocates nothing.
+    pub fn emit_parts(&mut self, key: impl KeyParts<K>, value: &V) -> Result<(), JobError> {
         self.emitted += 1;
         self.key.clear();
         key.encode_key(&mut self.key);

@@ -2,7 +2,8 @@
 //!
 //! - [`context`]: the task a piece of job code runs in, and the job's parameters.
 //! - [`counter`]: user counters that job code adds to, counted once per task.
-//! - [`key`]: order-preserving key encoding, so the engine sorts keys by comparing bytes.
+//! - [`key`]: order-preserving key encoding, so the engine sorts keys by comparing bytes; tuple
+//!   keys for a secondary sort.
 //! - [`value`]: the value codec (serde + bincode 2), behind one module so it can be swapped.
 //! - [`text`]: how keys and values are written as `key<TAB>value` output lines.
 //! - [`job`]: the `Mapper`, `Combiner`, `Reducer` and `Partitioner` traits and [`job::JobDef`],
@@ -32,7 +33,7 @@ pub use counter::{Counter, UserCounters};
 pub use engine::{JobEngine, MapSink, TextSink, ValueStream};
 pub use error::JobError;
 pub use job::{Combiner, Emitter, HashPartitioner, JobDef, Mapper, Output, Partitioner, Reducer};
-pub use key::{Key, KeyEncode};
+pub use key::{CompositeKey, Key, KeyEncode, KeyParts};
 pub use registry::JobRegistry;
 pub use text::TextFormat;
 pub use value::Value;
