@@ -6,8 +6,8 @@
 //!   keys for a secondary sort.
 //! - [`value`]: the value codec (serde + bincode 2), behind one module so it can be swapped.
 //! - [`text`]: how keys and values are written as `key<TAB>value` output lines.
-//! - [`job`]: the `Mapper`, `Combiner`, `Reducer` and `Partitioner` traits and [`job::JobDef`],
-//!   which binds them into a job.
+//! - [`job`]: the `Mapper`, `Combiner`, `Reducer` (or `GroupReducer`) and `Partitioner` traits
+//!   and [`job::JobDef`], which binds them into a job and says how its reduce input is grouped.
 //! - [`engine`]: the byte-level interface the worker drives; a typed job is erased to it.
 //! - [`registry`]: the named jobs a binary carries.
 //! - [`local`]: an in-process runner for unit-testing a job without a cluster.
@@ -32,7 +32,10 @@ pub use context::{InputSplit, Params, TaskContext};
 pub use counter::{Counter, UserCounters};
 pub use engine::{JobEngine, MapSink, TextSink, ValueStream};
 pub use error::JobError;
-pub use job::{Combiner, Emitter, HashPartitioner, JobDef, Mapper, Output, Partitioner, Reducer};
+pub use job::{
+    Combiner, Emitter, GroupReducer, Grouped, HashPartitioner, JobDef, Mapper, Output, Partitioner,
+    ReduceStage, Reducer,
+};
 pub use key::{CompositeKey, Key, KeyEncode, KeyParts};
 pub use registry::JobRegistry;
 pub use text::TextFormat;
