@@ -17,10 +17,19 @@ pub trait MapSink {
     fn emit(&mut self, key: &[u8], value: &[u8]) -> Result<(), JobError>;
 }
 
-/// The encoded values of one key group, in no particular order.
+/// One encoded record: `(key, value)`.
+pub type EncodedRecord<'a> = (&'a [u8], &'a [u8]);
+
+/// The records of one key group, each an encoded key and value. A map-side group (combining) is
+/// one exact key; a reduce group is every record whose key has the group's prefix (see
+/// [`JobEngine::group_prefix`]), in key order, with values of equal keys in no particular order.
 pub trait ValueStream {
-    /// The next encoded value of the group, or None at its end.
-    fn next_value(&mut self) -> Result<Option<&[u8]>, JobError>;
+    /// The next record of the group, `(full key, value)`, or None at its end.
+    fn next_record(&mut self) -> Result<Option<EncodedRecord<'_>>, JobError>;
+    /// The next value of the group, or None at its end.
+    fn next_value(&mut self) -> Result<Option<&[u8]>, JobError> {
+        Ok(self.next_record()?.map(|(_, value)| value))
+    }
 }
 
 /// Reduce output lines are appended to a plain buffer the engine flushes between key groups.
@@ -59,8 +68,17 @@ pub trait JobEngine: Send + Sync + 'static {
         let _ = (ctx, key, value, out);
         Err(JobError::user(not_map_only(self.name())))
     }
-    /// Which of `partitions` reduce partitions an encoded key belongs to.
+    /// Which of `partitions` reduce partitions an encoded key belongs to, given the key's
+    /// grouping prefix (see [`JobEngine::group_prefix`] and [`partition_of`]), so that a reduce
+    /// group never spans two partitions.
     fn partition(&self, key: &[u8], partitions: u32) -> u32;
+    /// How many leading bytes of an encoded key the reduce groups by: records whose keys share
+    /// that prefix reach one `reduce` call, in key order (a secondary sort). The prefixes must
+    /// keep groups together in key order, as whole leading components of a tuple key do. The
+    /// default is the whole key.
+    fn group_prefix(&self, key: &[u8]) -> Result<usize, JobError> {
+        Ok(key.len())
+    }
     /// Whether the job folds values map-side (see [`crate::Combiner`]).
     fn has_combiner(&self) -> bool;
     /// Combines one key group, in the map task `ctx`, into a single encoded value appended to
@@ -84,7 +102,7 @@ pub trait JobEngine: Send + Sync + 'static {
         Ok(0)
     }
     /// Reduces one key group in the task `ctx`, appending text lines to `out`; returns how many
-    /// records it wrote.
+    /// records it wrote. `key` is the group's first (smallest) full key.
     fn reduce(
         &self,
         ctx: &TaskContext,
@@ -102,10 +120,22 @@ pub fn not_map_only(name: &str) -> String {
     )
 }
 
-/// The partition of `key`, checked: a user partitioner can answer anything, and going on with an
-/// answer out of range would lose the record.
+/// The grouping prefix of `key` (see [`JobEngine::group_prefix`]), checked: a user grouping can
+/// answer anything.
+pub fn group_of<'k>(job: &dyn JobEngine, key: &'k [u8]) -> Result<&'k [u8], JobError> {
+    let len = job.group_prefix(key)?;
+    key.get(..len).ok_or_else(|| {
+        JobError::user(format!(
+            "the grouping took a prefix of {len} bytes of a key of {} bytes",
+            key.len()
+        ))
+    })
+}
+
+/// The partition of `key`, chosen by its grouping prefix and checked: a user partitioner can
+/// answer anything, and going on with an answer out of range would lose the record.
 pub fn partition_of(job: &dyn JobEngine, key: &[u8], partitions: u32) -> Result<u32, JobError> {
-    let partition = job.partition(key, partitions);
+    let partition = job.partition(group_of(job, key)?, partitions);
     if partition >= partitions {
         return Err(JobError::user(format!(
             "the partitioner put a key in partition {partition}, but the job has {partitions} \

@@ -1,10 +1,17 @@
-//! The typed job API: [`Mapper`], [`Combiner`], [`Reducer`], [`Partitioner`], and [`JobDef`], which
-//! binds them under a name and erases them to the engine's byte-level [`JobEngine`].
+//! The typed job API: [`Mapper`], [`Combiner`], [`Reducer`] (or [`GroupReducer`]),
+//! [`Partitioner`], and [`JobDef`], which binds them under a name, with the job's grouping, and
+//! erases them to the engine's byte-level [`JobEngine`].
+//!
+//! A secondary sort (Hadoop's grouping comparator) is a tuple key grouped by its leading
+//! components: [`JobDef::group_by_first`] makes one reduce group of all the records whose keys
+//! share the first component, partitioned by that component alone, in order of the whole key. A
+//! [`GroupReducer`] sees each record's full key; a [`Reducer`] sees the group's first key and
+//! the values in key order.
 
 use crate::JobError;
 use crate::context::TaskContext;
 use crate::engine::{JobEngine, LineSource, MapSink, TextSink, ValueStream, not_map_only};
-use crate::key::{Key, KeyEncode};
+use crate::key::{CompositeKey, Key, KeyEncode, KeyParts};
 use crate::map_combine::MapCombine;
 use crate::text::{TextFormat, write_line};
 use crate::value::{Value, decode_value, encode_value};
@@ -55,7 +62,9 @@ pub trait Combiner: Send + Sync + 'static {
     ) -> Self::Value;
 }
 
-/// Turns one key and all its values into output records.
+/// Turns one key and all its values into output records. In a job that groups by a key prefix
+/// ([`JobDef::group_by_first`]), `key` is the group's first key and the values come in key
+/// order; a [`GroupReducer`] also sees each value's key.
 pub trait Reducer: Send + Sync + 'static {
     /// The mapper's key type.
     type Key: Key;
@@ -85,9 +94,124 @@ pub trait Reducer: Send + Sync + 'static {
     }
 }
 
+/// Turns one group of records, each with its full key, into output records: the reducer of a
+/// secondary sort, in a job that groups by a key prefix ([`JobDef::group_by_first`]). Bind it
+/// with [`JobDef::with_group_reducer`].
+pub trait GroupReducer: Send + Sync + 'static {
+    /// The mapper's key type.
+    type Key: Key;
+    /// The mapper's value type.
+    type Value: Value;
+    /// The key of an output line.
+    type OutKey: TextFormat + ?Sized;
+    /// The value of an output line; `()` writes the key alone.
+    type OutValue: TextFormat + ?Sized;
+    /// Runs once per task, before its first group. The default does nothing.
+    fn setup(&self, ctx: &TaskContext) -> Result<(), JobError> {
+        let _ = ctx;
+        Ok(())
+    }
+    /// Writes the output records of one group: `first` is its first (smallest) key, and
+    /// `records` every `(key, value)` of the group in key order, starting with `first`'s.
+    fn reduce(
+        &self,
+        first: Self::Key,
+        records: &mut dyn Iterator<Item = (Self::Key, Self::Value)>,
+        out: &mut Output<'_, Self::OutKey, Self::OutValue>,
+    ) -> Result<(), JobError>;
+    /// Runs once per task, after its last group, and may write last records. The default does
+    /// nothing.
+    fn cleanup(&self, out: &mut Output<'_, Self::OutKey, Self::OutValue>) -> Result<(), JobError> {
+        let _ = out;
+        Ok(())
+    }
+}
+
+/// A [`GroupReducer`] as a job's reduce stage (see [`JobDef::with_group_reducer`]).
+pub struct Grouped<R>(pub R);
+
+/// How a job's reducer takes its groups, erased to encoded bytes: implemented for every
+/// [`Reducer`] and for a [`GroupReducer`] in [`Grouped`]. Job code implements those, not this.
+pub trait ReduceStage<K, V>: Send + Sync + 'static {
+    /// Runs once per reduce task `ctx`, before its first group.
+    fn setup(&self, ctx: &TaskContext) -> Result<(), JobError>;
+    /// Reduces one group (`key` its first full key) in the task `ctx`, appending text lines to
+    /// `out`; returns how many records it wrote.
+    fn reduce(
+        &self,
+        ctx: &TaskContext,
+        key: &[u8],
+        records: &mut dyn ValueStream,
+        out: &mut TextSink,
+    ) -> Result<u64, JobError>;
+    /// Runs once per reduce task `ctx`, after its last group, appending to `out`; returns how
+    /// many records it wrote.
+    fn cleanup(&self, ctx: &TaskContext, out: &mut TextSink) -> Result<u64, JobError>;
+}
+
+impl<R: Reducer> ReduceStage<R::Key, R::Value> for R {
+    fn setup(&self, ctx: &TaskContext) -> Result<(), JobError> {
+        Reducer::setup(self, ctx)
+    }
+
+    fn reduce(
+        &self,
+        ctx: &TaskContext,
+        key: &[u8],
+        records: &mut dyn ValueStream,
+        out: &mut TextSink,
+    ) -> Result<u64, JobError> {
+        let key = R::Key::decode_key(key)?;
+        let mut values = Decoded::new(records, value_of::<R::Value>);
+        let written = write_output(ctx, out, |out| Reducer::reduce(self, key, &mut values, out))?;
+        values.finish()?;
+        Ok(written)
+    }
+
+    fn cleanup(&self, ctx: &TaskContext, out: &mut TextSink) -> Result<u64, JobError> {
+        write_output(ctx, out, |out| Reducer::cleanup(self, out))
+    }
+}
+
+impl<R: GroupReducer> ReduceStage<R::Key, R::Value> for Grouped<R> {
+    fn setup(&self, ctx: &TaskContext) -> Result<(), JobError> {
+        self.0.setup(ctx)
+    }
+
+    fn reduce(
+        &self,
+        ctx: &TaskContext,
+        key: &[u8],
+        records: &mut dyn ValueStream,
+        out: &mut TextSink,
+    ) -> Result<u64, JobError> {
+        let first = R::Key::decode_key(key)?;
+        let mut records = Decoded::new(records, record_of::<R::Key, R::Value>);
+        let written = write_output(ctx, out, |out| self.0.reduce(first, &mut records, out))?;
+        records.finish()?;
+        Ok(written)
+    }
+
+    fn cleanup(&self, ctx: &TaskContext, out: &mut TextSink) -> Result<u64, JobError> {
+        write_output(ctx, out, |out| self.0.cleanup(out))
+    }
+}
+
+/// Runs `write` over an [`Output`] appending to `out`; returns how many records it wrote.
+fn write_output<K: TextFormat + ?Sized, V: TextFormat + ?Sized>(
+    ctx: &TaskContext,
+    out: &mut TextSink,
+    write: impl FnOnce(&mut Output<'_, K, V>) -> Result<(), JobError>,
+) -> Result<u64, JobError> {
+    let mut output = Output::new(ctx, out);
+    write(&mut output)?;
+    Ok(output.records)
+}
+
 /// Chooses the reduce partition of an encoded key.
 pub trait Partitioner: Send + Sync + 'static {
-    /// Which of `partitions` partitions `key` (encoded) goes to: the same in every process.
+    /// Which of `partitions` partitions `key` (encoded) goes to: the same in every process. In a
+    /// job that groups by a key prefix, `key` is the prefix, so a group stays in one partition.
     fn partition(&self, key: &[u8], partitions: u32) -> u32;
 }
 
@@ -118,12 +242,18 @@ impl<K: Key, V: Value> Emitter<'_, K, V> {
     }
 
     /// Emits one pair. The key may be a borrowed form of `K` (`&[u8]` for `Vec<u8>`, `&str` for
-    /// `String`).
+    /// `String`); for a tuple key from borrowed parts, see [`Emitter::emit_parts`].
     pub fn emit<Q>(&mut self, key: &Q, value: &V) -> Result<(), JobError>
     where
         Q: KeyEncode + ?Sized,
         K: Borrow<Q>,
     {
+        self.emit_parts(key, value)
+    }
+
+    /// Emits one pair whose key is given in parts (see [`KeyParts`]): for a `(String, u64)` key,
+    /// `out.emit_parts((word, n), &value)` with `word: &str`, which allocates nothing.
+    pub fn emit_parts(&mut self, key: impl KeyParts<K>, value: &V) -> Result<(), JobError> {
         self.emitted += 1;
         self.key.clear();
         key.encode_key(&mut self.key);
@@ -166,19 +296,31 @@ impl<'a, K: TextFormat + ?Sized, V: TextFormat + ?Sized> Output<'a, K, V> {
     }
 }
 
-/// Decodes a [`ValueStream`] into typed values; the first error ends the iteration and is kept.
-struct DecodedValues<'a, V> {
-    stream: &'a mut dyn ValueStream,
-    error: Option<JobError>,
-    types: PhantomData<fn() -> V>,
+/// Decodes an encoded record (key, value) into a typed item.
+type DecodeRecord<T> = fn(&[u8], &[u8]) -> Result<T, JobError>;
+
+fn value_of<V: Value>(_key: &[u8], value: &[u8]) -> Result<V, JobError> {
+    decode_value(value)
 }
 
-impl<'a, V: Value> DecodedValues<'a, V> {
-    fn new(stream: &'a mut dyn ValueStream) -> Self {
-        DecodedValues {
+fn record_of<K: Key, V: Value>(key: &[u8], value: &[u8]) -> Result<(K, V), JobError> {
+    Ok((K::decode_key(key)?, decode_value(value)?))
+}
+
+/// Decodes a [`ValueStream`] into typed items (values, or keys and values); the first error
+/// ends the iteration and is kept.
+struct Decoded<'a, T> {
+    stream: &'a mut dyn ValueStream,
+    decode: DecodeRecord<T>,
+    error: Option<JobError>,
+}
+
+impl<'a, T> Decoded<'a, T> {
+    fn new(stream: &'a mut dyn ValueStream, decode: DecodeRecord<T>) -> Self {
+        Decoded {
             stream,
+            decode,
             error: None,
-            types: PhantomData,
         }
     }
 
@@ -187,14 +329,14 @@ impl<'a, V: Value> DecodedValues<'a, V> {
     }
 }
 
-impl<V: Value> Iterator for DecodedValues<'_, V> {
-    type Item = V;
-    fn next(&mut self) -> Option<V> {
+impl<T> Iterator for Decoded<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
         if self.error.is_some() {
             return None;
         }
-        let decoded = match self.stream.next_value() {
-            Ok(Some(bytes)) => decode_value(bytes),
+        let decoded = match self.stream.next_record() {
+            Ok(Some((key, value))) => (self.decode)(key, value),
             Ok(None) => return None,
             Err(e) => Err(e),
         };
@@ -206,7 +348,10 @@ type BoxedCombiner<K, V> = Box<dyn Combiner<Key = K, Value = V>>;
 /// Decodes one map output pair and writes it as a text line, with a separator.
 type MapRecordWriter = fn(&[u8], &[u8], &[u8], &mut TextSink) -> Result<(), JobError>;
 
-/// A named job: a mapper, a reducer, and optionally a combiner and a partitioner.
+/// How many leading bytes of an encoded key a job groups by (see [`JobDef::grouping`]).
+type GroupPrefix = Box<dyn Fn(&[u8]) -> Result<usize, JobError> + Send + Sync>;
+
+/// A named job: a mapper, a reducer, and optionally a combiner, a partitioner and a grouping.
 pub struct JobDef<M: Mapper, R> {
     name: String,
     mapper: M,
@@ -217,6 +362,8 @@ pub struct JobDef<M: Mapper, R> {
     map_text: Option<MapRecordWriter>,
     /// False for a job made with [`JobDef::map_only`].
     has_reducer: bool,
+    /// None groups by the whole key.
+    grouping: Option<GroupPrefix>,
 }
 
 /// The reducer of a job that has none: it runs map-only (see [`JobDef::map_only`]).
@@ -289,16 +436,40 @@ where
     M: Mapper,
     R: Reducer<Key = M::Key, Value = M::Value>,
 {
-    /// Job `name`, with `mapper` and `reducer`, hash partitioning, and no combiner.
+    /// Job `name`, with `mapper` and `reducer`, hash partitioning, no combiner, grouped by the
+    /// whole key.
     pub fn new(name: impl Into<String>, mapper: M, reducer: R) -> Self {
+        JobDef::with_stage(name.into(), mapper, reducer)
+    }
+}
+
+impl<M, G> JobDef<M, Grouped<G>>
+where
+    M: Mapper,
+    G: GroupReducer<Key = M::Key, Value = M::Value>,
+{
+    /// Job `name`, as [`JobDef::new`], with a reducer that sees each record's key: the usual
+    /// reducer of a job grouped by a key prefix ([`JobDef::group_by_first`]).
+    pub fn with_group_reducer(name: impl Into<String>, mapper: M, reducer: G) -> Self {
+        JobDef::with_stage(name.into(), mapper, Grouped(reducer))
+    }
+}
+
+impl<M, R> JobDef<M, R>
+where
+    M: Mapper,
+    R: ReduceStage<M::Key, M::Value>,
+{
+    fn with_stage(name: String, mapper: M, reducer: R) -> Self {
         JobDef {
-            name: name.into(),
+            name,
             mapper,
             reducer,
             combiner: None,
             partitioner: Box::new(HashPartitioner),
             map_text: None,
             has_reducer: true,
+            grouping: None,
         }
     }
 
@@ -313,12 +484,48 @@ where
         self.partitioner = Box::new(partitioner);
         self
     }
+
+    /// Groups reduce input by a prefix of the encoded key: `prefix_len` says how many leading
+    /// bytes of a key group it, and must keep groups together in key order (a fixed number of
+    /// bytes does). For tuple keys, [`JobDef::group_by_first`] says it for you.
+    pub fn grouping(
+        mut self,
+        prefix_len: impl Fn(&[u8]) -> Result<usize, JobError> + Send + Sync + 'static,
+    ) -> Self {
+        self.grouping = Some(Box::new(prefix_len));
+        self
+    }
+}
+
+impl<M, R> JobDef<M, R>
+where
+    M: Mapper<Key: CompositeKey>,
+    R: ReduceStage<M::Key, M::Value>,
+{
+    /// Groups reduce input by the first component of the tuple key: a secondary sort, where one
+    /// reduce call gets every record of a first component, ordered by the rest of the key, and
+    /// partitioning sees the first component alone.
+    pub fn group_by_first(self) -> Self {
+        self.group_by_components::<1>()
+    }
+
+    /// Groups reduce input by the first `N` components of the tuple key (as
+    /// [`JobDef::group_by_first`] does by one); `N` past the key's components does not compile.
+    pub fn group_by_components<const N: usize>(self) -> Self {
+        const {
+            assert!(
+                N >= 1 && N <= <M::Key as CompositeKey>::COMPONENTS,
+                "N must be 1..=the key's components"
+            )
+        };
+        self.grouping(|key| <M::Key as CompositeKey>::prefix_len(key, N))
+    }
 }
 
 impl<M, R> JobEngine for JobDef<M, R>
 where
     M: Mapper,
-    R: Reducer<Key = M::Key, Value = M::Value>,
+    R: ReduceStage<M::Key, M::Value>,
 {
     fn name(&self) -> &str {
         &self.name
@@ -379,6 +586,13 @@ where
         }
     }
 
+    fn group_prefix(&self, key: &[u8]) -> Result<usize, JobError> {
+        match &self.grouping {
+            Some(prefix_len) => prefix_len(key),
+            None => Ok(key.len()),
+        }
+    }
+
     fn has_combiner(&self) -> bool {
         self.combiner.is_some()
     }
@@ -395,7 +609,7 @@ where
             .as_ref()
             .ok_or_else(|| JobError::user(format!("job {} has no combiner", self.name)))?;
         let key = M::Key::decode_key(key)?;
-        let mut decoded = DecodedValues::new(values);
+        let mut decoded = Decoded::new(values, value_of::<M::Value>);
         let combined = combiner.combine(ctx, &key, &mut decoded);
         decoded.finish()?;
         encode_value(&combined, out)
@@ -406,9 +620,7 @@ where
     }
 
     fn finish_reduce(&self, ctx: &TaskContext, out: &mut TextSink) -> Result<u64, JobError> {
-        let mut output = Output::new(ctx, out);
-        self.reducer.cleanup(&mut output)?;
-        Ok(output.records)
+        self.reducer.cleanup(ctx, out)
     }
 
     fn reduce(
@@ -418,12 +630,7 @@ where
         values: &mut dyn ValueStream,
         out: &mut TextSink,
     ) -> Result<u64, JobError> {
-        let key = M::Key::decode_key(key)?;
-        let mut decoded = DecodedValues::new(values);
-        let mut output = Output::new(ctx, out);
-        self.reducer.reduce(key, &mut decoded, &mut output)?;
-        decoded.finish()?;
-        Ok(output.records)
+        self.reducer.reduce(ctx, key, values, out)
     }
 }
 
@@ -479,12 +686,15 @@ mod tests {
             Ok(())
         }
     }
-    /// Encoded values, handed out in order.
-    struct Encoded(Vec<Vec<u8>>, usize);
+    /// Records of one key, handed out in order.
+    struct Encoded(Vec<u8>, Vec<Vec<u8>>, usize);
     impl ValueStream for Encoded {
-        fn next_value(&mut self) -> Result<Option<&[u8]>, JobError> {
-            self.1 += 1;
-            Ok(self.0.get(self.1 - 1).map(Vec::as_slice))
+        fn next_record(&mut self) -> Result<Option<crate::engine::EncodedRecord<'_>>, JobError> {
+            self.2 += 1;
+            Ok(self
+                .1
+                .get(self.2 - 1)
+                .map(|v| (self.0.as_slice(), v.as_slice())))
         }
     }
 
@@ -503,7 +713,7 @@ mod tests {
         ] {
             let ctx = TaskContext::with_params(params);
             let mut out = Vec::new();
-            let mut values = Encoded(vec![one.clone(), one.clone()], 0);
+            let mut values = Encoded(key.clone(), vec![one.clone(), one.clone()], 0);
             job.reduce(&ctx, &key, &mut values, &mut out).unwrap();
             assert_eq!(String::from_utf8(out).unwrap(), expected);
             let mut map_only = Vec::new();

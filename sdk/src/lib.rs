@@ -2,11 +2,12 @@
 //!
 //! - [`context`]: the task a piece of job code runs in, and the job's parameters.
 //! - [`counter`]: user counters that job code adds to, counted once per task.
-//! - [`key`]: order-preserving key encoding, so the engine sorts keys by comparing bytes.
+//! - [`key`]: order-preserving key encoding, so the engine sorts keys by comparing bytes; tuple
+//!   keys for a secondary sort.
 //! - [`value`]: the value codec (serde + bincode 2), behind one module so it can be swapped.
 //! - [`text`]: how keys and values are written as `key<TAB>value` output lines.
-//! - [`job`]: the `Mapper`, `Combiner`, `Reducer` and `Partitioner` traits and [`job::JobDef`],
-//!   which binds them into a job.
+//! - [`job`]: the `Mapper`, `Combiner`, `Reducer` (or `GroupReducer`) and `Partitioner` traits
+//!   and [`job::JobDef`], which binds them into a job and says how its reduce input is grouped.
 //! - [`engine`]: the byte-level interface the worker drives; a typed job is erased to it.
 //! - [`registry`]: the named jobs a binary carries.
 //! - [`local`]: an in-process runner for unit-testing a job without a cluster.
@@ -32,9 +33,10 @@ pub use counter::{Counter, UserCounters};
 pub use engine::{JobEngine, MapSink, TextSink, ValueStream};
 pub use error::JobError;
 pub use job::{
-    Combiner, Emitter, HashPartitioner, JobDef, Mapper, NoReducer, Output, Partitioner, Reducer,
+    Combiner, Emitter, GroupReducer, Grouped, HashPartitioner, JobDef, Mapper, NoReducer, Output,
+    Partitioner, ReduceStage, Reducer,
 };
-pub use key::{Key, KeyEncode};
+pub use key::{CompositeKey, Key, KeyEncode, KeyParts};
 pub use registry::JobRegistry;
 pub use text::TextFormat;
 pub use value::Value;

@@ -1,9 +1,12 @@
-//! An in-process runner for unit-testing a job: the whole map → partition → sort → reduce path in
-//! memory, without a cluster. It holds everything in memory, so it is for small test inputs only.
+//! An in-process runner for unit-testing a job: the whole map → partition → sort → group →
+//! reduce path in memory, without a cluster, grouping by the job's key prefix as a worker does.
+//! It holds everything in memory, so it is for small test inputs only.
 
 use crate::JobError;
 use crate::context::TaskContext;
-use crate::engine::{JobEngine, LineSource, MapSink, ValueStream, partition_of};
+use crate::engine::{
+    EncodedRecord, JobEngine, LineSource, MapSink, ValueStream, group_of, partition_of,
+};
 
 struct Lines<'a> {
     text: &'a [u8],
@@ -24,7 +27,19 @@ impl LineSource for Lines<'_> {
     }
 }
 
-type Record = (u32, Vec<u8>, Vec<u8>);
+/// A mapped record: its partition, key, value, and how many bytes of the key group it.
+struct Record {
+    partition: u32,
+    key: Vec<u8>,
+    value: Vec<u8>,
+    group_len: usize,
+}
+
+impl Record {
+    fn group(&self) -> (u32, &[u8]) {
+        (self.partition, &self.key[..self.group_len])
+    }
+}
 
 struct Collect<'a> {
     job: &'a dyn JobEngine,
@@ -36,7 +51,12 @@ impl MapSink for Collect<'_> {
     fn emit(&mut self, key: &[u8], value: &[u8]) -> Result<(), JobError> {
         // Checked as on a cluster: a partition out of range is the task's error.
         let partition = partition_of(self.job, key, self.partitions)?;
-        self.records.push((partition, key.to_vec(), value.to_vec()));
+        self.records.push(Record {
+            partition,
+            key: key.to_vec(),
+            value: value.to_vec(),
+            group_len: group_of(self.job, key)?.len(),
+        });
         Ok(())
     }
 }
@@ -46,8 +66,11 @@ struct Group<'a> {
 }
 
 impl ValueStream for Group<'_> {
-    fn next_value(&mut self) -> Result<Option<&[u8]>, JobError> {
-        Ok(self.values.next().map(|(_, _, v)| v.as_slice()))
+    fn next_record(&mut self) -> Result<Option<EncodedRecord<'_>>, JobError> {
+        Ok(self
+            .values
+            .next()
+            .map(|r| (r.key.as_slice(), r.value.as_slice())))
     }
 }
 
@@ -78,7 +101,7 @@ pub fn run_job(
         &mut sink,
     )?;
     let mut records = sink.records;
-    records.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    records.sort_by(|a, b| (a.partition, &a.key).cmp(&(b.partition, &b.key)));
     let mut parts = vec![Vec::new(); partitions as usize];
     for (partition, part) in parts.iter_mut().enumerate() {
         let task = TaskContext {
@@ -86,13 +109,13 @@ pub fn run_job(
             ..ctx.clone()
         };
         job.start_reduce(&task)?;
-        let records = records.iter().filter(|r| r.0 == task.task);
+        let records = records.iter().filter(|r| r.partition == task.task);
         let records: Vec<&Record> = records.collect();
-        for group in records.chunk_by(|a, b| a.1 == b.1) {
+        for group in records.chunk_by(|a, b| a.group() == b.group()) {
             let mut values = Group {
                 values: group.iter().copied(),
             };
-            job.reduce(&task, &group[0].1, &mut values, part)?;
+            job.reduce(&task, &group[0].key, &mut values, part)?;
         }
         job.finish_reduce(&task, part)?;
     }

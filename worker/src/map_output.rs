@@ -4,7 +4,7 @@
 //! combiner arrives here already folded by key (the SDK combines as its mapper emits), so the sort
 //! buffer holds few records; it combines again as it writes runs.
 
-use crate::merge::{Groups, Merge};
+use crate::merge::{Grouping, Groups, Merge};
 use crate::sort_buffer::SortBuffer;
 use crate::spill::{Run, RunWriter, write_group};
 use quern_sdk::engine::partition_of;
@@ -94,7 +94,8 @@ impl MapOutputWriter {
                 .iter()
                 .map(|spill| spill.open_partition(partition))
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut groups = Groups::new(Merge::new(segments)?);
+            // Combining folds equal keys only, whatever the job groups its reduce by.
+            let mut groups = Groups::new(Merge::new(segments)?, Grouping::ExactKey);
             out.start_partition(partition)?;
             while groups.next_group(&mut key)? {
                 write_group(self.job.as_ref(), &self.ctx, &key, &mut groups, out)?;

@@ -1,14 +1,18 @@
 //! K-way merge of sorted segments, and grouping of the merged records by key.
 //!
-//! Map tasks merge their spills with it; reduce tasks merge the segments they fetched. A binary
-//! heap holds each segment's next key; buffers are recycled between records, so merging does not
-//! allocate per record.
+//! Map tasks merge their spills with it, grouping by exact key to combine; reduce tasks merge the
+//! segments they fetched, grouping by the job's key prefix (a secondary sort groups by a key's
+//! leading components, so one group holds many keys, in key order). A binary heap holds each
+//! segment's next key; buffers are recycled between records, so merging does not allocate per
+//! record.
 
 use crate::record::RecordReader;
-use quern_sdk::{JobError, ValueStream};
+use quern_sdk::engine::{EncodedRecord, group_of};
+use quern_sdk::{JobEngine, JobError, ValueStream};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::io::{self, BufRead};
+use std::sync::Arc;
 
 /// A sorted run of records.
 pub type Segment = RecordReader<Box<dyn BufRead + Send>>;
@@ -100,62 +104,92 @@ impl Merge {
         Ok(self.heap.peek().map(|head| head.key.as_slice()))
     }
 
-    fn current_value(&self) -> Option<&[u8]> {
-        self.current.map(|source| self.sources[source].value())
+    fn current_record(&self) -> Option<EncodedRecord<'_>> {
+        self.current
+            .map(|source| (self.key.as_slice(), self.sources[source].value()))
     }
 }
 
-/// Merged records grouped by key: [`Groups::next_group`] moves to the next key, and the
-/// [`ValueStream`] gives that key's values.
+/// What makes merged records one group.
+pub enum Grouping {
+    /// Equal keys: map-side merging, where groups are combined under their key.
+    ExactKey,
+    /// Equal grouping prefixes of the job's keys ([`JobEngine::group_prefix`]): the reduce.
+    Job(Arc<dyn JobEngine>),
+}
+
+impl Grouping {
+    /// The bytes of `key` that its group is named by.
+    fn prefix<'k>(&self, key: &'k [u8]) -> Result<&'k [u8], JobError> {
+        match self {
+            Grouping::ExactKey => Ok(key),
+            Grouping::Job(job) => group_of(job.as_ref(), key),
+        }
+    }
+}
+
+/// Merged records in groups: [`Groups::next_group`] moves to the next group, and the
+/// [`ValueStream`] gives that group's records, in key order.
 pub struct Groups {
     merge: Merge,
-    key: Vec<u8>,
-    /// The first value of the group is the merge's current record, not yet handed out.
+    grouping: Grouping,
+    /// The prefix the current group's keys share.
+    prefix: Vec<u8>,
+    /// The first record of the group is the merge's current record, not yet handed out.
     first_pending: bool,
     in_group: bool,
 }
 
 impl Groups {
-    pub fn new(merge: Merge) -> Self {
+    pub fn new(merge: Merge, grouping: Grouping) -> Self {
         Groups {
             merge,
-            key: Vec::new(),
+            grouping,
+            prefix: Vec::new(),
             first_pending: false,
             in_group: false,
         }
     }
 
-    /// Moves to the next key, copying it into `key`; false when the merge is done. Values of the
-    /// previous group that were not read are skipped.
+    /// Moves to the next group, copying its first key into `key`; false when the merge is done.
+    /// Records of the previous group that were not read are skipped.
     pub fn next_group(&mut self, key: &mut Vec<u8>) -> Result<bool, JobError> {
-        while self.in_group && self.next_value()?.is_some() {}
+        while self.in_group && self.next_record()?.is_some() {}
         let Some((next, _)) = self.merge.next_record()? else {
             return Ok(false);
         };
-        self.key.clear();
-        self.key.extend_from_slice(next);
+        self.prefix.clear();
+        self.prefix.extend_from_slice(self.grouping.prefix(next)?);
         key.clear();
         key.extend_from_slice(next);
         self.first_pending = true;
         self.in_group = true;
         Ok(true)
     }
+
+    /// Whether the record after the current one is in the current group.
+    fn next_in_group(&mut self) -> Result<bool, JobError> {
+        let Some(next) = self.merge.peek_key()? else {
+            return Ok(false);
+        };
+        Ok(self.grouping.prefix(next)? == self.prefix.as_slice())
+    }
 }
 
 impl ValueStream for Groups {
-    fn next_value(&mut self) -> Result<Option<&[u8]>, JobError> {
+    fn next_record(&mut self) -> Result<Option<EncodedRecord<'_>>, JobError> {
         if !self.in_group {
             return Ok(None);
         }
         if self.first_pending {
             self.first_pending = false;
-            return Ok(self.merge.current_value());
+            return Ok(self.merge.current_record());
         }
-        if self.merge.peek_key()? != Some(self.key.as_slice()) {
+        if !self.next_in_group()? {
             self.in_group = false;
             return Ok(None);
         }
-        Ok(self.merge.next_record()?.map(|(_, value)| value))
+        Ok(self.merge.next_record()?)
     }
 }
 
@@ -163,6 +197,7 @@ impl ValueStream for Groups {
 mod tests {
     use super::*;
     use crate::record::write_record;
+    use quern_sdk::{CompositeKey, Key, KeyEncode};
 
     fn segment(records: &[(&str, &str)]) -> Segment {
         let mut bytes = Vec::new();
@@ -173,7 +208,7 @@ mod tests {
     }
 
     fn groups_of(segments: Vec<Segment>) -> Vec<(String, Vec<String>)> {
-        let mut groups = Groups::new(Merge::new(segments).unwrap());
+        let mut groups = Groups::new(Merge::new(segments).unwrap(), Grouping::ExactKey);
         let mut key = Vec::new();
         let mut out = Vec::new();
         while groups.next_group(&mut key).unwrap() {
@@ -207,13 +242,62 @@ mod tests {
         assert_eq!(got, expected);
     }
 
+    fn tuple_segment(records: &[((&str, u32), &str)]) -> Segment {
+        let mut bytes = Vec::new();
+        for (key, value) in records {
+            let mut encoded = Vec::new();
+            key.encode_key(&mut encoded);
+            write_record(&mut bytes, &encoded, value.as_bytes()).unwrap();
+        }
+        RecordReader::new(Box::new(std::io::Cursor::new(bytes)))
+    }
+
+    #[test]
+    fn a_job_grouping_by_the_first_component_makes_one_group_per_prefix_in_key_order() {
+        type Reading = (String, u32);
+        // What the job does with its keys is beside the point here: only its grouping is used.
+        let job = quern_examples::wordcount::job()
+            .grouping(|key: &[u8]| <Reading as CompositeKey>::prefix_len(key, 1));
+        let segments = vec![
+            tuple_segment(&[(("a", 3), "a3"), (("ab", 1), "ab1"), (("ab", 9), "ab9")]),
+            tuple_segment(&[(("a", 1), "a1"), (("a", 7), "a7"), (("b", 2), "b2")]),
+            tuple_segment(&[(("a\0", 5), "a05"), (("ab", 4), "ab4")]),
+        ];
+        let mut groups = Groups::new(Merge::new(segments).unwrap(), Grouping::Job(Arc::new(job)));
+        let mut first = Vec::new();
+        let mut got = Vec::new();
+        while groups.next_group(&mut first).unwrap() {
+            let mut records = Vec::new();
+            while let Some((key, value)) = groups.next_record().unwrap() {
+                let key = Reading::decode_key(key).unwrap();
+                records.push((key, String::from_utf8(value.to_vec()).unwrap()));
+            }
+            assert_eq!(Reading::decode_key(&first).unwrap(), records[0].0);
+            got.push(records.into_iter().map(|(_, v)| v).collect::<Vec<_>>());
+        }
+        let expected = [
+            vec!["a1", "a3", "a7"],
+            vec!["a05"],
+            vec!["ab1", "ab4", "ab9"],
+            vec!["b2"],
+        ];
+        assert_eq!(got, expected);
+        let mut exact = Groups::new(
+            Merge::new(vec![tuple_segment(&[(("a", 1), "x"), (("a", 2), "y")])]).unwrap(),
+            Grouping::ExactKey,
+        );
+        assert!(exact.next_group(&mut first).unwrap());
+        assert_eq!(exact.next_value().unwrap(), Some(&b"x"[..]));
+        assert_eq!(exact.next_value().unwrap(), None, "exact keys group alone");
+    }
+
     #[test]
     fn unread_values_are_skipped_by_the_next_group() {
         let segments = vec![
             segment(&[("a", "1"), ("a", "2"), ("b", "3")]),
             segment(&[("a", "4")]),
         ];
-        let mut groups = Groups::new(Merge::new(segments).unwrap());
+        let mut groups = Groups::new(Merge::new(segments).unwrap(), Grouping::ExactKey);
         let mut key = Vec::new();
         assert!(groups.next_group(&mut key).unwrap());
         assert_eq!(key, b"a");

@@ -1,5 +1,6 @@
 //! A reduce task: learn where the map outputs are, fetch this partition of each, k-way merge them
-//! by key on a blocking thread, run the reducer over each key group, and stream the text output
+//! by key on a blocking thread, run the reducer over each group (keys with the job's grouping
+//! prefix in common: the whole key, unless the job sorts secondarily), and stream the text output
 //! into this attempt's part file (see [`crate::part_file`]), which the coordinator commits (a
 //! commit is the reduce's success report) or which is discarded. The attempt's directory
 //! (segments spilled by the fetch) goes when it ends, however it ends.
@@ -7,7 +8,7 @@
 use crate::attempt::{AttemptDir, Progress};
 use crate::context::Context;
 use crate::error::TaskError;
-use crate::merge::{Groups, Merge};
+use crate::merge::{Grouping, Groups, Merge};
 use crate::part_file::{Pieces, write_part};
 use crate::shuffle_fetch::{Fetched, fetch_partition};
 use quern_proto::{Assignment, Counters};
@@ -65,7 +66,7 @@ fn reduce_segments(
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(TaskError::io("cannot open a fetched segment"))?;
     let merge = Merge::new(sources).map_err(TaskError::io("cannot read a fetched segment"))?;
-    let mut groups = Groups::new(merge);
+    let mut groups = Groups::new(merge, Grouping::Job(job.clone()));
     let mut key = Vec::new();
     let (mut group_count, mut records) = (0, 0);
     job.start_reduce(&task_ctx)?;

@@ -6,6 +6,7 @@
 //! comparisons in the sort are one integer compare instead of a `memcmp` into the arena.
 
 use crate::spill::{RunWriter, write_group};
+use quern_sdk::engine::EncodedRecord;
 use quern_sdk::{JobEngine, JobError, TaskContext, ValueStream};
 
 /// Where one record lies in the arena; the value follows the key.
@@ -132,15 +133,19 @@ impl SortBuffer {
     }
 }
 
-/// The values of one group of sorted entries.
+/// The records of one group of sorted entries: one exact key, as combining needs.
 struct BufferValues<'a> {
     arena: &'a [u8],
     entries: std::slice::Iter<'a, Entry>,
 }
 
 impl ValueStream for BufferValues<'_> {
-    fn next_value(&mut self) -> Result<Option<&[u8]>, JobError> {
-        Ok(self.entries.next().map(|entry| entry.value(self.arena)))
+    fn next_record(&mut self) -> Result<Option<EncodedRecord<'_>>, JobError> {
+        let arena = self.arena;
+        Ok(self
+            .entries
+            .next()
+            .map(|entry| (entry.key(arena), entry.value(arena))))
     }
 }
 

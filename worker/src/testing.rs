@@ -270,6 +270,9 @@ impl JobEngine for TestJob {
         self.partition
             .unwrap_or_else(|| self.inner.partition(key, partitions))
     }
+    fn group_prefix(&self, key: &[u8]) -> Result<usize, JobError> {
+        self.inner.group_prefix(key)
+    }
     fn has_combiner(&self) -> bool {
         self.inner.has_combiner()
     }
