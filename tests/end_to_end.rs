@@ -524,3 +524,54 @@ fn a_map_only_grep_writes_one_part_per_map_in_input_order() {
         assert!(places.is_sorted(), "{part} is not in input order");
     }
 }
+
+/// `sort` in total order: a sampling stage cuts the key range, so the part files concatenated
+/// in order are every line of the input sorted bytewise (as `LC_ALL=C sort`), duplicates kept;
+/// the parts are balanced within 2x by bytes, and the sample tasks count nothing toward the job.
+#[test]
+fn sort_writes_every_line_in_total_order_across_balanced_parts() {
+    const REDUCERS: usize = 4;
+    let cluster = Cluster::start(2, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let input = corpus();
+    let mut args = submit_wordcount(
+        &cluster.address,
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        &["--reducers", "4", "--split-size", "256KiB", "--wait"],
+    );
+    args[1] = "sort";
+    let run = quern(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    let mut expected: Vec<Vec<u8>> = Vec::new();
+    for entry in std::fs::read_dir(&input).unwrap() {
+        let text = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = text.strip_suffix(b"\n").unwrap_or(&text);
+        expected.extend(text.split(|&b| b == b'\n').map(<[u8]>::to_vec));
+    }
+    expected.sort();
+    let parts: Vec<Vec<u8>> = (0..REDUCERS)
+        .map(|p| std::fs::read(output.join(format!("part-r-{p:05}"))).unwrap())
+        .collect();
+    let got: Vec<Vec<u8>> = parts
+        .concat()
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert_eq!(got.len(), expected.len() + 1, "one line per input line");
+    assert!(got[..expected.len()] == expected[..], "not the input sorted");
+    let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
+    let average = sizes.iter().sum::<usize>() / REDUCERS;
+    assert!(
+        sizes.iter().all(|&size| size <= 2 * average),
+        "unbalanced parts: {sizes:?}"
+    );
+    let summary = stdout(&run);
+    assert_eq!(
+        summary_counter(&summary, "input:"),
+        expected.len() as u64,
+        "{summary}"
+    );
+}

@@ -75,6 +75,7 @@ pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
         inputs,
         output: absolute_url(&args.output)?,
         reducers,
+        total_order: job.total_order(),
         split_size: args.split_size,
         overwrite: args.overwrite,
         sort_buffer_bytes: args.sort_buffer,

@@ -75,10 +75,10 @@ pub fn history(status: &JobStatus) -> String {
         "TASK", "ATTEMPT", "WORKER", "STATE", "START_MS", "DURATION_MS", "BACKUP"
     );
     for a in &status.attempts {
-        let letter = if a.kind == TaskKind::Map as i32 {
-            'm'
-        } else {
-            'r'
+        let letter = match TaskKind::try_from(a.kind) {
+            Ok(TaskKind::Map) => 'm',
+            Ok(TaskKind::Sample) => 's',
+            _ => 'r',
         };
         text += &format!(
             "{:<9} {:>8} {:<10} {:<10} {:>9} {:>12} {:<6}  {}\n",

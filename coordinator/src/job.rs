@@ -2,9 +2,12 @@
 //! counters of its successful attempts. Memory is O(maps + reduces + attempts).
 
 use crate::fetch_failure::FetchFailures;
+use crate::sample::Sampling;
 use crate::split::Split;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
-use quern_proto::{AttemptState, Counters, JobSpec, MapOutputLocationsResponse, TaskKind};
+use quern_proto::{
+    AttemptState, Counters, JobSpec, MapOutputLocationsResponse, SampledKey, TaskKind,
+};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -19,7 +22,11 @@ pub struct TaskRef {
 
 impl fmt::Display for TaskRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let letter = if self.kind == TaskKind::Map { 'm' } else { 'r' };
+        let letter = match self.kind {
+            TaskKind::Map => 'm',
+            TaskKind::Sample => 's',
+            _ => 'r',
+        };
         write!(f, "{letter}-{:05}", self.index)
     }
 }
@@ -56,7 +63,7 @@ pub struct Task {
 }
 
 impl Task {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Task {
             state: TaskState::Pending,
             running: Vec::new(),
@@ -143,6 +150,10 @@ pub struct Job {
     /// (map task, what it counted). Those tasks run only if no worker registers holding them
     /// before the rejoin window ends (see [`crate::resume`]).
     pub awaiting: HashMap<AttemptId, (u32, Counters)>,
+    /// A total-order job's sampling stage; its maps wait until it is finished.
+    pub sampling: Option<Sampling>,
+    /// A total-order job's cut points, once sampled; empty otherwise.
+    pub cut_points: Arc<Vec<Vec<u8>>>,
 }
 
 /// Failed tasks of a job on one worker that exclude the worker from the job.
@@ -160,6 +171,7 @@ impl Job {
     pub fn new(id: JobId, spec: JobSpec, splits: Vec<Split>) -> Self {
         let maps = splits.len() as u32;
         let reduces = spec.reducers;
+        let spec_total_order = spec.total_order && reduces > 0;
         Job {
             id,
             spec,
@@ -186,6 +198,26 @@ impl Job {
             running_maps: 0,
             backups: [0; 2],
             awaiting: HashMap::new(),
+            sampling: (spec_total_order && maps > 0).then(|| Sampling::new(maps)),
+            cut_points: Arc::default(),
+        }
+    }
+
+    /// Whether the maps may run: the job needs no cut points, or has them.
+    pub fn sampled(&self) -> bool {
+        self.sampling.as_ref().is_none_or(Sampling::finished)
+    }
+
+    /// After a restart: the cut points the journal kept; no sampling runs again.
+    pub fn sampled_before_restart(&mut self, cut_points: Vec<Vec<u8>>) {
+        self.sampling = None;
+        self.cut_points = Arc::new(cut_points);
+    }
+
+    /// A sample task's keys, from its accepted success report (before its task is done).
+    pub fn add_samples(&mut self, keys: &[SampledKey]) {
+        if let Some(sampling) = &mut self.sampling {
+            sampling.add(keys);
         }
     }
 
@@ -373,6 +405,7 @@ impl Job {
     pub fn task(&self, task: TaskRef) -> &Task {
         match task.kind {
             TaskKind::Map => &self.maps[task.index as usize],
+            TaskKind::Sample => &self.sampling().tasks[task.index as usize],
             _ => &self.reduces[task.index as usize],
         }
     }
@@ -380,7 +413,37 @@ impl Job {
     pub fn task_mut(&mut self, task: TaskRef) -> &mut Task {
         match task.kind {
             TaskKind::Map => &mut self.maps[task.index as usize],
+            TaskKind::Sample => &mut self.sampling_mut().tasks[task.index as usize],
             _ => &mut self.reduces[task.index as usize],
+        }
+    }
+
+    /// The sampling stage, which a job has while it has sample tasks.
+    fn sampling(&self) -> &Sampling {
+        self.sampling
+            .as_ref()
+            .expect("a job with sample tasks has a sampling stage")
+    }
+
+    fn sampling_mut(&mut self) -> &mut Sampling {
+        self.sampling
+            .as_mut()
+            .expect("a job with sample tasks has a sampling stage")
+    }
+
+    /// The split a sample task reads.
+    pub fn sampled_split(&self, index: u32) -> u32 {
+        self.sampling().splits[index as usize]
+    }
+
+    /// A sample task is done: once all are, the cut points are made from what they sampled.
+    fn sample_done(&mut self) {
+        let parts = self.spec.reducers;
+        let sampling = self.sampling_mut();
+        sampling.done += 1;
+        if sampling.finished() {
+            let cuts = sampling.cut(parts);
+            self.cut_points = Arc::new(cuts);
         }
     }
 
@@ -390,15 +453,26 @@ impl Job {
 
     /// Whether a task could start now: maps first; reduces once every map is done.
     pub fn has_runnable(&self) -> bool {
-        self.phase == JobPhase::Running
-            && (!self.pending_maps.is_empty()
-                || (self.all_maps_done() && !self.pending_reduces.is_empty()))
+        if self.phase != JobPhase::Running {
+            return false;
+        }
+        if let Some(sampling) = self.sampling.as_ref().filter(|s| !s.finished()) {
+            return !sampling.pending.is_empty();
+        }
+        !self.pending_maps.is_empty() || (self.all_maps_done() && !self.pending_reduces.is_empty())
     }
 
     /// Takes the next task to start, if any.
     pub fn take_runnable(&mut self) -> Option<TaskRef> {
         if self.phase != JobPhase::Running {
             return None;
+        }
+        if let Some(sampling) = self.sampling.as_mut().filter(|s| !s.finished()) {
+            let index = sampling.pending.pop_front()?;
+            return Some(TaskRef {
+                kind: TaskKind::Sample,
+                index,
+            });
         }
         if let Some(index) = self.pending_maps.pop_front() {
             return Some(TaskRef {
@@ -434,6 +508,7 @@ impl Job {
         t.counters = counters;
         match task.kind {
             TaskKind::Map => self.maps_done += 1,
+            TaskKind::Sample => self.sample_done(),
             _ => self.reduces_done += 1,
         }
         losers.into_iter().filter(|&a| a != attempt).collect()
@@ -444,6 +519,7 @@ impl Job {
         self.task_mut(task).running.retain(|&a| a != attempt);
         match task.kind {
             TaskKind::Map => self.running_maps -= 1,
+            TaskKind::Sample => {}
             _ => drop(self.running_reduces.remove(&attempt)),
         }
     }
@@ -478,7 +554,9 @@ impl Job {
     /// runs again, and its counters leave the job's totals, as the next attempt counts the same
     /// input again.
     pub fn lose_output(&mut self, task: TaskRef) {
-        if !matches!(self.task(task).state, TaskState::Done { .. }) {
+        // A sample task's keys are with the coordinator already.
+        if task.kind == TaskKind::Sample || !matches!(self.task(task).state, TaskState::Done { .. })
+        {
             return;
         }
         if task.kind == TaskKind::Map {
@@ -496,6 +574,7 @@ impl Job {
         self.task_mut(task).state = TaskState::Pending;
         match task.kind {
             TaskKind::Map => self.pending_maps.push_front(task.index),
+            TaskKind::Sample => self.sampling_mut().pending.push_front(task.index),
             _ => self.pending_reduces.push_front(task.index),
         }
     }

@@ -21,8 +21,8 @@ pub use crate::journal_store::{FileStore, JournalError, JournalStore};
 use quern_proto::ids::{AttemptId, JobId};
 use quern_proto::journal_entry::Entry;
 use quern_proto::{
-    Counters, JobSpec, JournalCommitGrant, JournalEntry, JournalJob, JournalJobEnded,
-    JournalMapDone, JournalStart, JournalUpload,
+    Counters, JobSpec, JournalCommitGrant, JournalCutPoints, JournalEntry, JournalJob,
+    JournalJobEnded, JournalMapDone, JournalStart, JournalUpload,
 };
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -53,6 +53,8 @@ pub struct RecoveredJob {
     pub grants: BTreeMap<u32, Grant>,
     /// Every multipart upload opened for its reduce attempts.
     pub uploads: Vec<OpenUpload>,
+    /// A total-order job's cut points, once sampled.
+    pub cut_points: Option<Vec<Vec<u8>>>,
 }
 
 impl RecoveredJob {
@@ -64,6 +66,7 @@ impl RecoveredJob {
             maps_done: BTreeMap::new(),
             grants: BTreeMap::new(),
             uploads: Vec::new(),
+            cut_points: None,
         }
     }
 }
@@ -114,6 +117,15 @@ impl Journal {
             job_id: id.to_string(),
         };
         self.store.append(&record(Entry::Ended(ended)), true)
+    }
+
+    /// The sampling stage of `job` chose `cut_points`; returns once that is durable.
+    pub fn cut_points_chosen(
+        &mut self,
+        job: JobId,
+        cut_points: &[Vec<u8>],
+    ) -> Result<(), JournalError> {
+        self.store.append(&cut_points_record(job, cut_points), true)
     }
 
     /// Map `task` of `job` was done by `attempt`. Not waited for: if lost, the map runs again.
@@ -168,6 +180,13 @@ fn map_done(job: JobId, task: u32, attempt: AttemptId, counters: Counters) -> Jo
         task,
         attempt_id: attempt.0,
         counters: Some(counters),
+    }))
+}
+
+fn cut_points_record(job: JobId, cut_points: &[Vec<u8>]) -> JournalEntry {
+    record(Entry::CutPoints(JournalCutPoints {
+        job_id: job.to_string(),
+        cut_points: cut_points.to_vec(),
     }))
 }
 
@@ -233,6 +252,11 @@ fn replay(entries: &[JournalEntry]) -> Recovered {
                     });
                 }
             }
+            Entry::CutPoints(cuts) => {
+                if let Some(job) = job(&mut jobs, &cuts.job_id) {
+                    job.cut_points = Some(cuts.cut_points.clone());
+                }
+            }
             Entry::CommitGranted(grant) => {
                 if let Some(job) = job(&mut jobs, &grant.job_id) {
                     let recovered = Grant {
@@ -260,6 +284,9 @@ fn compacted(recovered: &Recovered, incarnation: u64) -> Vec<JournalEntry> {
     let mut entries = vec![record(Entry::Start(start))];
     for job in &recovered.jobs {
         entries.push(submitted(job.id, &job.spec, &job.shuffle_secret));
+        if let Some(cut_points) = &job.cut_points {
+            entries.push(cut_points_record(job.id, cut_points));
+        }
         for (&task, (attempt, counters)) in &job.maps_done {
             entries.push(map_done(job.id, task, *attempt, counters.clone()));
         }

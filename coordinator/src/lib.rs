@@ -32,6 +32,7 @@ pub mod journal_store;
 pub mod progress;
 pub mod resume;
 pub mod retention;
+pub mod sample;
 pub mod schedule;
 pub mod service;
 pub mod session;

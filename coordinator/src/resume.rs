@@ -105,6 +105,9 @@ impl CoordinatorService {
         let splits = self.split_input(spec, &inputs, None).await?;
         let mut job = Job::new(recovered.id, spec.clone(), splits);
         job.shuffle_secret = recovered.shuffle_secret.clone();
+        if let Some(cut_points) = &recovered.cut_points {
+            job.sampled_before_restart(cut_points.clone());
+        }
         let out = output_dir(spec)?;
         let timeout = self.config().storage_timeout;
         let committed = tokio::time::timeout(

@@ -75,8 +75,13 @@ impl State {
         worker: WorkerId,
     ) -> Assignment {
         let j = &self.jobs[&job];
-        let split = (task.kind == TaskKind::Map).then(|| {
-            let s = &j.splits[task.index as usize];
+        let split_index = match task.kind {
+            TaskKind::Map => Some(task.index),
+            TaskKind::Sample => Some(j.sampled_split(task.index)),
+            _ => None,
+        };
+        let split = split_index.map(|index| {
+            let s = &j.splits[index as usize];
             let (version, modified_seconds) = match &s.version {
                 Version::Tag(tag) => (tag.clone(), 0),
                 Version::Modified(seconds) => (String::new(), *seconds),
@@ -105,6 +110,10 @@ impl State {
             worker_id: worker.to_string(),
             job_secret: j.shuffle_secret.clone(),
             params: j.spec.params.clone(),
+            cut_points: match task.kind {
+                TaskKind::Map => j.cut_points.to_vec(),
+                _ => Vec::new(),
+            },
         }
     }
 

@@ -75,6 +75,20 @@ impl CoordinatorService {
         }
     }
 
+    /// Journals job `id`'s cut points if its sampling stage just finished: under the lock that
+    /// made them, so they are in the journal before any of its maps can report.
+    fn journal_cut_points(&self, state: &State, id: JobId) {
+        let Some(job) = state.jobs.get(&id) else {
+            return;
+        };
+        if !job.sampled() {
+            return;
+        }
+        if let Err(e) = self.journal(|j| j.cut_points_chosen(id, &job.cut_points)) {
+            tracing::warn!(job = %id, error = %error_chain(&e), "cannot journal the cut points");
+        }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock would be a bug in the state machine; keep serving.
         self.state
@@ -546,7 +560,11 @@ impl Coordinator for CoordinatorService {
                 .attempts
                 .get(&AttemptId(report.attempt_id))
                 .map(|a| (a.job, a.task));
+            let sampling = task.filter(|(_, t)| t.kind == TaskKind::Sample);
             let (accepted, actions) = state.report(&report);
+            if let Some((job, _)) = sampling.filter(|_| accepted && report.succeeded) {
+                self.journal_cut_points(&state, job);
+            }
             if let Some((job, task)) =
                 task.filter(|(_, t)| accepted && report.succeeded && t.kind == TaskKind::Map)
             {

@@ -301,6 +301,12 @@ impl State {
         let Some(running) = self.end_attempt(attempt, state, &report.error) else {
             return (false, Vec::new());
         };
+        if report.succeeded
+            && running.task.kind == TaskKind::Sample
+            && let Some(job) = self.jobs.get_mut(&running.job)
+        {
+            job.add_samples(&report.samples);
+        }
         let actions = if report.succeeded {
             self.task_succeeded(
                 &running,
@@ -463,6 +469,7 @@ impl State {
         let backup = t.running.len() > 1;
         match task.kind {
             TaskKind::Map => job.running_maps += 1,
+            TaskKind::Sample => {}
             _ => drop(job.running_reduces.insert(attempt)),
         }
         job.history.push(AttemptRecord {
@@ -483,7 +490,7 @@ impl State {
                 task,
                 worker,
                 record,
-                in_job_code: task.kind == TaskKind::Map,
+                in_job_code: task.kind != TaskKind::Reduce,
                 opened_output: false,
                 progress: (0, 0),
                 progressed: Instant::now(),

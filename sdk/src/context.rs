@@ -94,6 +94,8 @@ pub struct TaskContext {
     pub counters: UserCounters,
     /// What separates key and value on output lines (see [`crate::text`]).
     pub separator: Vec<u8>,
+    /// A total-order job's cut points (see [`crate::total_order`]); empty for other jobs.
+    pub cut_points: Arc<Vec<Vec<u8>>>,
 }
 
 impl Default for TaskContext {
@@ -107,6 +109,7 @@ impl Default for TaskContext {
             params: Arc::default(),
             counters: UserCounters::default(),
             separator: DEFAULT_SEPARATOR.to_vec(),
+            cut_points: Arc::default(),
         }
     }
 }

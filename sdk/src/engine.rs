@@ -71,7 +71,13 @@ pub trait JobEngine: Send + Sync + 'static {
     /// Which of `partitions` reduce partitions an encoded key belongs to, given the key's
     /// grouping prefix (see [`JobEngine::group_prefix`] and [`partition_of`]), so that a reduce
     /// group never spans two partitions.
-    fn partition(&self, key: &[u8], partitions: u32) -> u32;
+    /// `ctx` is the map task's (a total-order job partitions by its cut points).
+    fn partition(&self, ctx: &TaskContext, key: &[u8], partitions: u32) -> u32;
+    /// Whether the job sorts across partitions (see [`crate::total_order`]): its maps wait for
+    /// a sampling stage's cut points.
+    fn total_order(&self) -> bool {
+        false
+    }
     /// How many leading bytes of an encoded key the reduce groups by: records whose keys share
     /// that prefix reach one `reduce` call, in key order (a secondary sort). The prefixes must
     /// keep groups together in key order, as whole leading components of a tuple key do. The
@@ -134,8 +140,13 @@ pub fn group_of<'k>(job: &dyn JobEngine, key: &'k [u8]) -> Result<&'k [u8], JobE
 
 /// The partition of `key`, chosen by its grouping prefix and checked: a user partitioner can
 /// answer anything, and going on with an answer out of range would lose the record.
-pub fn partition_of(job: &dyn JobEngine, key: &[u8], partitions: u32) -> Result<u32, JobError> {
-    let partition = job.partition(group_of(job, key)?, partitions);
+pub fn partition_of(
+    job: &dyn JobEngine,
+    ctx: &TaskContext,
+    key: &[u8],
+    partitions: u32,
+) -> Result<u32, JobError> {
+    let partition = job.partition(ctx, group_of(job, key)?, partitions);
     if partition >= partitions {
         return Err(JobError::user(format!(
             "the partitioner put a key in partition {partition}, but the job has {partitions} \

@@ -364,6 +364,8 @@ pub struct JobDef<M: Mapper, R> {
     has_reducer: bool,
     /// None groups by the whole key.
     grouping: Option<GroupPrefix>,
+    /// Partitions by sampled cut points (see [`JobDef::total_order`]).
+    total_order: bool,
 }
 
 /// The reducer of a job that has none: it runs map-only (see [`JobDef::map_only`]).
@@ -470,6 +472,7 @@ where
             map_text: None,
             has_reducer: true,
             grouping: None,
+            total_order: false,
         }
     }
 
@@ -482,6 +485,15 @@ where
     /// Partitions keys with `partitioner` instead of by hash.
     pub fn partitioner(mut self, partitioner: impl Partitioner) -> Self {
         self.partitioner = Box::new(partitioner);
+        self
+    }
+
+    /// Sorts across partitions: partition `i` holds keys below those of partition `i + 1`, so
+    /// the part files in order are sorted (Hadoop's `TotalOrderPartitioner`). The cut points
+    /// come from a sample of the map output keys, taken by a short stage of tasks before the
+    /// maps run (see [`crate::total_order`]); the partitioner set otherwise is not used.
+    pub fn total_order(mut self) -> Self {
+        self.total_order = true;
         self
     }
 
@@ -561,8 +573,15 @@ where
         Ok(emitter.emitted)
     }
 
-    fn partition(&self, key: &[u8], partitions: u32) -> u32 {
+    fn partition(&self, ctx: &TaskContext, key: &[u8], partitions: u32) -> u32 {
+        if self.total_order {
+            return crate::total_order::partition(&ctx.cut_points, key);
+        }
         self.partitioner.partition(key, partitions)
+    }
+
+    fn total_order(&self) -> bool {
+        self.total_order
     }
 
     fn has_reducer(&self) -> bool {

@@ -8,6 +8,7 @@
 //! - [`text`]: how keys and values are written as `key<TAB>value` output lines.
 //! - [`job`]: the `Mapper`, `Combiner`, `Reducer` (or `GroupReducer`) and `Partitioner` traits
 //!   and [`job::JobDef`], which binds them into a job and says how its reduce input is grouped.
+//! - [`total_order`]: partitions of contiguous key ranges, cut by a sample of the keys.
 //! - [`engine`]: the byte-level interface the worker drives; a typed job is erased to it.
 //! - [`registry`]: the named jobs a binary carries.
 //! - [`local`]: an in-process runner for unit-testing a job without a cluster.
@@ -26,6 +27,7 @@ pub mod local;
 mod map_combine;
 pub mod registry;
 pub mod text;
+pub mod total_order;
 pub mod value;
 
 pub use context::{InputSplit, Params, TaskContext};

@@ -43,6 +43,7 @@ impl Record {
 
 struct Collect<'a> {
     job: &'a dyn JobEngine,
+    ctx: &'a TaskContext,
     partitions: u32,
     records: Vec<Record>,
 }
@@ -50,7 +51,7 @@ struct Collect<'a> {
 impl MapSink for Collect<'_> {
     fn emit(&mut self, key: &[u8], value: &[u8]) -> Result<(), JobError> {
         // Checked as on a cluster: a partition out of range is the task's error.
-        let partition = partition_of(self.job, key, self.partitions)?;
+        let partition = partition_of(self.job, self.ctx, key, self.partitions)?;
         self.records.push(Record {
             partition,
             key: key.to_vec(),
@@ -83,14 +84,15 @@ pub fn run_job(
     partitions: u32,
 ) -> Result<Vec<Vec<u8>>, JobError> {
     let partitions = partitions.max(1);
-    let mut sink = Collect {
-        job,
-        partitions,
-        records: Vec::new(),
-    };
     let ctx = TaskContext {
         partitions,
         ..TaskContext::default()
+    };
+    let mut sink = Collect {
+        job,
+        ctx: &ctx,
+        partitions,
+        records: Vec::new(),
     };
     job.map(
         &ctx,

@@ -142,6 +142,7 @@ impl Context {
             attempt: assignment.attempt_id,
             partitions: assignment.reducers,
             input,
+            cut_points: Arc::new(assignment.cut_points.clone()),
             ..TaskContext::with_params(params)
         };
         Ok((job, task))

@@ -6,7 +6,8 @@
 //!   (partition, [`sort_buffer`], combine, [`spill`], merge) → [`shuffle_server`];
 //! - reduce side: [`shuffle_fetch`] → [`merge`] (k-way, grouped by key) → [`reduce`] →
 //!   [`part_file`] → [`commit`] (only the accepted attempt's part file becomes final);
-//! - a map-only job (`--reducers 0`): [`split_reader`] → [`map`] → [`part_file`] → [`commit`].
+//! - a map-only job (`--reducers 0`): [`split_reader`] → [`map`] → [`part_file`] → [`commit`];
+//! - a total-order job first runs [`sample`] tasks, whose keys set the maps' partitions.
 //!
 //! Around it: [`record`] (the framing of records on disk and on the wire), [`task`] (running and
 //! reporting attempts), [`attempt`] (what an attempt releases however it ends), [`session`]
@@ -26,6 +27,7 @@ pub mod merge;
 pub mod part_file;
 pub mod record;
 pub mod reduce;
+pub mod sample;
 pub mod session;
 pub mod shuffle_fetch;
 pub mod shuffle_server;

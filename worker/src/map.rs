@@ -132,7 +132,7 @@ where
 
 /// A map's split, read ahead by a task of its own (which stops when this is dropped) in ranged
 /// reads, for the mapper's blocking thread to take as lines.
-struct SplitInput {
+pub(crate) struct SplitInput {
     split: MapSplit,
     max_line: u64,
     chunks: mpsc::Receiver<Result<Bytes, JobError>>,
@@ -140,7 +140,7 @@ struct SplitInput {
 }
 
 impl SplitInput {
-    fn start(assignment: &Assignment) -> Result<Self, TaskError> {
+    pub(crate) fn start(assignment: &Assignment) -> Result<Self, TaskError> {
         let split = assignment
             .split
             .clone()
@@ -162,7 +162,7 @@ impl SplitInput {
     }
 
     /// The split's lines, on a blocking thread: they stop at `cancel`, and count into `progress`.
-    fn lines(
+    pub(crate) fn lines(
         self,
         cancel: CancellationToken,
         progress: Arc<Progress>,

@@ -110,7 +110,7 @@ impl MapSink for MapOutputWriter {
         if !self.buffer.fits(key, value) {
             self.spill()?;
         }
-        let partition = partition_of(self.job.as_ref(), key, self.partitions)?;
+        let partition = partition_of(self.job.as_ref(), &self.ctx, key, self.partitions)?;
         self.buffer.push(partition, key, value);
         Ok(())
     }
@@ -228,7 +228,7 @@ mod tests {
             let parts = read_counts(&output.run, 3, job.has_combiner());
             for (p, counts) in parts.iter().enumerate() {
                 for key in counts.keys() {
-                    assert_eq!(job.partition(key, 3), p as u32);
+                    assert_eq!(job.partition(&ctx, key, 3), p as u32);
                 }
             }
             let merged: BTreeMap<Vec<u8>, u64> = parts.into_iter().flatten().collect();

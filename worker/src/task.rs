@@ -6,8 +6,9 @@ use crate::context::Context;
 use crate::error::TaskError;
 use crate::map::{run_map, run_map_only};
 use crate::reduce::run_reduce;
+use crate::sample::run_sample;
 use quern_proto::ids::JobId;
-use quern_proto::{Assignment, AttemptProgress, Backoff, TaskKind, TaskReport};
+use quern_proto::{Assignment, AttemptProgress, Backoff, Counters, TaskKind, TaskReport};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -103,7 +104,13 @@ async fn run_and_report(
         Ok(TaskKind::Map) if assignment.reducers == 0 => {
             run_map_only(ctx, assignment, progress).await.map(|()| None)
         }
-        Ok(TaskKind::Map) => run_map(ctx, assignment, progress).await.map(Some),
+        Ok(TaskKind::Map) => run_map(ctx, assignment, progress)
+            .await
+            .map(|counters| Some((counters, Vec::new()))),
+        // A sample counts nothing toward the job: its maps read the same input again.
+        Ok(TaskKind::Sample) => run_sample(ctx, assignment, progress)
+            .await
+            .map(|samples| Some((Counters::default(), samples))),
         // A reduce's commit was its success report.
         Ok(TaskKind::Reduce) => run_reduce(ctx, assignment, progress).await.map(|()| None),
         _ => Err(TaskError::MissingField("task kind")),
@@ -116,10 +123,11 @@ async fn run_and_report(
     };
     match result {
         Ok(None) => return tracing::debug!("task committed"),
-        Ok(Some(counters)) => {
+        Ok(Some((counters, samples))) => {
             tracing::debug!("task succeeded");
             report.succeeded = true;
             report.counters = Some(counters);
+            report.samples = samples;
         }
         Err(e) => {
             let error = quern_proto::error_chain(&e);

@@ -266,9 +266,9 @@ impl JobEngine for TestJob {
         self.inner
             .map(ctx, &mut CountedLines { job: self, lines }, sink)
     }
-    fn partition(&self, key: &[u8], partitions: u32) -> u32 {
+    fn partition(&self, ctx: &TaskContext, key: &[u8], partitions: u32) -> u32 {
         self.partition
-            .unwrap_or_else(|| self.inner.partition(key, partitions))
+            .unwrap_or_else(|| self.inner.partition(ctx, key, partitions))
     }
     fn group_prefix(&self, key: &[u8]) -> Result<usize, JobError> {
         self.inner.group_prefix(key)
