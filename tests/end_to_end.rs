@@ -561,7 +561,10 @@ fn sort_writes_every_line_in_total_order_across_balanced_parts() {
         .map(<[u8]>::to_vec)
         .collect();
     assert_eq!(got.len(), expected.len() + 1, "one line per input line");
-    assert!(got[..expected.len()] == expected[..], "not the input sorted");
+    assert!(
+        got[..expected.len()] == expected[..],
+        "not the input sorted"
+    );
     let sizes: Vec<usize> = parts.iter().map(Vec::len).collect();
     let average = sizes.iter().sum::<usize>() / REDUCERS;
     assert!(

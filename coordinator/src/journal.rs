@@ -361,6 +361,8 @@ mod tests {
         let (other, other_spec) = job(3);
         journal.job_submitted(id, &spec, "its secret").unwrap();
         journal.job_submitted(other, &other_spec, "").unwrap();
+        let cuts = vec![b"g".to_vec(), b"p\0".to_vec()];
+        journal.cut_points_chosen(id, &cuts).unwrap();
         journal.map_done(id, 0, AttemptId(1), counted(5)).unwrap();
         journal.map_done(id, 1, AttemptId(2), counted(6)).unwrap();
         // Map 0's output was lost and the map ran again.
@@ -395,6 +397,7 @@ mod tests {
             assert_eq!(ids(&recovered), [id]);
             let job = &recovered.jobs[0];
             assert_eq!(job.shuffle_secret, "its secret");
+            assert_eq!(job.cut_points.as_ref(), Some(&cuts));
             let done: Vec<_> = job
                 .maps_done
                 .iter()

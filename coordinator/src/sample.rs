@@ -89,6 +89,9 @@ pub fn cut_points(mut samples: Vec<SampledKey>, parts: u32) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::State;
+    use crate::testing::*;
+    use quern_proto::{Counters, TaskKind};
 
     fn sampled(keys: &[(&str, u64)]) -> Vec<SampledKey> {
         keys.iter()
@@ -126,5 +129,33 @@ mod tests {
         assert_eq!(spread(3, 20), [0, 1, 2]);
         assert_eq!(spread(100, 4), [0, 25, 50, 75]);
         assert_eq!(Sampling::new(0).tasks.len(), 0);
+    }
+
+    /// A total-order job runs its sample tasks first; its maps wait for all of them, then carry
+    /// the cut points; what a sample task counted is not the job's.
+    #[test]
+    fn maps_wait_for_the_sampling_stage_and_carry_its_cut_points() {
+        let mut state = State::default();
+        let id = add_job_with(&mut state, 3, |spec| {
+            spec.total_order = true;
+            spec.reducers = 2;
+        });
+        let (_, mut assignments) = add_worker(&mut state, 4);
+        let samples: Vec<_> = (0..3).map(|_| next(&mut assignments)).collect();
+        assert!(samples.iter().all(|a| a.kind() == TaskKind::Sample));
+        assert!(assignments.try_recv().is_err(), "maps wait for the samples");
+        let counted = Counters {
+            input_records: 99,
+            ..Counters::default()
+        };
+        for (sample, keys) in samples.iter().zip([["a", "b"], ["c", "d"], ["e", "f"]]) {
+            let mut report = success(sample, counted.clone());
+            report.samples = sampled(&[(keys[0], 1), (keys[1], 1)]);
+            send(&mut state, &report);
+        }
+        let map = next(&mut assignments);
+        assert_eq!(map.kind(), TaskKind::Map);
+        assert_eq!(map.cut_points, [b"d".to_vec()]);
+        assert_eq!(state.jobs[&id].counters.input_records, 0);
     }
 }
