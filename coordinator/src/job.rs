@@ -31,8 +31,9 @@ impl fmt::Display for TaskRef {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TaskState {
+    #[default]
     Pending,
     /// Attempts run: those in [`Task::running`], one, or two while a backup runs.
     Running,
@@ -46,7 +47,7 @@ pub enum TaskState {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Task {
     pub state: TaskState,
     /// Its attempts running now, oldest first.
@@ -60,19 +61,6 @@ pub struct Task {
     pub last_error: String,
     /// What the attempt that did this task counted, while it is done; part of the job's totals.
     pub counters: Counters,
-}
-
-impl Task {
-    pub fn new() -> Self {
-        Task {
-            state: TaskState::Pending,
-            running: Vec::new(),
-            failures: 0,
-            lost_workers: Vec::new(),
-            last_error: String::new(),
-            counters: Counters::default(),
-        }
-    }
 }
 
 /// One attempt, as `quern status` shows it.
@@ -177,8 +165,8 @@ impl Job {
             spec,
             shuffle_secret: String::new(),
             splits,
-            maps: (0..maps).map(|_| Task::new()).collect(),
-            reduces: (0..reduces).map(|_| Task::new()).collect(),
+            maps: (0..maps).map(|_| Task::default()).collect(),
+            reduces: (0..reduces).map(|_| Task::default()).collect(),
             pending_maps: (0..maps).collect(),
             pending_reduces: (0..reduces).collect(),
             maps_done: 0,

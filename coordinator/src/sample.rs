@@ -28,7 +28,7 @@ impl Sampling {
     pub fn new(maps: u32) -> Self {
         let splits = spread(maps, MAX_SAMPLE_TASKS as u32);
         Sampling {
-            tasks: splits.iter().map(|_| Task::new()).collect(),
+            tasks: splits.iter().map(|_| Task::default()).collect(),
             pending: (0..splits.len() as u32).collect(),
             splits,
             done: 0,
