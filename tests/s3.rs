@@ -321,3 +321,52 @@ fn a_reducer_killed_mid_upload_leaves_one_part_and_no_open_upload() {
     assert_eq!(read_output(&server.root().join("big/out"), 1), expected);
     assert_eq!(server.open_uploads(), Vec::<String>::new());
 }
+
+/// A map-only job's maps and a total-order job's sample tasks work on S3 too: the maps commit
+/// their own `part-m` files through multipart uploads the coordinator opened, and leave none
+/// open; the sorted parts concatenate to the input's lines sorted.
+#[test]
+fn map_only_and_total_order_jobs_on_s3() {
+    let server = books();
+    let cluster = Cluster::start_with_env(server.env(), 2, 2, &[]);
+    let mut grep = submit_wordcount(
+        &cluster.address,
+        "s3://books/gutenberg/",
+        "s3://books/grep-out/",
+        &[
+            "-D",
+            "pattern=the",
+            "--reducers",
+            "0",
+            "--split-size",
+            "128KiB",
+            "--wait",
+        ],
+    );
+    grep[1] = "grep";
+    let run = quern_with_env(&grep, &cluster.env);
+    assert!(run.status.success(), "grep: {}", stderr(&run));
+    let out = server.root().join("books/grep-out");
+    assert_eq!(read_part_lines(&out, 0), grep_lines(&corpus(), b"the"));
+    assert!(!out.join("part-r-00000").exists());
+
+    let mut sort = submit_args(&cluster, "s3://books/gutenberg/", "s3://books/sort-out/");
+    sort[1] = "sort";
+    let run = quern_with_env(&sort, &cluster.env);
+    assert!(run.status.success(), "sort: {}", stderr(&run));
+    let out = server.root().join("books/sort-out");
+    let sorted: Vec<u8> = (0..4)
+        .flat_map(|p| std::fs::read(out.join(format!("part-r-{p:05}"))).unwrap())
+        .collect();
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for entry in std::fs::read_dir(corpus()).unwrap() {
+        let text = std::fs::read(entry.unwrap().path()).unwrap();
+        lines.extend(text.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec));
+    }
+    lines.sort();
+    assert!(
+        sorted == lines.concat(),
+        "the parts are not the lines sorted"
+    );
+    assert_eq!(server.open_uploads(), Vec::<String>::new());
+}
