@@ -2,11 +2,13 @@
 //!
 //! - [`wordcount`]: counts whitespace-separated tokens, with a combiner.
 //! - [`grep`]: the lines holding `-D pattern=STR`, with their file and offset.
+//! - [`indexer`]: an inverted index, each word with the files that hold it.
 //!
 //! A user's own job binary follows the same shape: define jobs with the SDK, put them in a
 //! [`quern_sdk::JobRegistry`], and hand the registry to the `quern` CLI's `main_with`.
 
 pub mod grep;
+pub mod indexer;
 pub mod wordcount;
 
 use quern_sdk::JobRegistry;
@@ -16,5 +18,6 @@ pub fn registry() -> JobRegistry {
     let mut registry = JobRegistry::new();
     registry.register(wordcount::job());
     registry.register_factory(grep::NAME, grep::job);
+    registry.register(indexer::job());
     registry
 }

@@ -1,0 +1,93 @@
+//! The SDK's example jobs (`indexer`, `join`) and job chaining, each on a real cluster, checked
+//! against a result worked out here from the input files alone.
+
+mod common;
+
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// `quern submit JOB --coordinator C --input I… --output O --wait`, then `extra`; must succeed.
+/// Returns what it printed.
+fn submit_and_wait(
+    address: &str,
+    job: &str,
+    inputs: &[&Path],
+    output: &Path,
+    extra: &[&str],
+) -> String {
+    let mut args = vec!["submit", job, "--coordinator", address, "--wait"];
+    for input in inputs {
+        args.extend(["--input", input.to_str().unwrap()]);
+    }
+    args.extend(["--output", output.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    let run = quern(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    stdout(&run)
+}
+
+/// `books` from the corpus, copied into a new directory `in` under `dir`.
+fn corpus_books(dir: &Path, books: &[&str]) -> std::path::PathBuf {
+    let input = dir.join("in");
+    std::fs::create_dir(&input).unwrap();
+    for book in books {
+        std::fs::copy(corpus().join(book), input.join(book)).unwrap();
+    }
+    input
+}
+
+/// The inverted index of the files in `dir`, as `word<TAB>N file1,file2,…` lines, sorted; worked
+/// out here: a word is a maximal run of ASCII letters.
+fn expected_index(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files_of: BTreeMap<Vec<u8>, BTreeSet<String>> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let mut word = Vec::new();
+        for b in std::fs::read(&path).unwrap().into_iter().chain([b' ']) {
+            if b.is_ascii_alphabetic() {
+                word.push(b);
+            } else if !word.is_empty() {
+                files_of
+                    .entry(std::mem::take(&mut word))
+                    .or_default()
+                    .insert(name.clone());
+            }
+        }
+    }
+    let mut lines: Vec<Vec<u8>> = files_of
+        .into_iter()
+        .map(|(mut word, files)| {
+            let files: Vec<String> = files.into_iter().collect();
+            word.extend(format!("\t{} {}", files.len(), files.join(",")).bytes());
+            word
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Every word of four books, each with the books that hold it, across many splits and two
+/// reducers: the combiner folds a split's sightings without changing the index.
+#[test]
+fn indexer_lists_each_word_with_the_sorted_files_that_hold_it() {
+    let cluster = Cluster::start(2, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let books = [
+        "pg-being_ernest.txt",
+        "pg-metamorphosis.txt",
+        "pg-frankenstein.txt",
+        "pg-grimm.txt",
+    ];
+    let input = corpus_books(dir.path(), &books);
+    let output = dir.path().join("out");
+    let extra = ["--reducers", "2", "--split-size", "128KiB"];
+    submit_and_wait(&cluster.address, "indexer", &[&input], &output, &extra);
+    let expected = expected_index(&input);
+    assert!(expected.len() > 10_000, "{}", expected.len());
+    assert!(expected.iter().any(|l| l.ends_with(
+        b"\t4 pg-being_ernest.txt,pg-frankenstein.txt,pg-grimm.txt,pg-metamorphosis.txt"
+    )));
+    assert_eq!(read_part_lines(&output, 2), expected);
+}
