@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::watch::summary_counter;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -90,4 +91,70 @@ fn indexer_lists_each_word_with_the_sorted_files_that_hold_it() {
         b"\t4 pg-being_ernest.txt,pg-frankenstein.txt,pg-grimm.txt,pg-metamorphosis.txt"
     )));
     assert_eq!(read_part_lines(&output, 2), expected);
+}
+
+/// Lines `key<TAB>rest` of one side of a join: key `k{i}` has `copies(i)` lines, each naming
+/// its side, key and copy, spread over `files` files of `dir` named `PREFIX-N.tsv`, with a line
+/// without a TAB now and then. Returns every `(key, rest)`, and how many lines had no TAB.
+fn join_side(
+    dir: &Path,
+    prefix: &str,
+    files: usize,
+    copies: impl Fn(usize) -> usize,
+) -> (Vec<(String, String)>, u64) {
+    let (mut pairs, mut skipped) = (Vec::new(), 0);
+    let mut texts = vec![String::new(); files];
+    for i in 0..400 {
+        for copy in 0..copies(i) {
+            let rest = format!("{prefix} {i}.{copy}\tpadding {}", "x".repeat(i % 17));
+            let text = &mut texts[(i + copy) % files];
+            text.push_str(&format!("k{i}\t{rest}\n"));
+            pairs.push((format!("k{i}"), rest));
+        }
+        if i % 97 == 0 {
+            texts[i % files].push_str("a line without a tab\n");
+            skipped += 1;
+        }
+    }
+    for (n, text) in texts.iter().enumerate() {
+        std::fs::write(dir.join(format!("{prefix}-{n}.tsv")), text).unwrap();
+    }
+    (pairs, skipped)
+}
+
+/// A reduce-side join of generated tables over many splits and three reducers: every left ×
+/// right pair of a key once, keys with duplicates on both sides, keys on one side only joining
+/// nothing, and lines without a TAB counted.
+#[test]
+fn join_writes_every_pair_of_left_and_right_lines_of_a_key() {
+    let cluster = Cluster::start(2, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    // Keys k4, k8, … have no left lines, and k3, k9, … no right ones: they join nothing.
+    let (users, skipped_users) = join_side(&input, "users", 2, |i| i % 4);
+    let (orders, skipped_orders) = join_side(&input, "orders", 3, |i| i % 3);
+    let mut expected: Vec<Vec<u8>> = Vec::new();
+    for (key, left) in &users {
+        for (_, right) in orders.iter().filter(|(k, _)| k == key) {
+            expected.push(format!("{key}\t{left}\t{right}").into_bytes());
+        }
+    }
+    expected.sort();
+    assert!(expected.len() > 500, "{}", expected.len());
+    let output = dir.path().join("out");
+    let extra = [
+        "-D",
+        "left=users",
+        "--reducers",
+        "3",
+        "--split-size",
+        "4KiB",
+    ];
+    let summary = submit_and_wait(&cluster.address, "join", &[&input], &output, &extra);
+    assert_eq!(read_part_lines(&output, 3), expected);
+    assert_eq!(
+        summary_counter(&summary, "counter: join.skipped"),
+        skipped_users + skipped_orders
+    );
 }
