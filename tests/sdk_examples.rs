@@ -5,6 +5,7 @@ mod common;
 
 use common::watch::summary_counter;
 use common::*;
+use quern::chain::{Chain, Step};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -157,4 +158,128 @@ fn join_writes_every_pair_of_left_and_right_lines_of_a_key() {
         summary_counter(&summary, "counter: join.skipped"),
         skipped_users + skipped_orders
     );
+}
+
+/// What grep for `pattern` finds in word count's one part file over the files of `input`, worked
+/// out here: the counts as `word<TAB>count` lines in byte order of the words, each matching
+/// line under `part-r-00000:OFFSET`; sorted.
+fn grep_of_counts(input: &Path, pattern: &str) -> Vec<Vec<u8>> {
+    let mut found = Vec::new();
+    let mut offset = 0;
+    for line in expected_count_lines(input).split_inclusive(|&b| b == b'\n') {
+        let bare = &line[..line.len() - 1];
+        if bare.windows(pattern.len()).any(|w| w == pattern.as_bytes()) {
+            let mut record = format!("part-r-00000:{offset}\t").into_bytes();
+            record.extend_from_slice(bare);
+            found.push(record);
+        }
+        offset += line.len();
+    }
+    found.sort();
+    found
+}
+
+/// Word count, then grep over its counts.
+fn count_then_grep(pattern: &str) -> Chain {
+    Chain::new(Step::new("wordcount").reducers(1))
+        .then(Step::new("grep").param("pattern", pattern).reducers(2))
+}
+
+/// Runs `chain` over `input` into `output` on the cluster at `address`.
+fn run_chain(
+    chain: &Chain,
+    address: &str,
+    input: &Path,
+    output: &Path,
+) -> anyhow::Result<Vec<quern_proto::JobStatus>> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (input, output) = (input.to_str().unwrap(), output.to_str().unwrap());
+    runtime.block_on(async {
+        let mut client = quern::client::connect(address, None, &Default::default()).await?;
+        let registry = quern_examples::registry();
+        chain
+            .run(&mut client, address, &registry, &[input], output)
+            .await
+    })
+}
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A chain runs grep over word count's output on a real cluster: the lines of the counts that
+/// hold the pattern, with their offsets in the counts' part file; the counts, an intermediate
+/// output, are gone once grep has read them.
+#[test]
+fn a_chain_greps_the_word_counts_and_removes_the_intermediate_output() {
+    let cluster = Cluster::start(2, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus_books(dir.path(), &["pg-being_ernest.txt", "pg-metamorphosis.txt"]);
+    let output = dir.path().join("love");
+    let statuses = run_chain(&count_then_grep("love"), &cluster.address, &input, &output);
+    assert_eq!(statuses.unwrap().len(), 2);
+    let expected = grep_of_counts(&input, "love");
+    assert!(expected.len() > 5, "{expected:?}");
+    assert_eq!(read_part_lines(&output, 2), expected);
+    assert_eq!(names_in(dir.path()), ["in", "love"]);
+}
+
+/// When the second job fails (here its output holds a finished job's), the chain's error says
+/// which step failed and names the intermediate output it read, which is kept.
+#[test]
+fn a_failed_step_keeps_the_intermediate_output_it_read_and_names_it() {
+    let cluster = Cluster::start(1, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus_books(dir.path(), &["pg-metamorphosis.txt"]);
+    let output = dir.path().join("love");
+    std::fs::create_dir(&output).unwrap();
+    std::fs::write(output.join("_SUCCESS"), "{}").unwrap();
+    let chain = count_then_grep("love");
+    let error = run_chain(&chain, &cluster.address, &input, &output).unwrap_err();
+    let error = quern_proto::error_chain(error.as_ref());
+    let kept = dir.path().join("love.step-1");
+    assert!(
+        error.starts_with(&format!(
+            "step 2 of 2 (grep) failed; its input, the intermediate output file://{}, is kept: ",
+            kept.display()
+        )),
+        "{error}"
+    );
+    assert!(kept.join("_SUCCESS").is_file());
+    assert_eq!(
+        std::fs::read(kept.join("part-r-00000")).unwrap(),
+        expected_count_lines(&input)
+    );
+}
+
+/// The same chain on a cluster in the test's own process, as `quern run` starts one.
+#[test]
+fn a_chain_runs_on_an_embedded_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = corpus_books(dir.path(), &["pg-metamorphosis.txt"]);
+    let output = dir.path().join("the");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (inputs, out) = ([input.to_str().unwrap()], output.to_str().unwrap());
+    let chain = count_then_grep("the");
+    let run = chain.run_local(quern_examples::registry(), 2, &inputs, out);
+    assert_eq!(runtime.block_on(run).unwrap().len(), 2);
+    assert_eq!(read_part_lines(&output, 2), grep_of_counts(&input, "the"));
+    assert_eq!(names_in(dir.path()), ["in", "the"]);
+}
+
+/// Word count's one part file over the files of `input`, worked out here.
+fn expected_count_lines(input: &Path) -> Vec<u8> {
+    let counts: BTreeMap<Vec<u8>, u64> = expected_counts(input).into_iter().collect();
+    let mut text = Vec::new();
+    for (word, count) in counts {
+        text.extend(word);
+        text.extend(format!("\t{count}\n").bytes());
+    }
+    text
 }

@@ -4,11 +4,13 @@
 //!
 //! - [`args`]: the flags of each subcommand.
 //! - [`client`]: talking to a coordinator (submit, wait, status).
+//! - [`chain`]: jobs run one after another, each over the output of the one before.
 //! - [`embedded`]: `quern run`, a coordinator and workers in this process.
 //! - [`report`]: what gets printed.
 
 pub mod args;
 pub mod auth;
+pub mod chain;
 pub mod client;
 pub mod embedded;
 pub mod report;
