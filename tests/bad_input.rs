@@ -78,7 +78,9 @@ fn bad_jobs_are_refused_by_name_and_the_coordinator_serves_on() {
     unknown[1] = "nosuchjob";
     let err = fails(&unknown);
     assert!(
-        err.contains("unknown job 'nosuchjob'; this binary has: grep, sort, wordcount"),
+        err.contains(
+            "unknown job 'nosuchjob'; this binary has: grep, indexer, join, sort, wordcount"
+        ),
         "{err}"
     );
 

@@ -2,82 +2,127 @@
 //! ports and talk real gRPC, exactly as separate processes would; the job is submitted through the
 //! same client as `quern submit`, and everything stops when it ends. If every worker fails (say,
 //! none can create its work directory), the run fails with the first worker's error.
+//! [`LocalCluster`] is that cluster on its own, for a program to drive (a job chain, say).
 
 use crate::args::{RunArgs, cores};
 use crate::client;
 use anyhow::{Context as _, Result};
 use quern_proto::auth::Token;
 use quern_sdk::JobRegistry;
+use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
     let spec = client::job_spec(&args.job, &registry)?;
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("cannot open a loopback port")?;
-    let address = format!(
-        "http://{}",
-        listener
+    let mut cluster = LocalCluster::start(registry, args.workers.unwrap_or_else(cores)).await?;
+    let mut client = cluster.connect().await?;
+    let address = cluster.address().to_string();
+    let outcome = cluster
+        .drive(async {
+            let submitted = client::submit(&mut client, &address, spec).await?;
+            // The coordinator lives in this process: nothing to wait out.
+            client::wait(&mut client, &address, &submitted.job_id, Duration::ZERO).await
+        })
+        .await;
+    cluster.stop().await;
+    crate::finish(&outcome?)
+}
+
+/// A coordinator and workers in this process, on loopback ports, with a token of their own.
+pub struct LocalCluster {
+    address: String,
+    token: Token,
+    /// Workers stop first, so their goodbye still reaches the coordinator.
+    stop_workers: watch::Sender<bool>,
+    stop_coordinator: watch::Sender<bool>,
+    coordinator: JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+    workers: JoinSet<Result<(), quern_worker::WorkerError>>,
+}
+
+impl LocalCluster {
+    /// Starts a coordinator and `workers` workers (at least one) carrying the jobs of
+    /// `registry`.
+    pub async fn start(registry: JobRegistry, workers: u32) -> Result<LocalCluster> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot open a loopback port")?;
+        let port = listener
             .local_addr()
-            .context("cannot read the loopback port")?
-    );
-    // Workers stop first, so their goodbye still reaches the coordinator.
-    let (stop, stopped) = watch::channel(false);
-    let (stop_coordinator, coordinator_stopped) = watch::channel(false);
-    let until_stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    // A token of its own, so that nothing else on the machine can talk to this cluster.
-    let token = Token::random().context("cannot make a token for the embedded cluster")?;
-    let config = quern_coordinator::CoordinatorConfig {
-        token: Some(token.clone()),
-        ..Default::default()
-    };
-    let coordinator = tokio::spawn(quern_coordinator::serve(
-        listener,
-        config,
-        until_stopped(coordinator_stopped),
-    ));
-    let mut workers = JoinSet::new();
-    for _ in 0..args.workers.unwrap_or_else(cores).max(1) {
+            .context("cannot read the loopback port")?;
+        // A token of its own, so that nothing else on the machine can talk to this cluster.
+        let token = Token::random().context("cannot make a token for the embedded cluster")?;
+        let (stop_workers, _) = watch::channel(false);
+        let (stop_coordinator, _) = watch::channel(false);
+        let config = quern_coordinator::CoordinatorConfig {
+            token: Some(token.clone()),
+            ..Default::default()
+        };
+        let stopped = until_stopped(stop_coordinator.subscribe());
+        let coordinator = tokio::spawn(quern_coordinator::serve(listener, config, stopped));
+        let mut cluster = LocalCluster {
+            address: format!("http://{port}"),
+            token,
+            stop_workers,
+            stop_coordinator,
+            coordinator,
+            workers: JoinSet::new(),
+        };
+        for _ in 0..workers.max(1) {
+            cluster.spawn_worker(registry.clone());
+        }
+        Ok(cluster)
+    }
+
+    fn spawn_worker(&mut self, registry: JobRegistry) {
         let config = quern_worker::WorkerConfig {
-            coordinator: address.clone(),
+            coordinator: self.address.clone(),
             listen: ([127, 0, 0, 1], 0).into(),
             advertise: None,
             slots: 1,
             work_dir: None,
             orphan_grace: quern_worker::DEFAULT_ORPHAN_GRACE,
-            token: Some(token.clone()),
+            token: Some(self.token.clone()),
             tls: None,
             client_tls: Default::default(),
         };
-        workers.spawn(quern_worker::run(
-            config,
-            registry.clone(),
-            until_stopped(stopped.clone()),
-        ));
+        let stopped = until_stopped(self.stop_workers.subscribe());
+        self.workers
+            .spawn(quern_worker::run(config, registry, stopped));
     }
 
-    let job = async {
-        let mut client = client::connect(&address, Some(token), &Default::default()).await?;
-        let submitted = client::submit(&mut client, &address, spec).await?;
-        // The coordinator lives in this process: nothing to wait out.
-        client::wait(&mut client, &address, &submitted.job_id, Duration::ZERO).await
-    };
-    // A worker ends only when stopped or when it fails; with none left, the job cannot finish.
-    let outcome = tokio::select! {
-        outcome = job => outcome,
-        error = all_ended(&mut workers) => Err(error),
-    };
+    /// The coordinator's address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
 
-    let _ = stop.send(true);
-    while workers.join_next().await.is_some() {}
-    let _ = stop_coordinator.send(true);
-    let _ = coordinator.await;
-    crate::finish(&outcome?)
+    /// A client of the coordinator, carrying the cluster's token.
+    pub async fn connect(&self) -> Result<client::Client> {
+        client::connect(&self.address, Some(self.token.clone()), &Default::default()).await
+    }
+
+    /// Runs `work` (jobs submitted to this cluster) to its end; fails with the first worker's
+    /// error if every worker ends first, since then no job can finish.
+    pub async fn drive<T>(&mut self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        tokio::select! {
+            outcome = work => outcome,
+            error = all_ended(&mut self.workers) => Err(error),
+        }
+    }
+
+    /// Stops the workers, then the coordinator, and waits for them.
+    pub async fn stop(mut self) {
+        let _ = self.stop_workers.send(true);
+        while self.workers.join_next().await.is_some() {}
+        let _ = self.stop_coordinator.send(true);
+        let _ = self.coordinator.await;
+    }
+}
+
+async fn until_stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Waits until every worker has ended; returns why the first one did.

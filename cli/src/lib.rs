@@ -4,14 +4,22 @@
 //!
 //! - [`args`]: the flags of each subcommand.
 //! - [`client`]: talking to a coordinator (submit, wait, status).
+//! - [`chain`]: jobs run one after another, each over the output of the one before.
 //! - [`embedded`]: `quern run`, a coordinator and workers in this process.
 //! - [`report`]: what gets printed.
+//!
+//! It re-exports the SDK as [`sdk`], and its [`prelude`], so a job binary depends on this crate
+//! alone: `use quern::prelude::*;`.
 
 pub mod args;
 pub mod auth;
+pub mod chain;
 pub mod client;
 pub mod embedded;
 pub mod report;
+
+pub use quern_sdk as sdk;
+pub use quern_sdk::prelude;
 
 use anyhow::{Context as _, Result, bail};
 use args::{Cli, Command, CoordinatorArgs, StatusArgs, SubmitArgs, WorkerArgs, cores};

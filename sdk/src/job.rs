@@ -19,6 +19,37 @@ use std::borrow::Borrow;
 use std::marker::PhantomData;
 
 /// Turns one input line into zero or more key/value pairs.
+///
+/// ```
+/// use quern_sdk::local::LocalRun;
+/// use quern_sdk::prelude::*;
+///
+/// /// Each line's length in bytes, under its first word.
+/// struct FirstWord;
+///
+/// impl Mapper for FirstWord {
+///     type Key = String;
+///     type Value = u64;
+///     fn map(
+///         &self,
+///         _offset: u64,
+///         line: &[u8],
+///         out: &mut Emitter<'_, String, u64>,
+///     ) -> Result<(), JobError> {
+///         let text = String::from_utf8_lossy(line);
+///         match text.split_whitespace().next() {
+///             Some(word) => out.emit(word, &(line.len() as u64)),
+///             None => Ok(()),
+///         }
+///     }
+/// }
+///
+/// // Map-only, its pairs are the output, in the order it emits them.
+/// let job = JobDef::map_only("first-word", FirstWord);
+/// let output = LocalRun::new(&job).partitions(0).run(&[("in.txt", "to be\n\nor not\r\n")])?;
+/// assert_eq!(output.parts, [b"to\t5\nor\t6\n"]);
+/// # Ok::<(), JobError>(())
+/// ```
 pub trait Mapper: Send + Sync + 'static {
     /// The type of the keys it emits.
     type Key: Key;
@@ -47,6 +78,50 @@ pub trait Mapper: Send + Sync + 'static {
 
 /// Folds the values of one key into one, map-side, before the shuffle. It must give the same
 /// reduce result whether it runs zero, one or many times (sum, min, max, …).
+///
+/// ```
+/// use quern_sdk::local::LocalRun;
+/// use quern_sdk::prelude::*;
+///
+/// struct Sum;
+///
+/// impl Combiner for Sum {
+///     type Key = String;
+///     type Value = u64;
+///     fn combine(&self, ctx: &TaskContext, _: &String, values: &mut dyn Iterator<Item = u64>) -> u64 {
+///         ctx.counter("sum.combines").increment();
+///         values.sum()
+///     }
+/// }
+///
+/// # struct Words;
+/// # impl Mapper for Words {
+/// #     type Key = String;
+/// #     type Value = u64;
+/// #     fn map(&self, _: u64, line: &[u8], out: &mut Emitter<'_, String, u64>) -> Result<(), JobError> {
+/// #         String::from_utf8_lossy(line).split_whitespace().try_for_each(|w| out.emit(w, &1))
+/// #     }
+/// # }
+/// # impl Reducer for Sum {
+/// #     type Key = String;
+/// #     type Value = u64;
+/// #     type OutKey = str;
+/// #     type OutValue = u64;
+/// #     fn reduce(&self, key: String, values: &mut dyn Iterator<Item = u64>,
+/// #               out: &mut Output<'_, str, u64>) -> Result<(), JobError> {
+/// #         Ok(out.write(&key, &values.sum()))
+/// #     }
+/// # }
+/// // `Words` emits (word, 1); `Sum` also sums as the reducer. With or without the combiner, the
+/// // counts are the same; with it, the reducer gets one value per key and map.
+/// let files = [("a", "a b a a\n"), ("b", "b a\n")];
+/// let plain = LocalRun::new(&JobDef::new("count", Words, Sum)).run(&files)?;
+/// let combined = LocalRun::new(&JobDef::new("count", Words, Sum).combiner(Sum)).run(&files)?;
+/// assert_eq!(plain.parts, [b"a\t4\nb\t2\n"]);
+/// assert_eq!(combined.parts, plain.parts);
+/// assert!(combined.counters["sum.combines"] > 0);
+/// # Ok::<(), JobError>(())
+/// ```
 pub trait Combiner: Send + Sync + 'static {
     /// The mapper's key type.
     type Key: Key;
@@ -65,6 +140,48 @@ pub trait Combiner: Send + Sync + 'static {
 /// Turns one key and all its values into output records. In a job that groups by a key prefix
 /// ([`JobDef::group_by_first`]), `key` is the group's first key and the values come in key
 /// order; a [`GroupReducer`] also sees each value's key.
+///
+/// ```
+/// use quern_sdk::local::run_job;
+/// use quern_sdk::prelude::*;
+///
+/// /// The highest reading of each station.
+/// struct Highest;
+///
+/// impl Reducer for Highest {
+///     type Key = String;
+///     type Value = i64;
+///     type OutKey = str;
+///     type OutValue = i64;
+///     fn reduce(
+///         &self,
+///         station: String,
+///         readings: &mut dyn Iterator<Item = i64>,
+///         out: &mut Output<'_, str, i64>,
+///     ) -> Result<(), JobError> {
+///         if let Some(highest) = readings.max() {
+///             out.write(&station, &highest);
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// # /// `station reading` lines.
+/// # struct Readings;
+/// # impl Mapper for Readings {
+/// #     type Key = String;
+/// #     type Value = i64;
+/// #     fn map(&self, _: u64, line: &[u8], out: &mut Emitter<'_, String, i64>) -> Result<(), JobError> {
+/// #         let line = String::from_utf8_lossy(line);
+/// #         let (station, reading) = line.split_once(' ').ok_or_else(|| JobError::user("no space"))?;
+/// #         out.emit(station, &reading.parse().map_err(|_| JobError::user("not a number"))?)
+/// #     }
+/// # }
+/// let job = JobDef::new("highest", Readings, Highest);
+/// let parts = run_job(&job, b"oslo -3\nrome 21\noslo 4\noslo -12\n", 1)?;
+/// assert_eq!(parts, [b"oslo\t4\nrome\t21\n"]);
+/// # Ok::<(), JobError>(())
+/// ```
 pub trait Reducer: Send + Sync + 'static {
     /// The mapper's key type.
     type Key: Key;
@@ -97,6 +214,55 @@ pub trait Reducer: Send + Sync + 'static {
 /// Turns one group of records, each with its full key, into output records: the reducer of a
 /// secondary sort, in a job that groups by a key prefix ([`JobDef::group_by_first`]). Bind it
 /// with [`JobDef::with_group_reducer`].
+///
+/// ```
+/// use quern_sdk::local::run_job;
+/// use quern_sdk::prelude::*;
+///
+/// /// `station reading` lines, keyed by (station, reading): a secondary sort on the reading.
+/// struct Readings;
+///
+/// impl Mapper for Readings {
+///     type Key = (String, i64);
+///     type Value = ();
+///     fn map(
+///         &self,
+///         _: u64,
+///         line: &[u8],
+///         out: &mut Emitter<'_, (String, i64), ()>,
+///     ) -> Result<(), JobError> {
+///         let line = String::from_utf8_lossy(line);
+///         let (station, reading) = line.split_once(' ').ok_or_else(|| JobError::user("no space"))?;
+///         let reading: i64 = reading.parse().map_err(|_| JobError::user("not a number"))?;
+///         out.emit_parts((station, reading), &())
+///     }
+/// }
+///
+/// /// Each station's readings, ascending: the keys come sorted within the group.
+/// struct Ascending;
+///
+/// impl GroupReducer for Ascending {
+///     type Key = (String, i64);
+///     type Value = ();
+///     type OutKey = str;
+///     type OutValue = str;
+///     fn reduce(
+///         &self,
+///         first: (String, i64),
+///         records: &mut dyn Iterator<Item = ((String, i64), ())>,
+///         out: &mut Output<'_, str, str>,
+///     ) -> Result<(), JobError> {
+///         let readings: Vec<String> = records.map(|((_, r), ())| r.to_string()).collect();
+///         out.write(&first.0, &readings.join(","));
+///         Ok(())
+///     }
+/// }
+///
+/// let job = JobDef::with_group_reducer("ascending", Readings, Ascending).group_by_first();
+/// let parts = run_job(&job, b"oslo -3\nrome 21\noslo 4\noslo -12\n", 1)?;
+/// assert_eq!(parts, [b"oslo\t-12,-3,4\nrome\t21\n"]);
+/// # Ok::<(), JobError>(())
+/// ```
 pub trait GroupReducer: Send + Sync + 'static {
     /// The mapper's key type.
     type Key: Key;
@@ -209,6 +375,48 @@ fn write_output<K: TextFormat + ?Sized, V: TextFormat + ?Sized>(
 }
 
 /// Chooses the reduce partition of an encoded key.
+///
+/// ```
+/// use quern_sdk::local::run_job;
+/// use quern_sdk::prelude::*;
+///
+/// /// Words by their first letter: a to m in partition 0, the rest in the last partition.
+/// struct ByFirstLetter;
+///
+/// impl Partitioner for ByFirstLetter {
+///     fn partition(&self, key: &[u8], partitions: u32) -> u32 {
+///         match key.first() {
+///             Some(b'a'..=b'm') => 0,
+///             _ => partitions - 1,
+///         }
+///     }
+/// }
+///
+/// # struct Words;
+/// # impl Mapper for Words {
+/// #     type Key = Vec<u8>;
+/// #     type Value = ();
+/// #     fn map(&self, _: u64, line: &[u8], out: &mut Emitter<'_, Vec<u8>, ()>) -> Result<(), JobError> {
+/// #         line.split(|&b| b == b' ').try_for_each(|w| out.emit(w, &()))
+/// #     }
+/// # }
+/// # struct Distinct;
+/// # impl Reducer for Distinct {
+/// #     type Key = Vec<u8>;
+/// #     type Value = ();
+/// #     type OutKey = [u8];
+/// #     type OutValue = ();
+/// #     fn reduce(&self, key: Vec<u8>, _: &mut dyn Iterator<Item = ()>,
+/// #               out: &mut Output<'_, [u8], ()>) -> Result<(), JobError> {
+/// #         Ok(out.write(&key, &()))
+/// #     }
+/// # }
+/// // `Words` emits each word, `Distinct` writes each distinct one.
+/// let job = JobDef::new("split", Words, Distinct).partitioner(ByFirstLetter);
+/// let parts = run_job(&job, b"pear apple zest melon", 2)?;
+/// assert_eq!(parts, [&b"apple\nmelon\n"[..], b"pear\nzest\n"]);
+/// # Ok::<(), JobError>(())
+/// ```
 pub trait Partitioner: Send + Sync + 'static {
     /// Which of `partitions` partitions `key` (encoded) goes to: the same in every process. In a
     /// job that groups by a key prefix, `key` is the prefix, so a group stays in one partition.

@@ -28,6 +28,50 @@ pub trait KeyEncode {
 }
 
 /// A key type: encodes in order and decodes back.
+///
+/// Byte strings, strings, integers and tuples of up to four of them are keys already. Your own
+/// type is one when its bytes sort as its values do (`KeyEncode`) and decode back (`Key`):
+///
+/// ```
+/// use quern_sdk::prelude::*;
+///
+/// /// A day, which sorts by year, then month, then day.
+/// #[derive(Debug, PartialEq)]
+/// struct Day { year: u16, month: u8, day: u8 }
+///
+/// impl KeyEncode for Day {
+///     fn encode_key(&self, out: &mut Vec<u8>) {
+///         // Big-endian, fixed width: the bytes compare as the days do, and say where they end.
+///         out.extend_from_slice(&self.year.to_be_bytes());
+///         out.extend_from_slice(&[self.month, self.day]);
+///     }
+/// }
+///
+/// impl Key for Day {
+///     fn decode_key(bytes: &[u8]) -> Result<Self, JobError> {
+///         match *bytes {
+///             [y0, y1, month, day] => Ok(Day { year: u16::from_be_bytes([y0, y1]), month, day }),
+///             _ => Err(JobError::KeyDecode { reason: format!("{} bytes, not 4", bytes.len()) }),
+///         }
+///     }
+///     // Fixed width, so it can lead a tuple key: `(Day, String)`.
+///     fn component_len(_: &[u8]) -> Result<usize, JobError> {
+///         Ok(4)
+///     }
+/// }
+///
+/// let (mut earlier, mut later) = (Vec::new(), Vec::new());
+/// Day { year: 1999, month: 12, day: 31 }.encode_key(&mut earlier);
+/// Day { year: 2000, month: 1, day: 1 }.encode_key(&mut later);
+/// assert!(earlier < later);
+/// assert_eq!(Day::decode_key(&later)?, Day { year: 2000, month: 1, day: 1 });
+///
+/// let mut tuple = Vec::new();
+/// (Day { year: 2000, month: 1, day: 1 }, "noon".to_string()).encode_key(&mut tuple);
+/// let (day, when) = <(Day, String)>::decode_key(&tuple)?;
+/// assert_eq!((day.year, when.as_str()), (2000, "noon"));
+/// # Ok::<(), JobError>(())
+/// ```
 pub trait Key: KeyEncode + Sized + Send + 'static {
     /// The key `bytes` (from [`KeyEncode::encode_key`]) encode.
     fn decode_key(bytes: &[u8]) -> Result<Self, JobError>;

@@ -12,6 +12,7 @@
 //! - [`engine`]: the byte-level interface the worker drives; a typed job is erased to it.
 //! - [`registry`]: the named jobs a binary carries.
 //! - [`local`]: an in-process runner for unit-testing a job without a cluster.
+//! - [`prelude`]: what job code needs in scope, in one import.
 //! - `map_combine`: folds a job's values by its combiner as the mapper emits them.
 //! - [`error`]: the error type user code and codecs return.
 
@@ -25,6 +26,7 @@ pub mod job;
 pub mod key;
 pub mod local;
 mod map_combine;
+pub mod prelude;
 pub mod registry;
 pub mod text;
 pub mod total_order;
@@ -42,3 +44,8 @@ pub use key::{CompositeKey, Key, KeyEncode, KeyParts};
 pub use registry::JobRegistry;
 pub use text::TextFormat;
 pub use value::Value;
+
+/// The serde crate the SDK's values travel with, so a job's own value types derive it without a
+/// dependency of their own: `#[derive(quern_sdk::serde::Serialize, quern_sdk::serde::Deserialize)]`
+/// with `#[serde(crate = "quern_sdk::serde")]`.
+pub use serde;

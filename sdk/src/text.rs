@@ -28,7 +28,7 @@ pub const SEPARATOR_PARAM: &str = "quern.output.separator";
 /// The separator when the job sets none.
 pub const DEFAULT_SEPARATOR: &[u8] = b"\t";
 
-/// Writes itself as one field of a text output line.
+/// Writes itself as one field of a text output line. The [module docs](crate::text) show one for a type of your own.
 pub trait TextFormat {
     /// No field at all: a line whose value is of this type is the key alone, with no TAB.
     const ABSENT: bool = false;

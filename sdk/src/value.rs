@@ -6,6 +6,27 @@ use crate::JobError;
 use serde::{Serialize, de::DeserializeOwned};
 
 /// A value type: anything serde can carry (and clone: map-side combining keeps values).
+///
+/// Your own type is a value once it derives serde's traits, through the SDK's re-export (no
+/// serde dependency of your own):
+///
+/// ```
+/// use quern_sdk::serde::{Deserialize, Serialize};
+/// use quern_sdk::value::{decode_value, encode_value};
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// #[serde(crate = "quern_sdk::serde")]
+/// struct Stats { count: u64, highest: i64 }
+///
+/// fn is_value<V: quern_sdk::Value>() {}
+/// is_value::<Stats>();
+///
+/// // How it travels from map to reduce:
+/// let mut bytes = Vec::new();
+/// encode_value(&Stats { count: 2, highest: -3 }, &mut bytes)?;
+/// assert_eq!(decode_value::<Stats>(&bytes)?, Stats { count: 2, highest: -3 });
+/// # Ok::<(), quern_sdk::JobError>(())
+/// ```
 pub trait Value: Serialize + DeserializeOwned + Clone + Send + 'static {}
 impl<T: Serialize + DeserializeOwned + Clone + Send + 'static> Value for T {}
 

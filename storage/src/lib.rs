@@ -9,7 +9,7 @@
 //! - [`commit`]: the output committer: only the attempt the coordinator accepts makes its part file
 //!   final (a rename on local disk, completing the multipart upload on S3); `_SUCCESS` comes last.
 //! - [`overwrite`]: what `--overwrite` may delete (a previous job's output, nothing else), and
-//!   the rule that no job writes where it reads.
+//!   the rule that no job writes where it reads; [`remove_output`] deletes a job's output.
 //! - [`error`]: what goes wrong, naming the URL it went wrong on.
 
 pub mod commit;
@@ -23,6 +23,6 @@ pub mod url;
 pub use commit::{OutputDir, PartKind, PartUpload, PendingPart};
 pub use error::StorageError;
 pub use list::{InputObject, Version, list_inputs};
-pub use overwrite::check_output_apart;
+pub use overwrite::{check_output_apart, remove_output};
 pub use read::InputSource;
 pub use url::{Location, StorageUrl};

@@ -63,6 +63,29 @@ impl PreviousOutput {
     }
 }
 
+/// Deletes the finished job output at `url`, as `--overwrite` would before a job, and on local
+/// disk the emptied directory too: what a job chain does with an intermediate output it has
+/// read. Output holding anything but job output is refused and left as it is.
+pub async fn remove_output(url: &StorageUrl) -> Result<(), StorageError> {
+    let location = url.locate()?;
+    PreviousOutput::find(&location)
+        .await?
+        .remove(&location)
+        .await?;
+    let StorageUrl::Local(dir) = url else {
+        return Ok(());
+    };
+    let root = dir.clone();
+    blocking(dir, move || match std::fs::remove_dir(&root) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::Local {
+            path: root,
+            source: e,
+        }),
+        _ => Ok(()),
+    })
+    .await
+}
+
 async fn blocking<T: Send + 'static>(
     path: &std::path::Path,
     work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
@@ -358,6 +381,32 @@ mod tests {
         output.prepare(true).await.unwrap();
         assert!(tree(&out).is_empty(), "{:?}", tree(&out));
         assert!(out.is_dir());
+    }
+
+    #[tokio::test]
+    async fn removing_an_output_deletes_its_job_files_and_directory_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        for name in [
+            "_SUCCESS",
+            "part-r-00000",
+            "_temporary/attempt-7/part-r-00002",
+        ] {
+            write(&out, name, "old\n");
+        }
+        remove_output(&StorageUrl::Local(out.clone()))
+            .await
+            .unwrap();
+        assert!(!out.exists());
+        remove_output(&StorageUrl::Local(out.clone()))
+            .await
+            .unwrap();
+        write(&out, "part-r-00000", "old\n");
+        write(&out, "notes.txt", "mine\n");
+        let before = tree(&out);
+        let err = remove_output(&StorageUrl::Local(out.clone())).await;
+        assert!(err.unwrap_err().to_string().contains("holds 'notes.txt'"));
+        assert_eq!(tree(&out), before);
     }
 
     #[tokio::test]
