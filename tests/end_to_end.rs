@@ -8,6 +8,7 @@ use common::watch::{self, summary_counter, summary_value};
 use common::*;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 #[test]
@@ -399,6 +400,43 @@ fn a_users_own_job_binary_runs_its_job_through_the_same_cli() {
     );
 }
 
+/// Two books copied into `dir/in`; that directory.
+fn two_books(dir: &Path) -> PathBuf {
+    let input = dir.join("in");
+    std::fs::create_dir(&input).unwrap();
+    for book in ["pg-being_ernest.txt", "pg-metamorphosis.txt"] {
+        std::fs::copy(corpus().join(book), input.join(book)).unwrap();
+    }
+    input
+}
+
+/// `quern submit grep -D PARAM --reducers R --split-size SPLIT --wait` on `cluster`.
+fn grep_args<'a>(
+    cluster: &'a Cluster,
+    input: &'a Path,
+    output: &'a Path,
+    param: &'a str,
+    reducers: &'a str,
+    split: &'a str,
+) -> Vec<&'a str> {
+    let mut args = submit_wordcount(
+        &cluster.address,
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+        &[
+            "-D",
+            param,
+            "--reducers",
+            reducers,
+            "--split-size",
+            split,
+            "--wait",
+        ],
+    );
+    args[1] = "grep";
+    args
+}
+
 /// Job parameters reach workers that started before the job: `grep -D pattern=…` submitted to a
 /// running cluster finds every line holding the pattern, with its file and offset, across many
 /// splits; without the parameter, the submit is refused naming it.
@@ -406,27 +444,8 @@ fn a_users_own_job_binary_runs_its_job_through_the_same_cli() {
 fn grep_with_a_pattern_parameter_finds_every_matching_line_with_its_file_and_offset() {
     let cluster = Cluster::start(2, 1);
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    std::fs::create_dir(&input).unwrap();
-    for book in ["pg-being_ernest.txt", "pg-metamorphosis.txt"] {
-        std::fs::copy(corpus().join(book), input.join(book)).unwrap();
-    }
-    let output = dir.path().join("out");
-    let mut args = submit_wordcount(
-        &cluster.address,
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        &[
-            "-D",
-            "pattern=love",
-            "--reducers",
-            "2",
-            "--split-size",
-            "16KiB",
-            "--wait",
-        ],
-    );
-    args[1] = "grep";
+    let (input, output) = (two_books(dir.path()), dir.path().join("out"));
+    let mut args = grep_args(&cluster, &input, &output, "pattern=love", "2", "16KiB");
     let run = quern(&args);
     assert!(run.status.success(), "{}", stderr(&run));
     let expected = grep_lines(&input, b"love");
@@ -460,28 +479,15 @@ fn grep_with_a_pattern_parameter_finds_every_matching_line_with_its_file_and_off
 fn a_map_only_grep_writes_one_part_per_map_in_input_order() {
     let cluster = Cluster::start(2, 1);
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    std::fs::create_dir(&input).unwrap();
-    for book in ["pg-being_ernest.txt", "pg-metamorphosis.txt"] {
-        std::fs::copy(corpus().join(book), input.join(book)).unwrap();
-    }
-    let output = dir.path().join("out");
-    let mut args = submit_wordcount(
-        &cluster.address,
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        &[
-            "-D",
-            "pattern=the",
-            "--reducers",
-            "0",
-            "--split-size",
-            "32KiB",
-            "--wait",
-        ],
-    );
-    args[1] = "grep";
-    let run = quern(&args);
+    let (input, output) = (two_books(dir.path()), dir.path().join("out"));
+    let run = quern(&grep_args(
+        &cluster,
+        &input,
+        &output,
+        "pattern=the",
+        "0",
+        "32KiB",
+    ));
     assert!(run.status.success(), "{}", stderr(&run));
     let summary = stdout(&run);
     let maps = summary_counter(&summary, "tasks:");
