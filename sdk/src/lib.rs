@@ -9,6 +9,8 @@
 //! - [`job`]: the `Mapper`, `Combiner`, `Reducer` (or `GroupReducer`) and `Partitioner` traits
 //!   and [`job::JobDef`], which binds them into a job and says how its reduce input is grouped.
 //! - [`engine`]: the byte-level interface the worker drives; a typed job is erased to it.
+//! - [`input`]: how a job's input becomes records: lines, whole files, length-delimited records,
+//!   or a [`input::RecordFormat`] of one's own; compressed input.
 //! - [`registry`]: the named jobs a binary carries.
 //! - [`local`]: an in-process runner for unit-testing a job without a cluster.
 //! - `map_combine`: folds a job's values by its combiner as the mapper emits them.
@@ -20,6 +22,7 @@ pub mod context;
 pub mod counter;
 pub mod engine;
 pub mod error;
+pub mod input;
 pub mod job;
 pub mod key;
 pub mod local;
@@ -32,6 +35,7 @@ pub use context::{InputSplit, Params, TaskContext};
 pub use counter::{Counter, UserCounters};
 pub use engine::{JobEngine, MapSink, TextSink, ValueStream};
 pub use error::JobError;
+pub use input::{InputFormat, RecordFormat};
 pub use job::{
     Combiner, Emitter, GroupReducer, Grouped, HashPartitioner, JobDef, Mapper, NoReducer, Output,
     Partitioner, ReduceStage, Reducer,

@@ -5,16 +5,17 @@
 use crate::JobError;
 use crate::context::TaskContext;
 use crate::engine::{
-    EncodedRecord, JobEngine, LineSource, MapSink, ValueStream, group_of, partition_of,
+    EncodedRecord, JobEngine, MapSink, RecordSource, ValueStream, group_of, partition_of,
 };
+use crate::input::RecordInput;
 
 struct Lines<'a> {
     text: &'a [u8],
     pos: usize,
 }
 
-impl LineSource for Lines<'_> {
-    fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+impl RecordSource for Lines<'_> {
+    fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
         if self.pos >= self.text.len() {
             return Ok(None);
         }
@@ -74,9 +75,9 @@ impl ValueStream for Group<'_> {
     }
 }
 
-/// Runs `job` over `input` (text lines) with `partitions` reducers and returns the text of each
-/// part file, in partition order. A job's combiner runs as its mapper emits, as on a cluster; a
-/// correct combiner cannot change the result.
+/// Runs `job` over `input` (one file, read as the job's input format says) with `partitions`
+/// reducers and returns the text of each part file, in partition order. A job's combiner runs as
+/// its mapper emits, as on a cluster; a correct combiner cannot change the result.
 pub fn run_job(
     job: &dyn JobEngine,
     input: &[u8],
@@ -92,14 +93,7 @@ pub fn run_job(
         partitions,
         ..TaskContext::default()
     };
-    job.map(
-        &ctx,
-        &mut Lines {
-            text: input,
-            pos: 0,
-        },
-        &mut sink,
-    )?;
+    map_input(job, &ctx, input, &mut sink)?;
     let mut records = sink.records;
     records.sort_by(|a, b| (a.partition, &a.key).cmp(&(b.partition, &b.key)));
     let mut parts = vec![Vec::new(); partitions as usize];
@@ -120,6 +114,33 @@ pub fn run_job(
         job.finish_reduce(&task, part)?;
     }
     Ok(parts)
+}
+
+/// Maps `input`, read as the job's input format says, as one file.
+fn map_input(
+    job: &dyn JobEngine,
+    ctx: &TaskContext,
+    input: &[u8],
+    sink: &mut dyn MapSink,
+) -> Result<u64, JobError> {
+    let format = job.input_format();
+    let Some(reader) = format.reader() else {
+        return job.map(
+            ctx,
+            &mut Lines {
+                text: input,
+                pos: 0,
+            },
+            sink,
+        );
+    };
+    let mut records = reader.open(RecordInput {
+        bytes: Box::new(input),
+        url: "the local input".to_string(),
+        size: Some(input.len() as u64),
+        max_record: u64::MAX,
+    })?;
+    job.map(ctx, records.as_mut(), sink)
 }
 
 #[cfg(test)]
