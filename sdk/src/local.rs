@@ -146,7 +146,7 @@ fn map_input(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Emitter, JobDef, Mapper, Output, Partitioner, Reducer};
+    use crate::{Emitter, InputFormat, JobDef, Mapper, Output, Partitioner, Reducer};
 
     struct WholeLines;
 
@@ -188,6 +188,16 @@ mod tests {
         fn partition(&self, _: &[u8], _: u32) -> u32 {
             7
         }
+    }
+
+    #[test]
+    fn the_jobs_input_format_cuts_the_input_into_records() {
+        let text = b"b\na\nb\n";
+        let lines = JobDef::new("distinct", WholeLines, Distinct);
+        assert_eq!(run_job(&lines, text, 1).unwrap(), [b"a\nb\n".to_vec()]);
+        let whole = JobDef::new("distinct", WholeLines, Distinct).input(InputFormat::WholeFile);
+        // One record, the whole text; written as the key alone, then a newline.
+        assert_eq!(run_job(&whole, text, 1).unwrap(), [b"b\na\nb\n\n".to_vec()]);
     }
 
     #[test]
