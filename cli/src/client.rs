@@ -88,7 +88,18 @@ pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        input_format: input_format_of(job.as_ref()) as i32,
     })
+}
+
+/// The job's input format, as the spec carries it: for the coordinator to split by.
+fn input_format_of(job: &dyn JobEngine) -> InputFormat {
+    match job.input_format() {
+        quern_sdk::InputFormat::Lines => InputFormat::Lines,
+        quern_sdk::InputFormat::WholeFile => InputFormat::WholeFile,
+        quern_sdk::InputFormat::LengthDelimited => InputFormat::LengthDelimited,
+        quern_sdk::InputFormat::Custom(_) => InputFormat::Custom,
+    }
 }
 
 /// The reducers of `job` when `asked` for: by default 1, or 0 (map-only) for a job without a

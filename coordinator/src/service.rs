@@ -366,7 +366,7 @@ impl CoordinatorService {
             ),
             seconds: storage_timeout.as_secs(),
         })??;
-        let splits = make_splits(&objects, spec.split_size);
+        let splits = make_splits(&objects, spec.split_size, spec.input_format());
         if splits.len() > MAX_MAP_TASKS {
             return Err(CoordinatorError::InvalidJob(format!(
                 "the input makes {} map tasks, more than the {MAX_MAP_TASKS} a job may have; raise --split-size",

@@ -4,11 +4,14 @@
 
 use crate::JobError;
 use crate::context::TaskContext;
+use crate::input::InputFormat;
 
-/// Lines of one split: `(byte offset of the line in its object, line without its terminator)`.
-pub trait LineSource {
-    /// The next line, or None at the end of the split.
-    fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError>;
+/// Records of one split, `(offset, record)`: a line without its terminator at its byte offset,
+/// a whole file at 0, or another format's record at its offset (see [`crate::input`]). Offsets
+/// are in the object's bytes, decompressed if it is compressed.
+pub trait RecordSource {
+    /// The next record, or None at the end of the split.
+    fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError>;
 }
 
 /// Where a map task's records go: the partition, sort and spill machinery.
@@ -39,14 +42,18 @@ pub type TextSink = Vec<u8>;
 pub trait JobEngine: Send + Sync + 'static {
     /// The name the job is registered and submitted under.
     fn name(&self) -> &str;
-    /// Runs the mapper over every line of a split, in the task `ctx`; returns how many pairs the
-    /// mapper emitted (the sink may see fewer: a job with a combiner folds them as they come).
+    /// Runs the mapper over every record of a split, in the task `ctx`; returns how many pairs
+    /// the mapper emitted (the sink may see fewer: a job with a combiner folds them as they come).
     fn map(
         &self,
         ctx: &TaskContext,
-        lines: &mut dyn LineSource,
+        records: &mut dyn RecordSource,
         sink: &mut dyn MapSink,
     ) -> Result<u64, JobError>;
+    /// How the job's input is cut into records (see [`crate::input`]); lines by default.
+    fn input_format(&self) -> InputFormat {
+        InputFormat::Lines
+    }
     /// Whether the job has a reducer; one without runs map-only (see
     /// [`crate::JobDef::map_only`]).
     fn has_reducer(&self) -> bool {

@@ -37,7 +37,16 @@ impl JobError {
 }
 
 impl From<std::io::Error> for JobError {
+    /// An I/O error; one that carries a `JobError` is that error: the engine hands a record
+    /// format its input through [`std::io::Read`], whose errors carry the storage or
+    /// decompression failure underneath (see [`crate::input::RecordInput`]).
     fn from(e: std::io::Error) -> Self {
-        JobError::Io(e)
+        if !e.get_ref().is_some_and(|inner| inner.is::<JobError>()) {
+            return JobError::Io(e);
+        }
+        let inner = e.into_inner().map(|inner| inner.downcast::<JobError>());
+        *inner
+            .expect("checked above that it carries an error")
+            .expect("checked above that it is a JobError")
     }
 }

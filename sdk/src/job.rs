@@ -10,7 +10,8 @@
 
 use crate::JobError;
 use crate::context::TaskContext;
-use crate::engine::{JobEngine, LineSource, MapSink, TextSink, ValueStream, not_map_only};
+use crate::engine::{JobEngine, MapSink, RecordSource, TextSink, ValueStream, not_map_only};
+use crate::input::InputFormat;
 use crate::key::{CompositeKey, Key, KeyEncode, KeyParts};
 use crate::map_combine::MapCombine;
 use crate::text::{TextFormat, write_line};
@@ -18,7 +19,9 @@ use crate::value::{Value, decode_value, encode_value};
 use std::borrow::Borrow;
 use std::marker::PhantomData;
 
-/// Turns one input line into zero or more key/value pairs.
+/// Turns one input record (a line, unless the job says otherwise with [`JobDef::input`]) into
+/// zero or more key/value pairs.
+///
 ///
 /// ```
 /// use quern_sdk::local::LocalRun;
@@ -55,20 +58,21 @@ pub trait Mapper: Send + Sync + 'static {
     type Key: Key;
     /// The type of the values it emits.
     type Value: Value;
-    /// Runs once per task, before its first line: read side data, check parameters. The
+    /// Runs once per task, before its first record: read side data, check parameters. The
     /// default does nothing.
     fn setup(&self, ctx: &TaskContext) -> Result<(), JobError> {
         let _ = ctx;
         Ok(())
     }
-    /// `offset` is the byte offset of the line in its input object; `line` has no terminator.
+    /// `offset` is the byte offset of the record in its input object (decompressed, if the object
+    /// is compressed); a line has no terminator; a whole file comes at offset 0.
     fn map(
         &self,
         offset: u64,
-        line: &[u8],
+        record: &[u8],
         out: &mut Emitter<'_, Self::Key, Self::Value>,
     ) -> Result<(), JobError>;
-    /// Runs once per task, after its last line, and may emit last pairs. The default does
+    /// Runs once per task, after its last record, and may emit last pairs. The default does
     /// nothing.
     fn cleanup(&self, out: &mut Emitter<'_, Self::Key, Self::Value>) -> Result<(), JobError> {
         let _ = out;
@@ -574,6 +578,8 @@ pub struct JobDef<M: Mapper, R> {
     grouping: Option<GroupPrefix>,
     /// Partitions by sampled cut points (see [`JobDef::total_order`]).
     total_order: bool,
+    /// How the input is cut into records; the client tells the coordinator, which splits by it.
+    input: InputFormat,
 }
 
 /// The reducer of a job that has none: it runs map-only (see [`JobDef::map_only`]).
@@ -681,7 +687,16 @@ where
             has_reducer: true,
             grouping: None,
             total_order: false,
+            input: InputFormat::Lines,
         }
+    }
+
+    /// Reads the input as `format` instead of as lines: each file whole
+    /// ([`InputFormat::WholeFile`]), length-delimited records, or a format of one's own (see
+    /// [`crate::input`]).
+    pub fn input(mut self, format: InputFormat) -> Self {
+        self.input = format;
+        self
     }
 
     /// Folds values map-side with `combiner` before the shuffle.
@@ -754,7 +769,7 @@ where
     fn map(
         &self,
         ctx: &TaskContext,
-        lines: &mut dyn LineSource,
+        records: &mut dyn RecordSource,
         sink: &mut dyn MapSink,
     ) -> Result<u64, JobError> {
         let mut emitter = Emitter {
@@ -771,14 +786,18 @@ where
             emitted: 0,
         };
         self.mapper.setup(ctx)?;
-        while let Some((offset, line)) = lines.next_line()? {
-            self.mapper.map(offset, line, &mut emitter)?;
+        while let Some((offset, record)) = records.next_record()? {
+            self.mapper.map(offset, record, &mut emitter)?;
         }
         self.mapper.cleanup(&mut emitter)?;
         if let Some(combine) = &mut emitter.combine {
             combine.flush(emitter.sink)?;
         }
         Ok(emitter.emitted)
+    }
+
+    fn input_format(&self) -> InputFormat {
+        self.input.clone()
     }
 
     fn partition(&self, ctx: &TaskContext, key: &[u8], partitions: u32) -> u32 {

@@ -10,6 +10,8 @@
 //!   and [`job::JobDef`], which binds them into a job and says how its reduce input is grouped.
 //! - [`total_order`]: partitions of contiguous key ranges, cut by a sample of the keys.
 //! - [`engine`]: the byte-level interface the worker drives; a typed job is erased to it.
+//! - [`input`]: how a job's input becomes records: lines, whole files, length-delimited records,
+//!   or a [`input::RecordFormat`] of one's own; compressed input.
 //! - [`registry`]: the named jobs a binary carries.
 //! - [`local`]: an in-process runner for unit-testing a job without a cluster.
 //! - [`prelude`]: what job code needs in scope, in one import.
@@ -22,6 +24,7 @@ pub mod context;
 pub mod counter;
 pub mod engine;
 pub mod error;
+pub mod input;
 pub mod job;
 pub mod key;
 pub mod local;
@@ -36,6 +39,7 @@ pub use context::{InputSplit, Params, TaskContext};
 pub use counter::{Counter, UserCounters};
 pub use engine::{JobEngine, MapSink, TextSink, ValueStream};
 pub use error::JobError;
+pub use input::{InputFormat, RecordFormat};
 pub use job::{
     Combiner, Emitter, GroupReducer, Grouped, HashPartitioner, JobDef, Mapper, NoReducer, Output,
     Partitioner, ReduceStage, Reducer,

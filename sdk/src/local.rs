@@ -16,9 +16,10 @@ use crate::JobError;
 use crate::context::{InputSplit, Params, TaskContext};
 use crate::counter::UserCounters;
 use crate::engine::{
-    EncodedRecord, JobEngine, LineSource, MapSink, ValueStream, group_of, not_map_only,
+    EncodedRecord, JobEngine, MapSink, RecordSource, ValueStream, group_of, not_map_only,
     partition_of,
 };
+use crate::input::RecordInput;
 use std::collections::BTreeMap;
 
 /// A tail of an input under this fraction of the split size joins the split before it, as the
@@ -101,8 +102,8 @@ fn first_line_at(text: &[u8], start: usize) -> usize {
         .map_or(text.len(), |newline| start + newline)
 }
 
-impl LineSource for Lines<'_> {
-    fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+impl RecordSource for Lines<'_> {
+    fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
         if self.pos >= self.end {
             return Ok(None);
         }
@@ -258,7 +259,12 @@ impl<'j> LocalRun<'j> {
             .collect();
         let mut output = LocalOutput::default();
         let mut shuffled = Vec::new();
-        for (task, split) in make_splits(&files, self.split_size).iter().enumerate() {
+        // Only lines are cut into byte ranges, as the coordinator cuts them.
+        let split_size = match self.job.input_format().splits_objects() {
+            true => self.split_size,
+            false => u64::MAX,
+        };
+        for (task, split) in make_splits(&files, split_size).iter().enumerate() {
             let ctx = self.task_context(task as u32, Some(split.input()));
             let records = self.map_task(&ctx, split)?;
             match self.partitions {
@@ -308,7 +314,7 @@ impl<'j> LocalRun<'j> {
             partitions: self.partitions,
             records: Vec::new(),
         };
-        self.job.map(ctx, &mut Lines::new(split), &mut sink)?;
+        map_split(self.job, ctx, split, &mut sink)?;
         let mut records = sink.records;
         if self.partitions == 0 {
             return Ok(records);
@@ -407,10 +413,31 @@ pub fn run_job(
     Ok(run.run(&[("", input)])?.parts)
 }
 
+/// Maps `split`, read as the job's input format says: lines of its byte range, or (any other
+/// format, which a cluster never splits) records of its whole file.
+fn map_split(
+    job: &dyn JobEngine,
+    ctx: &TaskContext,
+    split: &Split,
+    sink: &mut dyn MapSink,
+) -> Result<u64, JobError> {
+    let format = job.input_format();
+    let Some(reader) = format.reader() else {
+        return job.map(ctx, &mut Lines::new(split), sink);
+    };
+    let mut records = reader.open(RecordInput {
+        bytes: Box::new(split.text),
+        url: split.name.to_string(),
+        size: Some(split.text.len() as u64),
+        max_record: u64::MAX,
+    })?;
+    job.map(ctx, records.as_mut(), sink)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Combiner, Emitter, JobDef, Mapper, Output, Partitioner, Reducer};
+    use crate::{Combiner, Emitter, InputFormat, JobDef, Mapper, Output, Partitioner, Reducer};
 
     struct WholeLines;
 
@@ -452,6 +479,16 @@ mod tests {
         fn partition(&self, _: &[u8], _: u32) -> u32 {
             7
         }
+    }
+
+    #[test]
+    fn the_jobs_input_format_cuts_the_input_into_records() {
+        let text = b"b\na\nb\n";
+        let lines = JobDef::new("distinct", WholeLines, Distinct);
+        assert_eq!(run_job(&lines, text, 1).unwrap(), [b"a\nb\n".to_vec()]);
+        let whole = JobDef::new("distinct", WholeLines, Distinct).input(InputFormat::WholeFile);
+        // One record, the whole text; written as the key alone, then a newline.
+        assert_eq!(run_job(&whole, text, 1).unwrap(), [b"b\na\nb\n\n".to_vec()]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`list`]: expands inputs (files, directories, globs) into the objects to split, with the
 //!   size and version each had when listed.
 //! - [`read`]: ranged reads of a listed input object, failing if it changed since.
+//! - [`compression`]: which input objects are compressed (`.gz`, `.zst`), by their names.
 //! - [`commit`]: the output committer: only the attempt the coordinator accepts makes its part file
 //!   final (a rename on local disk, completing the multipart upload on S3); `_SUCCESS` comes last.
 //! - [`overwrite`]: what `--overwrite` may delete (a previous job's output, nothing else), and
@@ -13,6 +14,7 @@
 //! - [`error`]: what goes wrong, naming the URL it went wrong on.
 
 pub mod commit;
+pub mod compression;
 pub mod error;
 pub mod list;
 pub mod overwrite;
@@ -21,6 +23,7 @@ mod s3;
 pub mod url;
 
 pub use commit::{OutputDir, PartKind, PartUpload, PendingPart};
+pub use compression::Compression;
 pub use error::StorageError;
 pub use list::{InputObject, Version, list_inputs};
 pub use overwrite::{check_output_apart, remove_output};

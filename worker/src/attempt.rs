@@ -15,14 +15,14 @@
 //! [`AbortOnDropHandle`]: tokio_util::task::AbortOnDropHandle
 
 use quern_sdk::JobError;
-use quern_sdk::engine::LineSource;
+use quern_sdk::engine::RecordSource;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio_util::sync::CancellationToken;
 
-/// Lines a map reads between two looks at its cancellation token.
-const LINES_PER_CHECK: u32 = 256;
+/// Records a map reads between two looks at its cancellation token.
+const RECORDS_PER_CHECK: u32 = 256;
 
 /// The error a blocking loop returns when it sees its attempt's token cancelled.
 pub fn cancelled() -> JobError {
@@ -55,21 +55,21 @@ impl Progress {
     }
 }
 
-/// A map's lines that fail with [`cancelled`] once the attempt is cancelled, so that a mapper
-/// stops within a few lines of it, and that count the attempt's [`Progress`] as they go.
-pub struct CancellableLines<L> {
+/// A map's records that fail with [`cancelled`] once the attempt is cancelled, so that a mapper
+/// stops within a few records of it, and that count the attempt's [`Progress`] as they go.
+pub struct CancellableRecords<L> {
     pub inner: L,
     cancel: CancellationToken,
     progress: Arc<Progress>,
     until_check: u32,
-    /// Lines, and their bytes, handed out since the last check.
+    /// Records, and their bytes, handed out since the last check.
     lines: u64,
     bytes: u64,
 }
 
-impl<L> CancellableLines<L> {
+impl<L> CancellableRecords<L> {
     pub fn new(inner: L, cancel: CancellationToken, progress: Arc<Progress>) -> Self {
-        CancellableLines {
+        CancellableRecords {
             inner,
             cancel,
             progress,
@@ -80,18 +80,18 @@ impl<L> CancellableLines<L> {
     }
 }
 
-impl<L: LineSource> LineSource for CancellableLines<L> {
-    fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+impl<L: RecordSource> RecordSource for CancellableRecords<L> {
+    fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
         if self.until_check == 0 {
             if self.cancel.is_cancelled() {
                 return Err(cancelled());
             }
             let lines = std::mem::take(&mut self.lines);
             self.progress.add(lines, std::mem::take(&mut self.bytes));
-            self.until_check = LINES_PER_CHECK;
+            self.until_check = RECORDS_PER_CHECK;
         }
         self.until_check -= 1;
-        let line = self.inner.next_line()?;
+        let line = self.inner.next_record()?;
         if let Some((_, bytes)) = &line {
             self.lines += 1;
             self.bytes += bytes.len() as u64;
@@ -174,28 +174,28 @@ mod tests {
     }
 
     #[test]
-    fn cancellable_lines_count_progress_and_stop_soon_after_the_flag() {
+    fn cancellable_records_count_progress_and_stop_soon_after_the_flag() {
         struct Endless(Vec<u8>);
-        impl LineSource for Endless {
-            fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+        impl RecordSource for Endless {
+            fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
                 Ok(Some((0, &self.0)))
             }
         }
         let cancel = CancellationToken::new();
         let progress = Arc::new(Progress::default());
         let mut lines =
-            CancellableLines::new(Endless(b"xy".to_vec()), cancel.clone(), progress.clone());
+            CancellableRecords::new(Endless(b"xy".to_vec()), cancel.clone(), progress.clone());
         for _ in 0..1000 {
-            assert!(lines.next_line().is_ok());
+            assert!(lines.next_record().is_ok());
         }
-        // Counted at each check, every LINES_PER_CHECK lines: 768 of the 1000 so far.
-        let counted = 3 * u64::from(LINES_PER_CHECK);
+        // Counted at each check, every RECORDS_PER_CHECK records: 768 of the 1000 so far.
+        let counted = 3 * u64::from(RECORDS_PER_CHECK);
         assert_eq!(progress.get(), (counted, 2 * counted));
         drop(cancel.clone().drop_guard());
-        let read = (0..=LINES_PER_CHECK)
-            .take_while(|_| lines.next_line().is_ok())
+        let read = (0..=RECORDS_PER_CHECK)
+            .take_while(|_| lines.next_record().is_ok())
             .count();
-        assert!(read < LINES_PER_CHECK as usize + 1, "read {read} lines");
-        assert!(lines.next_line().is_err());
+        assert!(read < RECORDS_PER_CHECK as usize + 1, "read {read} lines");
+        assert!(lines.next_record().is_err());
     }
 }

@@ -5,6 +5,7 @@
 
 use quern_proto::FailureKind;
 use quern_sdk::JobError;
+use quern_sdk::input::InputError;
 use quern_storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -79,8 +80,9 @@ impl TaskError {
     /// that no retry can mend, or the task's own error.
     pub fn failure_kind(&self) -> FailureKind {
         let input = |e: &(dyn std::error::Error + 'static)| {
-            e.downcast_ref::<StorageError>()
-                .is_some_and(StorageError::is_deterministic)
+            e.is::<InputError>()
+                || e.downcast_ref::<StorageError>()
+                    .is_some_and(StorageError::is_deterministic)
         };
         match self {
             TaskError::Fetch { .. } => FailureKind::Fetch,

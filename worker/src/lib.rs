@@ -2,11 +2,12 @@
 //! serves its map outputs to reducers, and heartbeats.
 //!
 //! The data path, in file order:
-//! - map side: [`split_reader`] (lines of a split) → [`map`] (the task) → [`map_output`]
+//! - map side: [`input_format`] (records of a split: [`split_reader`]'s lines, [`decompress`]ed
+//!   if need be, or the job's own format) → [`map`] (the task) → [`map_output`]
 //!   (partition, [`sort_buffer`], combine, [`spill`], merge) → [`shuffle_server`];
 //! - reduce side: [`shuffle_fetch`] → [`merge`] (k-way, grouped by key) → [`reduce`] →
 //!   [`part_file`] → [`commit`] (only the accepted attempt's part file becomes final);
-//! - a map-only job (`--reducers 0`): [`split_reader`] → [`map`] → [`part_file`] → [`commit`];
+//! - a map-only job (`--reducers 0`): [`input_format`] → [`map`] → [`part_file`] → [`commit`];
 //! - a total-order job first runs [`sample`] tasks, whose keys set the maps' partitions.
 //!
 //! Around it: [`record`] (the framing of records on disk and on the wire), [`task`] (running and
@@ -19,8 +20,10 @@
 pub mod attempt;
 pub mod commit;
 pub mod context;
+pub mod decompress;
 pub mod error;
 pub mod failpoint;
+pub mod input_format;
 pub mod map;
 pub mod map_output;
 pub mod merge;

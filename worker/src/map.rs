@@ -1,17 +1,19 @@
 //! A map task: stream the split's bytes from storage (async, with read-ahead), and on a blocking
-//! thread split them into lines, run the mapper, and partition, sort, combine and spill its
+//! thread cut them into records (lines, or as the job's input format says, decompressed if need
+//! be: see [`crate::input_format`]), run the mapper, and partition, sort, combine and spill its
 //! output into a map output file that the shuffle service then serves. A cancelled or failed
 //! attempt stops its reader and mapper and leaves no directory behind (see [`crate::attempt`]).
 
-use crate::attempt::{AttemptDir, CancellableLines, Progress, cancelled};
+use crate::attempt::{AttemptDir, CancellableRecords, Progress, cancelled};
 use crate::context::Context;
 use crate::error::TaskError;
+use crate::input_format::SplitRecords;
 use crate::map_output::MapOutputWriter;
 use crate::part_file::{TextRecords, write_part};
-use crate::split_reader::{SplitLines, read_start, split_source};
+use crate::split_reader::{read_start, split_source};
 use bytes::Bytes;
 use quern_proto::{Assignment, Counters, MapSplit};
-use quern_sdk::{JobError, TaskContext};
+use quern_sdk::{InputFormat, JobError, TaskContext};
 use quern_storage::InputSource;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -31,7 +33,7 @@ pub async fn run_map(
     progress: Arc<Progress>,
 ) -> Result<Counters, TaskError> {
     let (job, task_ctx) = ctx.job(assignment)?;
-    let input = SplitInput::start(assignment)?;
+    let input = SplitInput::start(assignment, job.input_format())?;
     let dir = ctx.work_dir.join(&assignment.job_id).join(format!(
         "map-{:05}-{}",
         assignment.task, assignment.attempt_id
@@ -47,14 +49,14 @@ pub async fn run_map(
     let blocking_dir = dir.clone();
     let task = assignment.task;
     let mapped = tokio::task::spawn_blocking(move || {
-        let mut lines = input.lines(cancel.clone(), progress);
+        let mut records = input.records(cancel.clone(), progress)?;
         let mut writer = MapOutputWriter::new(
             job.clone(),
             task_ctx.clone(),
             buffer,
             blocking_dir.path().into(),
         );
-        let emitted = job.map(&task_ctx, &mut lines, &mut writer)?;
+        let emitted = job.map(&task_ctx, &mut records, &mut writer)?;
         // A cancelled reader ends the chunks early, which looks like the end of the input.
         if cancel.is_cancelled() {
             return Err(cancelled());
@@ -65,7 +67,7 @@ pub async fn run_map(
             map_output_records: emitted,
             combine_output_records: output.records,
             spills: output.spills,
-            ..input_counters(&lines, &task_ctx)?
+            ..input_counters(&records, &task_ctx)?
         };
         Ok::<_, JobError>((output.run, counters))
     })
@@ -90,57 +92,55 @@ pub async fn run_map_only(
     progress: Arc<Progress>,
 ) -> Result<(), TaskError> {
     let (job, task_ctx) = ctx.job(assignment)?;
-    let input = SplitInput::start(assignment)?;
+    let input = SplitInput::start(assignment, job.input_format())?;
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
     write_part(ctx, assignment, move |pieces| {
-        let mut lines = input.lines(cancel.clone(), progress);
+        let mut records = input.records(cancel.clone(), progress)?;
         let mut sink = TextRecords {
             job: job.as_ref(),
             ctx: &task_ctx,
             pieces,
             records: 0,
         };
-        let emitted = job.map(&task_ctx, &mut lines, &mut sink)?;
+        let emitted = job.map(&task_ctx, &mut records, &mut sink)?;
         if cancel.is_cancelled() {
             return Err(TaskError::Cancelled);
         }
         Ok(Counters {
             map_output_records: emitted,
             output_records: sink.records,
-            ..input_counters(&lines, &task_ctx)?
+            ..input_counters(&records, &task_ctx)?
         })
     })
     .await
 }
 
 /// What a map read, and its job code's own counters.
-fn input_counters<L>(
-    lines: &CancellableLines<SplitLines<L>>,
+fn input_counters(
+    records: &CancellableRecords<SplitRecords>,
     task: &TaskContext,
-) -> Result<Counters, JobError>
-where
-    L: Iterator<Item = Result<Bytes, JobError>>,
-{
+) -> Result<Counters, JobError> {
     Ok(Counters {
-        input_records: lines.inner.lines_read(),
-        input_bytes: lines.inner.bytes_read(),
+        input_records: records.inner.records_read(),
+        input_bytes: records.inner.bytes_read(),
         user: task.counters.totals()?,
         ..Counters::default()
     })
 }
 
 /// A map's split, read ahead by a task of its own (which stops when this is dropped) in ranged
-/// reads, for the mapper's blocking thread to take as lines.
+/// reads, for the mapper's blocking thread to take as records.
 pub(crate) struct SplitInput {
     split: MapSplit,
+    format: InputFormat,
     max_line: u64,
     chunks: mpsc::Receiver<Result<Bytes, JobError>>,
     _reader: AbortOnDropHandle<()>,
 }
 
 impl SplitInput {
-    pub(crate) fn start(assignment: &Assignment) -> Result<Self, TaskError> {
+    pub(crate) fn start(assignment: &Assignment, format: InputFormat) -> Result<Self, TaskError> {
         let split = assignment
             .split
             .clone()
@@ -155,32 +155,34 @@ impl SplitInput {
         };
         Ok(SplitInput {
             split,
+            format,
             max_line,
             chunks,
             _reader: reader,
         })
     }
 
-    /// The split's lines, on a blocking thread: they stop at `cancel`, and count into `progress`.
-    pub(crate) fn lines(
+    /// The split's records, on a blocking thread: they stop at `cancel`, and count into
+    /// `progress`.
+    pub(crate) fn records(
         self,
         cancel: CancellationToken,
         progress: Arc<Progress>,
-    ) -> CancellableLines<SplitLines<impl Iterator<Item = Result<Bytes, JobError>>>> {
+    ) -> Result<CancellableRecords<SplitRecords>, JobError> {
         let SplitInput {
             split,
+            format,
             max_line,
             mut chunks,
             _reader,
         } = self;
         let chunks = std::iter::from_fn(move || {
-            // The reader lives as long as the lines do.
+            // The reader lives as long as the records do.
             let _ = &_reader;
             chunks.blocking_recv()
         });
-        let lines =
-            SplitLines::new(chunks, split.start, split.end).with_line_limit(max_line, &split.url);
-        CancellableLines::new(lines, cancel, progress)
+        let records = SplitRecords::open(&split, &format, max_line, Box::new(chunks))?;
+        Ok(CancellableRecords::new(records, cancel, progress))
     }
 }
 

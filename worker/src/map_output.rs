@@ -120,12 +120,12 @@ impl MapSink for MapOutputWriter {
 mod tests {
     use super::*;
     use quern_sdk::TaskContext;
-    use quern_sdk::engine::LineSource;
+    use quern_sdk::engine::RecordSource;
     use std::collections::BTreeMap;
 
     struct Text<'a>(std::vec::IntoIter<&'a [u8]>);
-    impl LineSource for Text<'_> {
-        fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+    impl RecordSource for Text<'_> {
+        fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
             Ok(self.0.next().map(|line| (0, line)))
         }
     }

@@ -99,7 +99,7 @@ mod tests {
     use quern_proto::MapOutputLocation;
     use quern_proto::TaskKind;
     use quern_proto::shuffle_server::ShuffleServer;
-    use quern_sdk::engine::LineSource;
+    use quern_sdk::engine::RecordSource;
     use quern_sdk::{JobError, engine::MapSink};
     use std::path::Path;
     use std::time::{Duration, Instant};
@@ -107,8 +107,8 @@ mod tests {
     /// A peer serving one map output (attempt 1) of `words` distinct words; its location.
     async fn peer_with_words(dir: &Path, words: usize) -> MapOutputLocation {
         struct Words(std::ops::Range<usize>, String);
-        impl LineSource for Words {
-            fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+        impl RecordSource for Words {
+            fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
                 Ok(self.0.next().map(|i| {
                     self.1 = format!("word{i}");
                     (0, self.1.as_bytes())

@@ -9,7 +9,7 @@ use crate::context::Context;
 use crate::error::TaskError;
 use crate::map::SplitInput;
 use quern_proto::{Assignment, SampledKey};
-use quern_sdk::engine::{LineSource, group_of};
+use quern_sdk::engine::{RecordSource, group_of};
 use quern_sdk::{JobEngine, JobError, MapSink, TaskContext};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -32,13 +32,13 @@ pub async fn run_sample(
         partitions: 0,
         ..task_ctx
     };
-    let input = SplitInput::start(assignment)?;
+    let input = SplitInput::start(assignment, job.input_format())?;
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
     let sampled = tokio::task::spawn_blocking(move || {
         let sampled_bytes = Rc::new(Cell::new(0));
-        let mut lines = Window {
-            lines: input.lines(cancel.clone(), progress),
+        let mut records = Window {
+            records: input.records(cancel.clone(), progress)?,
             sampled_bytes: sampled_bytes.clone(),
             read: 0,
         };
@@ -47,7 +47,7 @@ pub async fn run_sample(
             keys: Vec::new(),
             sampled_bytes,
         };
-        job.map(&task_ctx, &mut lines, &mut sink)?;
+        job.map(&task_ctx, &mut records, &mut sink)?;
         if cancel.is_cancelled() {
             return Err(cancelled());
         }
@@ -57,23 +57,23 @@ pub async fn run_sample(
     Ok(sampled.map_err(TaskError::from_join)??)
 }
 
-/// The lines of a split up to where enough is sampled.
+/// The records of a split up to where enough is sampled.
 struct Window<L> {
-    lines: L,
+    records: L,
     sampled_bytes: Rc<Cell<u64>>,
     read: u64,
 }
 
-impl<L: LineSource> LineSource for Window<L> {
-    fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+impl<L: RecordSource> RecordSource for Window<L> {
+    fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
         if self.sampled_bytes.get() >= SAMPLE_KEY_BYTES || self.read >= SAMPLE_INPUT_BYTES {
             return Ok(None);
         }
-        let line = self.lines.next_line()?;
-        if let Some((_, line)) = &line {
-            self.read += line.len() as u64 + 1;
+        let record = self.records.next_record()?;
+        if let Some((_, record)) = &record {
+            self.read += record.len() as u64 + 1;
         }
-        Ok(line)
+        Ok(record)
     }
 }
 

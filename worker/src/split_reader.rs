@@ -1,4 +1,5 @@
-//! Reads the text lines of one split from a stream of byte chunks, read from the split's input as
+//! Reads the text lines of one split from a stream of byte chunks (the object's, or a compressed
+//! object's decompressed bytes, read whole: see [`crate::input_format`]), read from the split's input as
 //! it was listed: [`split_source`] binds the split to its object together with the size and
 //! version the coordinator saw at listing, and every ranged read checks them, so an input changed
 //! since fails the task with an error naming it rather than feeding it bytes of two versions.
@@ -16,7 +17,7 @@
 
 use quern_proto::MapSplit;
 use quern_sdk::JobError;
-use quern_sdk::engine::LineSource;
+use quern_sdk::engine::RecordSource;
 use quern_storage::{InputObject, InputSource, StorageError, StorageUrl, Version};
 
 /// The object a split reads, as the coordinator listed it.
@@ -53,7 +54,6 @@ pub struct SplitLines<C> {
     done: bool,
     /// Bytes of the lines handed out, terminators included: the bytes this split owns.
     bytes_read: u64,
-    lines_read: u64,
     /// Longest line allowed, and the object's URL to name when one is longer.
     max_line: u64,
     url: String,
@@ -75,7 +75,6 @@ where
             exhausted: false,
             done: start >= end,
             bytes_read: 0,
-            lines_read: 0,
             max_line: u64::MAX,
             url: String::new(),
         }
@@ -101,11 +100,6 @@ where
     /// before the first line or past the last, which other splits own.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
-    }
-
-    /// Lines handed out so far.
-    pub fn lines_read(&self) -> u64 {
-        self.lines_read
     }
 
     /// Moves consumed bytes out and appends the next chunk; false at the end of the object.
@@ -161,12 +155,12 @@ where
     }
 }
 
-impl<C, E> LineSource for SplitLines<C>
+impl<C, E> RecordSource for SplitLines<C>
 where
     C: Iterator<Item = Result<bytes::Bytes, E>>,
     E: Into<JobError>,
 {
-    fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+    fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
         if self.done {
             return Ok(None);
         }
@@ -186,7 +180,6 @@ where
             self.done = true;
             return Ok(None);
         };
-        self.lines_read += 1;
         // `next_raw` left the cursor just past the line's terminator, if it has one.
         self.bytes_read += (self.cursor - start) as u64;
         let line = &self.buf[start..start + len];
@@ -209,7 +202,7 @@ mod tests {
             .collect();
         let mut lines = SplitLines::new(chunks.into_iter(), start, end);
         let mut out = Vec::new();
-        while let Some((offset, line)) = lines.next_line().unwrap() {
+        while let Some((offset, line)) = lines.next_record().unwrap() {
             out.push((offset, line.to_vec()));
         }
         (out, lines.bytes_read())
@@ -346,8 +339,8 @@ mod tests {
             .collect();
         let mut lines = SplitLines::new(chunks.into_iter(), 0, text.len() as u64)
             .with_line_limit(10, "s3://b/k");
-        assert_eq!(lines.next_line().unwrap(), Some((0, &b"short"[..])));
-        let err = lines.next_line().unwrap_err();
+        assert_eq!(lines.next_record().unwrap(), Some((0, &b"short"[..])));
+        let err = lines.next_record().unwrap_err();
         let cause = std::error::Error::source(&err).unwrap().to_string();
         assert_eq!(
             cause,

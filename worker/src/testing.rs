@@ -5,7 +5,7 @@ use crate::context::{Context, lazy_channel};
 use quern_proto::coordinator_server::{Coordinator, CoordinatorServer};
 use quern_proto::tls::ClientTls;
 use quern_proto::*;
-use quern_sdk::engine::{LineSource, MapSink, TextSink, ValueStream};
+use quern_sdk::engine::{MapSink, RecordSource, TextSink, ValueStream};
 use quern_sdk::{JobEngine, JobError, JobRegistry, TaskContext};
 use std::path::Path;
 use std::pin::Pin;
@@ -237,13 +237,13 @@ impl TestJob {
 
 struct CountedLines<'a> {
     job: &'a TestJob,
-    lines: &'a mut dyn LineSource,
+    lines: &'a mut dyn RecordSource,
 }
 
-impl LineSource for CountedLines<'_> {
-    fn next_line(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
+impl RecordSource for CountedLines<'_> {
+    fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
         self.job.tick();
-        self.lines.next_line()
+        self.lines.next_record()
     }
 }
 
@@ -254,7 +254,7 @@ impl JobEngine for TestJob {
     fn map(
         &self,
         ctx: &TaskContext,
-        lines: &mut dyn LineSource,
+        lines: &mut dyn RecordSource,
         sink: &mut dyn MapSink,
     ) -> Result<u64, JobError> {
         if self.fail_map {
@@ -272,6 +272,9 @@ impl JobEngine for TestJob {
     }
     fn group_prefix(&self, key: &[u8]) -> Result<usize, JobError> {
         self.inner.group_prefix(key)
+    }
+    fn input_format(&self) -> quern_sdk::InputFormat {
+        self.inner.input_format()
     }
     fn has_combiner(&self) -> bool {
         self.inner.has_combiner()
