@@ -1,6 +1,7 @@
-//! The typed job API: [`Mapper`], [`Combiner`], [`Reducer`] (or [`GroupReducer`]),
-//! [`Partitioner`], and [`JobDef`], which binds them under a name, with the job's grouping, and
-//! erases them to the engine's byte-level [`JobEngine`].
+//! The typed job: a [`Mapper`], a [`Reducer`] (or [`GroupReducer`]), optionally a [`Combiner`]
+//! and a [`Partitioner`], bound by [`JobDef`] under a name, with the job's grouping and input
+//! format, and erased to the engine's byte-level [`JobEngine`]. The map and reduce sides live in
+//! [`crate::map`] and [`crate::reduce`].
 //!
 //! A secondary sort (Hadoop's grouping comparator) is a tuple key grouped by its leading
 //! components: [`JobDef::group_by_first`] makes one reduce group of all the records whose keys
@@ -12,73 +13,13 @@ use crate::JobError;
 use crate::context::TaskContext;
 use crate::engine::{JobEngine, MapSink, RecordSource, TextSink, ValueStream, not_map_only};
 use crate::input::InputFormat;
-use crate::key::{CompositeKey, Key, KeyEncode, KeyParts};
+use crate::key::{CompositeKey, Key};
+use crate::map::{Emitter, Mapper};
 use crate::map_combine::MapCombine;
+use crate::reduce::{Decoded, GroupReducer, Grouped, Output, ReduceStage, Reducer, value_of};
 use crate::text::{TextFormat, write_line};
 use crate::value::{Value, decode_value, encode_value};
-use std::borrow::Borrow;
 use std::marker::PhantomData;
-
-/// Turns one input record (a line, unless the job says otherwise with [`JobDef::input`]) into
-/// zero or more key/value pairs.
-///
-///
-/// ```
-/// use quern_sdk::local::LocalRun;
-/// use quern_sdk::prelude::*;
-///
-/// /// Each line's length in bytes, under its first word.
-/// struct FirstWord;
-///
-/// impl Mapper for FirstWord {
-///     type Key = String;
-///     type Value = u64;
-///     fn map(
-///         &self,
-///         _offset: u64,
-///         line: &[u8],
-///         out: &mut Emitter<'_, String, u64>,
-///     ) -> Result<(), JobError> {
-///         let text = String::from_utf8_lossy(line);
-///         match text.split_whitespace().next() {
-///             Some(word) => out.emit(word, &(line.len() as u64)),
-///             None => Ok(()),
-///         }
-///     }
-/// }
-///
-/// // Map-only, its pairs are the output, in the order it emits them.
-/// let job = JobDef::map_only("first-word", FirstWord);
-/// let output = LocalRun::new(&job).partitions(0).run(&[("in.txt", "to be\n\nor not\r\n")])?;
-/// assert_eq!(output.parts, [b"to\t5\nor\t6\n"]);
-/// # Ok::<(), JobError>(())
-/// ```
-pub trait Mapper: Send + Sync + 'static {
-    /// The type of the keys it emits.
-    type Key: Key;
-    /// The type of the values it emits.
-    type Value: Value;
-    /// Runs once per task, before its first record: read side data, check parameters. The
-    /// default does nothing.
-    fn setup(&self, ctx: &TaskContext) -> Result<(), JobError> {
-        let _ = ctx;
-        Ok(())
-    }
-    /// `offset` is the byte offset of the record in its input object (decompressed, if the object
-    /// is compressed); a line has no terminator; a whole file comes at offset 0.
-    fn map(
-        &self,
-        offset: u64,
-        record: &[u8],
-        out: &mut Emitter<'_, Self::Key, Self::Value>,
-    ) -> Result<(), JobError>;
-    /// Runs once per task, after its last record, and may emit last pairs. The default does
-    /// nothing.
-    fn cleanup(&self, out: &mut Emitter<'_, Self::Key, Self::Value>) -> Result<(), JobError> {
-        let _ = out;
-        Ok(())
-    }
-}
 
 /// Folds the values of one key into one, map-side, before the shuffle. It must give the same
 /// reduce result whether it runs zero, one or many times (sum, min, max, …).
@@ -141,243 +82,6 @@ pub trait Combiner: Send + Sync + 'static {
     ) -> Self::Value;
 }
 
-/// Turns one key and all its values into output records. In a job that groups by a key prefix
-/// ([`JobDef::group_by_first`]), `key` is the group's first key and the values come in key
-/// order; a [`GroupReducer`] also sees each value's key.
-///
-/// ```
-/// use quern_sdk::local::run_job;
-/// use quern_sdk::prelude::*;
-///
-/// /// The highest reading of each station.
-/// struct Highest;
-///
-/// impl Reducer for Highest {
-///     type Key = String;
-///     type Value = i64;
-///     type OutKey = str;
-///     type OutValue = i64;
-///     fn reduce(
-///         &self,
-///         station: String,
-///         readings: &mut dyn Iterator<Item = i64>,
-///         out: &mut Output<'_, str, i64>,
-///     ) -> Result<(), JobError> {
-///         if let Some(highest) = readings.max() {
-///             out.write(&station, &highest);
-///         }
-///         Ok(())
-///     }
-/// }
-///
-/// # /// `station reading` lines.
-/// # struct Readings;
-/// # impl Mapper for Readings {
-/// #     type Key = String;
-/// #     type Value = i64;
-/// #     fn map(&self, _: u64, line: &[u8], out: &mut Emitter<'_, String, i64>) -> Result<(), JobError> {
-/// #         let line = String::from_utf8_lossy(line);
-/// #         let (station, reading) = line.split_once(' ').ok_or_else(|| JobError::user("no space"))?;
-/// #         out.emit(station, &reading.parse().map_err(|_| JobError::user("not a number"))?)
-/// #     }
-/// # }
-/// let job = JobDef::new("highest", Readings, Highest);
-/// let parts = run_job(&job, b"oslo -3\nrome 21\noslo 4\noslo -12\n", 1)?;
-/// assert_eq!(parts, [b"oslo\t4\nrome\t21\n"]);
-/// # Ok::<(), JobError>(())
-/// ```
-pub trait Reducer: Send + Sync + 'static {
-    /// The mapper's key type.
-    type Key: Key;
-    /// The mapper's value type.
-    type Value: Value;
-    /// The key of an output line.
-    type OutKey: TextFormat + ?Sized;
-    /// The value of an output line; `()` writes the key alone.
-    type OutValue: TextFormat + ?Sized;
-    /// Runs once per task, before its first key group. The default does nothing.
-    fn setup(&self, ctx: &TaskContext) -> Result<(), JobError> {
-        let _ = ctx;
-        Ok(())
-    }
-    /// Writes the output records of `key` and all its values, in no particular order.
-    fn reduce(
-        &self,
-        key: Self::Key,
-        values: &mut dyn Iterator<Item = Self::Value>,
-        out: &mut Output<'_, Self::OutKey, Self::OutValue>,
-    ) -> Result<(), JobError>;
-    /// Runs once per task, after its last key group, and may write last records. The default
-    /// does nothing.
-    fn cleanup(&self, out: &mut Output<'_, Self::OutKey, Self::OutValue>) -> Result<(), JobError> {
-        let _ = out;
-        Ok(())
-    }
-}
-
-/// Turns one group of records, each with its full key, into output records: the reducer of a
-/// secondary sort, in a job that groups by a key prefix ([`JobDef::group_by_first`]). Bind it
-/// with [`JobDef::with_group_reducer`].
-///
-/// ```
-/// use quern_sdk::local::run_job;
-/// use quern_sdk::prelude::*;
-///
-/// /// `station reading` lines, keyed by (station, reading): a secondary sort on the reading.
-/// struct Readings;
-///
-/// impl Mapper for Readings {
-///     type Key = (String, i64);
-///     type Value = ();
-///     fn map(
-///         &self,
-///         _: u64,
-///         line: &[u8],
-///         out: &mut Emitter<'_, (String, i64), ()>,
-///     ) -> Result<(), JobError> {
-///         let line = String::from_utf8_lossy(line);
-///         let (station, reading) = line.split_once(' ').ok_or_else(|| JobError::user("no space"))?;
-///         let reading: i64 = reading.parse().map_err(|_| JobError::user("not a number"))?;
-///         out.emit_parts((station, reading), &())
-///     }
-/// }
-///
-/// /// Each station's readings, ascending: the keys come sorted within the group.
-/// struct Ascending;
-///
-/// impl GroupReducer for Ascending {
-///     type Key = (String, i64);
-///     type Value = ();
-///     type OutKey = str;
-///     type OutValue = str;
-///     fn reduce(
-///         &self,
-///         first: (String, i64),
-///         records: &mut dyn Iterator<Item = ((String, i64), ())>,
-///         out: &mut Output<'_, str, str>,
-///     ) -> Result<(), JobError> {
-///         let readings: Vec<String> = records.map(|((_, r), ())| r.to_string()).collect();
-///         out.write(&first.0, &readings.join(","));
-///         Ok(())
-///     }
-/// }
-///
-/// let job = JobDef::with_group_reducer("ascending", Readings, Ascending).group_by_first();
-/// let parts = run_job(&job, b"oslo -3\nrome 21\noslo 4\noslo -12\n", 1)?;
-/// assert_eq!(parts, [b"oslo\t-12,-3,4\nrome\t21\n"]);
-/// # Ok::<(), JobError>(())
-/// ```
-pub trait GroupReducer: Send + Sync + 'static {
-    /// The mapper's key type.
-    type Key: Key;
-    /// The mapper's value type.
-    type Value: Value;
-    /// The key of an output line.
-    type OutKey: TextFormat + ?Sized;
-    /// The value of an output line; `()` writes the key alone.
-    type OutValue: TextFormat + ?Sized;
-    /// Runs once per task, before its first group. The default does nothing.
-    fn setup(&self, ctx: &TaskContext) -> Result<(), JobError> {
-        let _ = ctx;
-        Ok(())
-    }
-    /// Writes the output records of one group: `first` is its first (smallest) key, and
-    /// `records` every `(key, value)` of the group in key order, starting with `first`'s.
-    fn reduce(
-        &self,
-        first: Self::Key,
-        records: &mut dyn Iterator<Item = (Self::Key, Self::Value)>,
-        out: &mut Output<'_, Self::OutKey, Self::OutValue>,
-    ) -> Result<(), JobError>;
-    /// Runs once per task, after its last group, and may write last records. The default does
-    /// nothing.
-    fn cleanup(&self, out: &mut Output<'_, Self::OutKey, Self::OutValue>) -> Result<(), JobError> {
-        let _ = out;
-        Ok(())
-    }
-}
-
-/// A [`GroupReducer`] as a job's reduce stage (see [`JobDef::with_group_reducer`]).
-pub struct Grouped<R>(pub R);
-
-/// How a job's reducer takes its groups, erased to encoded bytes: implemented for every
-/// [`Reducer`] and for a [`GroupReducer`] in [`Grouped`]. Job code implements those, not this.
-pub trait ReduceStage<K, V>: Send + Sync + 'static {
-    /// Runs once per reduce task `ctx`, before its first group.
-    fn setup(&self, ctx: &TaskContext) -> Result<(), JobError>;
-    /// Reduces one group (`key` its first full key) in the task `ctx`, appending text lines to
-    /// `out`; returns how many records it wrote.
-    fn reduce(
-        &self,
-        ctx: &TaskContext,
-        key: &[u8],
-        records: &mut dyn ValueStream,
-        out: &mut TextSink,
-    ) -> Result<u64, JobError>;
-    /// Runs once per reduce task `ctx`, after its last group, appending to `out`; returns how
-    /// many records it wrote.
-    fn cleanup(&self, ctx: &TaskContext, out: &mut TextSink) -> Result<u64, JobError>;
-}
-
-impl<R: Reducer> ReduceStage<R::Key, R::Value> for R {
-    fn setup(&self, ctx: &TaskContext) -> Result<(), JobError> {
-        Reducer::setup(self, ctx)
-    }
-
-    fn reduce(
-        &self,
-        ctx: &TaskContext,
-        key: &[u8],
-        records: &mut dyn ValueStream,
-        out: &mut TextSink,
-    ) -> Result<u64, JobError> {
-        let key = R::Key::decode_key(key)?;
-        let mut values = Decoded::new(records, value_of::<R::Value>);
-        let written = write_output(ctx, out, |out| Reducer::reduce(self, key, &mut values, out))?;
-        values.finish()?;
-        Ok(written)
-    }
-
-    fn cleanup(&self, ctx: &TaskContext, out: &mut TextSink) -> Result<u64, JobError> {
-        write_output(ctx, out, |out| Reducer::cleanup(self, out))
-    }
-}
-
-impl<R: GroupReducer> ReduceStage<R::Key, R::Value> for Grouped<R> {
-    fn setup(&self, ctx: &TaskContext) -> Result<(), JobError> {
-        self.0.setup(ctx)
-    }
-
-    fn reduce(
-        &self,
-        ctx: &TaskContext,
-        key: &[u8],
-        records: &mut dyn ValueStream,
-        out: &mut TextSink,
-    ) -> Result<u64, JobError> {
-        let first = R::Key::decode_key(key)?;
-        let mut records = Decoded::new(records, record_of::<R::Key, R::Value>);
-        let written = write_output(ctx, out, |out| self.0.reduce(first, &mut records, out))?;
-        records.finish()?;
-        Ok(written)
-    }
-
-    fn cleanup(&self, ctx: &TaskContext, out: &mut TextSink) -> Result<u64, JobError> {
-        write_output(ctx, out, |out| self.0.cleanup(out))
-    }
-}
-
-/// Runs `write` over an [`Output`] appending to `out`; returns how many records it wrote.
-fn write_output<K: TextFormat + ?Sized, V: TextFormat + ?Sized>(
-    ctx: &TaskContext,
-    out: &mut TextSink,
-    write: impl FnOnce(&mut Output<'_, K, V>) -> Result<(), JobError>,
-) -> Result<u64, JobError> {
-    let mut output = Output::new(ctx, out);
-    write(&mut output)?;
-    Ok(output.records)
-}
-
 /// Chooses the reduce partition of an encoded key.
 ///
 /// ```
@@ -433,126 +137,6 @@ pub struct HashPartitioner;
 impl Partitioner for HashPartitioner {
     fn partition(&self, key: &[u8], partitions: u32) -> u32 {
         (xxhash_rust::xxh3::xxh3_64(key) % u64::from(partitions.max(1))) as u32
-    }
-}
-
-/// What a mapper writes its pairs to. Keeps scratch buffers, so emitting does not allocate.
-pub struct Emitter<'a, K, V> {
-    context: &'a TaskContext,
-    sink: &'a mut dyn MapSink,
-    key: Vec<u8>,
-    value: Vec<u8>,
-    /// Folds values as they are emitted, where the job has a combiner.
-    combine: Option<MapCombine<'a, K, V>>,
-    emitted: u64,
-}
-
-impl<K: Key, V: Value> Emitter<'_, K, V> {
-    /// The task this mapper runs in: its input (file name, split), the job's parameters.
-    pub fn context(&self) -> &TaskContext {
-        self.context
-    }
-
-    /// Emits one pair. The key may be a borrowed form of `K` (`&[u8]` for `Vec<u8>`, `&str` for
-    /// `String`); for a tuple key from borrowed parts, see [`Emitter::emit_parts`].
-    pub fn emit<Q>(&mut self, key: &Q, value: &V) -> Result<(), JobError>
-    where
-        Q: KeyEncode + ?Sized,
-        K: Borrow<Q>,
-    {
-        self.emit_parts(key, value)
-    }
-
-    /// Emits one pair whose key is given in parts (see [`KeyParts`]): for a `(String, u64)` key,
-    /// `out.emit_parts((word, n), &value)` with `word: &str`, which allocates nothing.
-    pub fn emit_parts(&mut self, key: impl KeyParts<K>, value: &V) -> Result<(), JobError> {
-        self.emitted += 1;
-        self.key.clear();
-        key.encode_key(&mut self.key);
-        if let Some(combine) = &mut self.combine {
-            return combine.add(&self.key, value, self.sink);
-        }
-        self.value.clear();
-        encode_value(value, &mut self.value)?;
-        self.sink.emit(&self.key, &self.value)
-    }
-}
-
-/// What a reducer writes its output records to.
-pub struct Output<'a, K: ?Sized, V: ?Sized> {
-    context: &'a TaskContext,
-    out: &'a mut TextSink,
-    records: u64,
-    types: PhantomData<fn(&K, &V)>,
-}
-
-impl<'a, K: TextFormat + ?Sized, V: TextFormat + ?Sized> Output<'a, K, V> {
-    fn new(context: &'a TaskContext, out: &'a mut TextSink) -> Self {
-        Output {
-            context,
-            out,
-            records: 0,
-            types: PhantomData,
-        }
-    }
-
-    /// The task this reducer runs in: its partition, the job's parameters.
-    pub fn context(&self) -> &TaskContext {
-        self.context
-    }
-
-    /// Writes one output line: `key<TAB>value`, or `key` alone if the value type is `()`.
-    pub fn write(&mut self, key: &K, value: &V) {
-        write_line(key, value, &self.context.separator, self.out);
-        self.records += 1;
-    }
-}
-
-/// Decodes an encoded record (key, value) into a typed item.
-type DecodeRecord<T> = fn(&[u8], &[u8]) -> Result<T, JobError>;
-
-fn value_of<V: Value>(_key: &[u8], value: &[u8]) -> Result<V, JobError> {
-    decode_value(value)
-}
-
-fn record_of<K: Key, V: Value>(key: &[u8], value: &[u8]) -> Result<(K, V), JobError> {
-    Ok((K::decode_key(key)?, decode_value(value)?))
-}
-
-/// Decodes a [`ValueStream`] into typed items (values, or keys and values); the first error
-/// ends the iteration and is kept.
-struct Decoded<'a, T> {
-    stream: &'a mut dyn ValueStream,
-    decode: DecodeRecord<T>,
-    error: Option<JobError>,
-}
-
-impl<'a, T> Decoded<'a, T> {
-    fn new(stream: &'a mut dyn ValueStream, decode: DecodeRecord<T>) -> Self {
-        Decoded {
-            stream,
-            decode,
-            error: None,
-        }
-    }
-
-    fn finish(self) -> Result<(), JobError> {
-        self.error.map_or(Ok(()), Err)
-    }
-}
-
-impl<T> Iterator for Decoded<'_, T> {
-    type Item = T;
-    fn next(&mut self) -> Option<T> {
-        if self.error.is_some() {
-            return None;
-        }
-        let decoded = match self.stream.next_record() {
-            Ok(Some((key, value))) => (self.decode)(key, value),
-            Ok(None) => return None,
-            Err(e) => Err(e),
-        };
-        decoded.map_err(|e| self.error = Some(e)).ok()
     }
 }
 
@@ -772,28 +356,19 @@ where
         records: &mut dyn RecordSource,
         sink: &mut dyn MapSink,
     ) -> Result<u64, JobError> {
-        let mut emitter = Emitter {
-            context: ctx,
-            sink,
-            key: Vec::new(),
-            value: Vec::new(),
-            // A map-only run has no reduce to fold for, as in Hadoop.
-            combine: self
-                .combiner
-                .as_deref()
-                .filter(|_| ctx.partitions > 0)
-                .map(|combiner| MapCombine::new(combiner, ctx)),
-            emitted: 0,
-        };
+        // A map-only run has no reduce to fold for, as in Hadoop.
+        let combine = self
+            .combiner
+            .as_deref()
+            .filter(|_| ctx.partitions > 0)
+            .map(|combiner| MapCombine::new(combiner, ctx));
+        let mut emitter = Emitter::new(ctx, sink, combine);
         self.mapper.setup(ctx)?;
         while let Some((offset, record)) = records.next_record()? {
             self.mapper.map(offset, record, &mut emitter)?;
         }
         self.mapper.cleanup(&mut emitter)?;
-        if let Some(combine) = &mut emitter.combine {
-            combine.flush(emitter.sink)?;
-        }
-        Ok(emitter.emitted)
+        emitter.finish()
     }
 
     fn input_format(&self) -> InputFormat {
@@ -884,6 +459,7 @@ where
 mod tests {
     use super::*;
     use crate::Params;
+    use crate::key::KeyEncode;
 
     #[test]
     fn hash_partitions_are_stable_across_processes_and_in_range() {

@@ -6,8 +6,10 @@
 //!   keys for a secondary sort.
 //! - [`value`]: the value codec (serde + bincode 2), behind one module so it can be swapped.
 //! - [`text`]: how keys and values are written as `key<TAB>value` output lines.
-//! - [`job`]: the `Mapper`, `Combiner`, `Reducer` (or `GroupReducer`) and `Partitioner` traits
-//!   and [`job::JobDef`], which binds them into a job and says how its reduce input is grouped.
+//! - [`map`]: the [`Mapper`] and the [`Emitter`] it writes pairs to.
+//! - [`reduce`]: the [`Reducer`] (or [`GroupReducer`]) and the [`Output`] it writes lines to.
+//! - [`job`]: the `Combiner` and `Partitioner` traits and [`job::JobDef`], which binds a job's
+//!   pieces under a name and says how its reduce input is grouped.
 //! - [`total_order`]: partitions of contiguous key ranges, cut by a sample of the keys.
 //! - [`engine`]: the byte-level interface the worker drives; a typed job is erased to it.
 //! - [`input`]: how a job's input becomes records: lines, whole files, length-delimited records,
@@ -28,8 +30,10 @@ pub mod input;
 pub mod job;
 pub mod key;
 pub mod local;
+pub mod map;
 mod map_combine;
 pub mod prelude;
+pub mod reduce;
 pub mod registry;
 pub mod text;
 pub mod total_order;
@@ -40,11 +44,10 @@ pub use counter::{Counter, UserCounters};
 pub use engine::{JobEngine, MapSink, TextSink, ValueStream};
 pub use error::JobError;
 pub use input::{InputFormat, RecordFormat};
-pub use job::{
-    Combiner, Emitter, GroupReducer, Grouped, HashPartitioner, JobDef, Mapper, NoReducer, Output,
-    Partitioner, ReduceStage, Reducer,
-};
+pub use job::{Combiner, HashPartitioner, JobDef, NoReducer, Partitioner};
 pub use key::{CompositeKey, Key, KeyEncode, KeyParts};
+pub use map::{Emitter, Mapper};
+pub use reduce::{GroupReducer, Grouped, Output, ReduceStage, Reducer};
 pub use registry::JobRegistry;
 pub use text::TextFormat;
 pub use value::Value;

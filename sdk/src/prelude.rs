@@ -4,11 +4,10 @@
 
 pub use crate::context::{InputSplit, Params, TaskContext};
 pub use crate::error::JobError;
-pub use crate::job::{
-    Combiner, Emitter, GroupReducer, Grouped, HashPartitioner, JobDef, Mapper, Output, Partitioner,
-    Reducer,
-};
+pub use crate::job::{Combiner, HashPartitioner, JobDef, Partitioner};
 pub use crate::key::{Key, KeyEncode};
+pub use crate::map::{Emitter, Mapper};
+pub use crate::reduce::{GroupReducer, Grouped, Output, Reducer};
 pub use crate::registry::JobRegistry;
 pub use crate::text::TextFormat;
 pub use crate::value::Value;
