@@ -161,18 +161,22 @@ fn whole_files_and_length_delimited_records_reach_the_mapper_whole() {
     ]);
     assert_eq!(read_sizes(&output), expected);
 
-    // A whole file over --max-line fails the job at once, naming the file and its size.
+    // A whole file over --max-line fails the job at once, naming the file and its size. It is
+    // the only file there: with two, which task fails first is a race.
+    let big = dir.path().join("big");
+    std::fs::create_dir(&big).unwrap();
+    std::fs::write(big.join("book.txt"), &book).unwrap();
     let run = record_sizes(
         &jobs,
         &cluster.address,
-        &whole,
+        &big,
         &dir.path().join("too-large"),
         "whole-file",
         &["--max-line", "100000"],
     );
     assert!(!run.status.success());
     let said = format!("{}{}", stdout(&run), stderr(&run));
-    let url = format!("file://{}", whole.join("book.txt").display());
+    let url = format!("file://{}", big.join("book.txt").display());
     assert!(
         said.contains(&format!(
             "{url} is {} bytes, over the 100000-byte record limit (--max-line)",
