@@ -16,22 +16,14 @@ use crate::state::{Action, RunningAttempt, State};
 use crate::wire::AttemptCall;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{AttemptState, Counters, JobSpec};
-use quern_storage::{OutputDir, PartKind, StorageError, StorageUrl};
+use quern_storage::{OutputDir, StorageError};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// The output directory of a job with `spec`: part files of reduces, or of maps if it is
 /// map-only (`--reducers 0`).
 pub fn output_dir(spec: &JobSpec) -> Result<OutputDir, StorageError> {
-    open_output(&spec.output, spec.reducers)
-}
-
-fn open_output(output: &str, reducers: u32) -> Result<OutputDir, StorageError> {
-    let parts = match reducers {
-        0 => PartKind::Map,
-        _ => PartKind::Reduce,
-    };
-    Ok(OutputDir::open(&StorageUrl::parse(output)?)?.with_parts(parts))
+    OutputDir::of_job(&spec.output, spec.reducers)
 }
 
 /// One attempt's output being made final, as chosen under the lock; the I/O runs outside it.
@@ -53,7 +45,7 @@ pub struct TaskCommit {
 impl TaskCommit {
     /// Makes the attempt's part file final: the storage step, outside the lock.
     pub async fn run(&self, part_ids: Vec<String>) -> Result<(), StorageError> {
-        let out = open_output(&self.output, self.reducers)?;
+        let out = OutputDir::of_job(&self.output, self.reducers)?;
         out.commit_part(
             self.task.index,
             self.attempt.0,

@@ -63,9 +63,17 @@ impl OutputDir {
         })
     }
 
-    /// The same directory, whose part files `parts` write.
-    pub fn with_parts(self, parts: PartKind) -> Self {
-        OutputDir { parts, ..self }
+    /// The output directory at `url` of a job with `reducers` reduce partitions: part files
+    /// of its reduces, or of its maps if it has none (a map-only job).
+    pub fn of_job(url: &str, reducers: u32) -> Result<Self, StorageError> {
+        let parts = match reducers {
+            0 => PartKind::Map,
+            _ => PartKind::Reduce,
+        };
+        Ok(OutputDir {
+            parts,
+            ..OutputDir::open(&StorageUrl::parse(url)?)?
+        })
     }
 
     fn part_name(&self, index: u32) -> String {

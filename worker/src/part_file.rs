@@ -8,7 +8,7 @@ use crate::context::Context;
 use crate::error::TaskError;
 use quern_proto::{Assignment, Counters, OpenUploadRequest};
 use quern_sdk::{JobEngine, JobError, MapSink, TaskContext};
-use quern_storage::{OutputDir, PartKind, PartUpload, StorageUrl};
+use quern_storage::{OutputDir, PartUpload};
 use tokio::sync::mpsc;
 
 /// Output is handed to the uploader in pieces of about this size.
@@ -80,11 +80,7 @@ where
 
 /// Starts the upload of this attempt's part file.
 async fn open_part(ctx: &Context, assignment: &Assignment) -> Result<PartUpload, TaskError> {
-    let parts = match assignment.reducers {
-        0 => PartKind::Map,
-        _ => PartKind::Reduce,
-    };
-    let output = OutputDir::open(&StorageUrl::parse(&assignment.output)?)?.with_parts(parts);
+    let output = OutputDir::of_job(&assignment.output, assignment.reducers)?;
     let upload_id = open_upload(ctx, assignment).await?;
     Ok(output
         .create_part(assignment.task, assignment.attempt_id, upload_id)
