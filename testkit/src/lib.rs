@@ -161,3 +161,18 @@ pub fn certificates(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(&paths.2, key.serialize_pem()).expect("write the key");
     paths
 }
+
+/// The input files of a bench baseline in `dir`, sorted: as Quern lists a directory, names
+/// starting with `.` or `_` (markers such as `_SUCCESS`) are not input.
+pub fn input_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_file() && !name.starts_with('.') && !name.starts_with('_') {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}

@@ -7,14 +7,6 @@
 
 use rayon::prelude::*;
 use std::io::Write;
-use std::path::PathBuf;
-
-/// Files named `.…` or `_…` are not input, as for Quern and Hadoop (markers such as `_SUCCESS`).
-fn hidden(path: &std::path::Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.') || n.starts_with('_'))
-}
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,10 +14,7 @@ fn main() -> std::io::Result<()> {
         eprintln!("usage: sort-baseline INPUT_DIR OUTPUT_FILE");
         std::process::exit(2);
     };
-    let files: Vec<PathBuf> = std::fs::read_dir(input)?
-        .map(|e| e.map(|e| e.path()))
-        .filter(|p| p.as_ref().map_or(true, |p| !hidden(p)))
-        .collect::<Result<_, _>>()?;
+    let files = quern_testkit::input_files(std::path::Path::new(input))?;
     let texts: Vec<Vec<u8>> = files
         .par_iter()
         .map(std::fs::read)

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Bytes per read.
 const READ: usize = 4 << 20;
@@ -91,11 +91,7 @@ fn main() -> std::io::Result<()> {
         eprintln!("usage: wordcount-baseline INPUT_DIR OUTPUT_FILE");
         std::process::exit(2);
     };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(input)?
-        .map(|e| e.map(|e| e.path()))
-        .filter(|p| p.as_ref().map_or(true, |p| p.is_file()))
-        .collect::<Result<_, _>>()?;
-    files.sort();
+    let files = quern_testkit::input_files(Path::new(input))?;
     let total = files
         .par_iter()
         .try_fold(
