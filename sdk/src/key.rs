@@ -25,6 +25,11 @@ pub trait KeyEncode {
     fn encode_key_component(&self, out: &mut Vec<u8>) {
         self.encode_key(out);
     }
+    /// The key's encoding when it is the key's own bytes (byte strings, strings), so that an
+    /// emitter need not copy it; None, the default, when it must be encoded.
+    fn as_encoded(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// A key type: encodes in order and decodes back.
@@ -115,6 +120,9 @@ impl<Q: KeyEncode + ?Sized> KeyEncode for &Q {
     fn encode_key_component(&self, out: &mut Vec<u8>) {
         (**self).encode_key_component(out);
     }
+    fn as_encoded(&self) -> Option<&[u8]> {
+        (**self).as_encoded()
+    }
 }
 
 /// Appends `bytes` escaped and terminated: each `0x00` as `0x00 0xFF`, then `0x00 0x00`.
@@ -176,6 +184,9 @@ impl KeyEncode for [u8] {
     fn encode_key(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self);
     }
+    fn as_encoded(&self) -> Option<&[u8]> {
+        Some(self)
+    }
     fn encode_key_component(&self, out: &mut Vec<u8>) {
         encode_escaped(self, out);
     }
@@ -184,6 +195,9 @@ impl KeyEncode for [u8] {
 impl KeyEncode for Vec<u8> {
     fn encode_key(&self, out: &mut Vec<u8>) {
         self.as_slice().encode_key(out);
+    }
+    fn as_encoded(&self) -> Option<&[u8]> {
+        Some(self)
     }
     fn encode_key_component(&self, out: &mut Vec<u8>) {
         self.as_slice().encode_key_component(out);
@@ -210,6 +224,9 @@ impl KeyEncode for str {
     fn encode_key_component(&self, out: &mut Vec<u8>) {
         self.as_bytes().encode_key_component(out);
     }
+    fn as_encoded(&self) -> Option<&[u8]> {
+        Some(self.as_bytes())
+    }
 }
 
 impl KeyEncode for String {
@@ -218,6 +235,9 @@ impl KeyEncode for String {
     }
     fn encode_key_component(&self, out: &mut Vec<u8>) {
         self.as_str().encode_key_component(out);
+    }
+    fn as_encoded(&self) -> Option<&[u8]> {
+        Some(self.as_bytes())
     }
 }
 
@@ -416,6 +436,18 @@ mod tests {
         let mut out = Vec::new();
         key.encode_key(&mut out);
         out
+    }
+
+    #[test]
+    fn keys_that_are_their_own_encoding_say_so_and_others_do_not() {
+        let bytes = b"a\0b".to_vec();
+        let text = "z\u{e9}".to_string();
+        assert_eq!(bytes.as_encoded(), Some(encoded(&bytes).as_slice()));
+        assert_eq!(bytes[..].as_encoded(), Some(encoded(&bytes[..]).as_slice()));
+        assert_eq!(text.as_encoded(), Some(encoded(&text).as_slice()));
+        assert_eq!((&text.as_str()).as_encoded(), Some(text.as_bytes()));
+        assert_eq!(7u64.as_encoded(), None);
+        assert_eq!((text.as_str(), 1u32).as_encoded(), None);
     }
 
     fn component<K: KeyEncode + ?Sized>(key: &K) -> Vec<u8> {

@@ -126,13 +126,19 @@ impl<'a, K: Key, V: Value> Emitter<'a, K, V> {
     /// `out.emit_parts((word, n), &value)` with `word: &str`, which allocates nothing.
     pub fn emit_parts(&mut self, key: impl KeyParts<K>, value: &V) -> Result<(), JobError> {
         self.emitted += 1;
-        self.key.clear();
-        key.encode_key(&mut self.key);
+        let key = match key.as_encoded() {
+            Some(bytes) => bytes,
+            None => {
+                self.key.clear();
+                key.encode_key(&mut self.key);
+                &self.key
+            }
+        };
         if let Some(combine) = &mut self.combine {
-            return combine.add(&self.key, value, self.sink);
+            return combine.add(key, value, self.sink);
         }
         self.value.clear();
         encode_value(value, &mut self.value)?;
-        self.sink.emit(&self.key, &self.value)
+        self.sink.emit(key, &self.value)
     }
 }

@@ -1,11 +1,13 @@
 //! Map-side combining in the job's own types, before anything is encoded (Spark's map-side
 //! aggregation): while a map task runs, the values of each key are folded by the job's combiner
-//! as they are emitted, so a word seen a million times is encoded and handed to the engine a few
-//! thousand times, not a million.
+//! as they are emitted, so a word seen a million times is encoded and handed to the engine once
+//! per table, not a million times.
 //!
-//! Memory stays bounded: the table holds at most [`MAX_KEYS`] keys, and a key's value is passed
-//! on after [`MAX_FOLDS`] values, so even a combiner whose value grows (a list) cannot grow it
-//! without bound. The engine combines again, so passing a key on more than once is harmless.
+//! Memory stays bounded: the table holds at most [`MAX_KEYS`] keys and [`MAX_KEY_BYTES`] of
+//! them, and every [`MAX_FOLDS`] folds a key's value is measured: one whose encoding has grown
+//! past [`MAX_HELD_VALUE`] (a combiner that builds a list) is passed on, so no value grows without
+//! bound, while a sum or a count stays in the table. The engine combines again, so passing a key
+//! on more than once is harmless.
 
 use crate::JobError;
 use crate::context::TaskContext;
@@ -13,29 +15,56 @@ use crate::engine::MapSink;
 use crate::job::Combiner;
 use crate::key::Key;
 use crate::value::{Value, encode_value};
-use std::collections::HashMap;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
 
 /// Distinct keys held at once; past this the table is passed on whole.
 const MAX_KEYS: usize = 1 << 16;
-/// Values folded into one before it is passed on.
+/// Bytes of encoded keys held at once; past this the table is passed on whole.
+const MAX_KEY_BYTES: usize = 32 << 20;
+/// Folds between measurements of a key's value.
 const MAX_FOLDS: u32 = 256;
+/// Encoded bytes past which a measured value is passed on.
+const MAX_HELD_VALUE: usize = 64;
 
-struct Pending<K, V> {
-    key: K,
-    /// None only while the combiner folds it.
-    value: Option<V>,
+/// A held key in the hash table, with its folded value: its first eight bytes (zero-padded, so
+/// keys of up to eight bytes compare whole here) and its length, and where the rest lies. A fold
+/// touches nothing else for a short key (and a combiner that ignores its key), and the table of a
+/// task's distinct words stays small enough for cache: folding is bound by memory latency, not
+/// by the work it does.
+struct Slot<V> {
+    prefix: u64,
+    len: u32,
+    /// Into [`MapCombine::keys`] and [`MapCombine::starts`].
+    index: u32,
     folds: u32,
+    /// None once passed on, until the key comes again.
+    value: Option<V>,
 }
 
-/// Encoded keys up to 24 bytes live inside the table's slots, so a lookup compares them without
-/// a pointer chase to the heap (most words are short).
-type EncodedKey = smallvec::SmallVec<[u8; 24]>;
+/// The first eight bytes of `key`, zero-padded, as an integer.
+fn prefix_of(key: &[u8]) -> u64 {
+    match key.first_chunk::<8>() {
+        Some(first) => u64::from_le_bytes(*first),
+        None => key
+            .iter()
+            .enumerate()
+            .fold(0, |prefix, (i, &b)| prefix | (u64::from(b) << (8 * i))),
+    }
+}
 
 pub(crate) struct MapCombine<'c, K, V> {
     combiner: &'c dyn Combiner<Key = K, Value = V>,
     ctx: &'c TaskContext,
-    table: HashMap<EncodedKey, Pending<K, V>, foldhash::fast::RandomState>,
-    encoded: Vec<u8>,
+    hasher: foldhash::fast::RandomState,
+    slots: HashTable<Slot<V>>,
+    /// Decoded, for the combiner, by slot index.
+    keys: Vec<K>,
+    /// Where each key's encoding starts in `encoded_keys`, by slot index.
+    starts: Vec<u32>,
+    /// The held keys' encodings, end to end.
+    encoded_keys: Vec<u8>,
+    encoded_value: Vec<u8>,
 }
 
 impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
@@ -46,8 +75,12 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
         MapCombine {
             combiner,
             ctx,
-            table: HashMap::default(),
-            encoded: Vec::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            slots: HashTable::new(),
+            keys: Vec::new(),
+            starts: Vec::new(),
+            encoded_keys: Vec::new(),
+            encoded_value: Vec::new(),
         }
     }
 
@@ -58,51 +91,98 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
         value: &V,
         sink: &mut dyn MapSink,
     ) -> Result<(), JobError> {
-        let Some(pending) = self.table.get_mut(key) else {
-            if self.table.len() >= MAX_KEYS {
-                self.flush(sink)?;
+        let hash = self.hasher.hash_one(key);
+        let (prefix, len) = (prefix_of(key), key.len() as u32);
+        let (starts, encoded_keys) = (&self.starts, &self.encoded_keys);
+        let found = self.slots.find_mut(hash, |slot| {
+            slot.prefix == prefix
+                && slot.len == len
+                && (key.len() <= 8 || stored_key(encoded_keys, starts, slot) == key)
+        });
+        let Some(slot) = found else {
+            return self.insert(hash, key, value, sink);
+        };
+        slot.value = Some(match slot.value.take() {
+            None => value.clone(),
+            Some(held) => {
+                let mut both = [held, value.clone()].into_iter();
+                let key = &self.keys[slot.index as usize];
+                self.combiner.combine(self.ctx, key, &mut both)
             }
-            let pending = Pending {
-                key: K::decode_key(key)?,
-                value: Some(value.clone()),
-                folds: 1,
-            };
-            self.table.insert(EncodedKey::from_slice(key), pending);
+        });
+        slot.folds += 1;
+        if slot.folds < MAX_FOLDS {
+            return Ok(());
+        }
+        slot.folds = 0;
+        let Some(value) = &slot.value else {
             return Ok(());
         };
-        let held = pending
-            .value
-            .take()
-            .expect("a pending key holds a value between folds");
-        let mut both = [held, value.clone()].into_iter();
-        pending.value = Some(self.combiner.combine(self.ctx, &pending.key, &mut both));
-        pending.folds += 1;
-        if pending.folds >= MAX_FOLDS
-            && let Some((key, pending)) = self.table.remove_entry(key)
-        {
-            pass_on(&key, pending, &mut self.encoded, sink)?;
+        self.encoded_value.clear();
+        encode_value(value, &mut self.encoded_value)?;
+        if self.encoded_value.len() <= MAX_HELD_VALUE {
+            return Ok(());
         }
+        slot.value = None;
+        sink.emit(key, &self.encoded_value)
+    }
+
+    fn insert(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        value: &V,
+        sink: &mut dyn MapSink,
+    ) -> Result<(), JobError> {
+        if self.keys.len() >= MAX_KEYS || self.encoded_keys.len() + key.len() > MAX_KEY_BYTES {
+            self.flush(sink)?;
+        }
+        let slot = Slot {
+            prefix: prefix_of(key),
+            len: key.len() as u32,
+            index: self.keys.len() as u32,
+            folds: 1,
+            value: Some(value.clone()),
+        };
+        self.keys.push(K::decode_key(key)?);
+        self.starts.push(self.encoded_keys.len() as u32);
+        self.encoded_keys.extend_from_slice(key);
+        let (hasher, starts, encoded_keys) = (&self.hasher, &self.starts, &self.encoded_keys);
+        self.slots.insert_unique(hash, slot, |slot| {
+            hasher.hash_one(stored_key(encoded_keys, starts, slot))
+        });
         Ok(())
     }
 
     /// Passes every held key on to the engine.
     pub(crate) fn flush(&mut self, sink: &mut dyn MapSink) -> Result<(), JobError> {
-        for (key, pending) in self.table.drain() {
-            pass_on(&key, pending, &mut self.encoded, sink)?;
+        for slot in self.slots.drain() {
+            let key = stored_key(&self.encoded_keys, &self.starts, &slot);
+            pass_on(key, slot.value, &mut self.encoded_value, sink)?;
         }
+        self.keys.clear();
+        self.starts.clear();
+        self.encoded_keys.clear();
         Ok(())
     }
 }
 
-fn pass_on<K, V: Value>(
+/// The encoded key that `slot` holds.
+fn stored_key<'a, V>(encoded_keys: &'a [u8], starts: &[u32], slot: &Slot<V>) -> &'a [u8] {
+    let start = starts[slot.index as usize] as usize;
+    &encoded_keys[start..start + slot.len as usize]
+}
+
+/// Hands `key` and its folded value, if it holds one, to the engine.
+fn pass_on<V: Value>(
     key: &[u8],
-    pending: Pending<K, V>,
+    value: Option<V>,
     encoded: &mut Vec<u8>,
     sink: &mut dyn MapSink,
 ) -> Result<(), JobError> {
-    let value = pending
-        .value
-        .expect("a pending key holds a value between folds");
+    let Some(value) = value else {
+        return Ok(());
+    };
     encoded.clear();
     encode_value(&value, encoded)?;
     sink.emit(key, encoded)
@@ -137,34 +217,66 @@ mod tests {
     }
 
     #[test]
-    fn values_fold_as_they_come_and_a_hot_key_is_passed_on_in_bounded_pieces() {
+    fn a_sum_stays_in_the_table_however_often_its_key_comes() {
         let ctx = TaskContext::default();
         let mut combine = MapCombine::new(&Sum, &ctx);
         let mut sink = Collect::default();
-        let hot = 2 * MAX_FOLDS as u64 + 10;
+        let hot = 10 * MAX_FOLDS as u64 + 10;
         for i in 0..hot {
             combine.add(b"hot", &1, &mut sink).unwrap();
             if i % 100 == 0 {
                 combine.add(b"cold", &2, &mut sink).unwrap();
             }
         }
-        // Two full pieces of the hot key went on while mapping; the rest waits for the flush.
-        let piece = MAX_FOLDS as u64;
-        assert_eq!(
-            sink.0,
-            vec![(b"hot".to_vec(), piece), (b"hot".to_vec(), piece)]
-        );
+        assert!(sink.0.is_empty(), "nothing went on while mapping");
         combine.flush(&mut sink).unwrap();
-        let total = |key: &[u8]| -> u64 {
-            sink.0
-                .iter()
-                .filter(|(k, _)| k == key)
-                .map(|(_, v)| v)
-                .sum()
-        };
-        assert_eq!(total(b"hot"), hot);
-        assert_eq!(total(b"cold"), 2 * 6);
-        assert_eq!(sink.0.len(), 4);
+        sink.0.sort();
+        let cold = 2 * hot.div_ceil(100);
+        assert_eq!(sink.0, [(b"cold".to_vec(), cold), (b"hot".to_vec(), hot)]);
+    }
+
+    /// Concatenates: a value that grows with every fold.
+    struct Concat;
+    impl Combiner for Concat {
+        type Key = String;
+        type Value = Vec<u64>;
+        fn combine(
+            &self,
+            _: &TaskContext,
+            _: &String,
+            values: &mut dyn Iterator<Item = Vec<u64>>,
+        ) -> Vec<u64> {
+            values.flatten().collect()
+        }
+    }
+
+    #[test]
+    fn a_growing_value_is_passed_on_in_bounded_pieces() {
+        let ctx = TaskContext::default();
+        let mut combine = MapCombine::new(&Concat, &ctx);
+        let mut sink = Vec::new();
+        let mut collect = CollectLists(&mut sink);
+        let n = 2 * MAX_FOLDS as u64 + 10;
+        for i in 0..n {
+            combine.add(b"list", &vec![i], &mut collect).unwrap();
+        }
+        // Two pieces went on while mapping, each well past MAX_HELD_VALUE encoded; the rest
+        // waits for the flush.
+        let piece = |from: u64| (from..from + u64::from(MAX_FOLDS)).collect::<Vec<u64>>();
+        assert_eq!(collect.0, &[piece(0), piece(u64::from(MAX_FOLDS))]);
+        combine.flush(&mut collect).unwrap();
+        let all: Vec<u64> = sink.concat();
+        assert_eq!(all, (0..n).collect::<Vec<u64>>());
+        assert_eq!(sink.len(), 3);
+    }
+
+    struct CollectLists<'a>(&'a mut Vec<Vec<u64>>);
+    impl MapSink for CollectLists<'_> {
+        fn emit(&mut self, key: &[u8], value: &[u8]) -> Result<(), JobError> {
+            assert_eq!(key, b"list");
+            self.0.push(decode_value(value)?);
+            Ok(())
+        }
     }
 
     #[test]
@@ -182,6 +294,56 @@ mod tests {
             MAX_KEYS,
             "the table went on when the next key came"
         );
-        assert_eq!(combine.table.len(), 1);
+        assert_eq!(combine.keys.len(), 1);
+    }
+
+    #[test]
+    fn keys_alike_in_their_first_eight_bytes_or_but_for_zero_padding_stay_apart() {
+        let ctx = TaskContext::default();
+        let mut combine = MapCombine::new(&Sum, &ctx);
+        let mut sink = Collect::default();
+        let keys: [&[u8]; 7] = [
+            b"a",
+            b"a\0",
+            b"a\0\0\0\0\0\0\0",
+            b"abcdefgh",
+            b"abcdefghi",
+            b"abcdefghj",
+            b"abcdefghij",
+        ];
+        // Key i is added i + 1 times, interleaved.
+        for round in 0..keys.len() {
+            for (i, key) in keys.iter().enumerate() {
+                if round <= i {
+                    combine.add(key, &1, &mut sink).unwrap();
+                }
+            }
+        }
+        combine.flush(&mut sink).unwrap();
+        sink.0.sort();
+        let mut expected: Vec<(Vec<u8>, u64)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (key.to_vec(), i as u64 + 1))
+            .collect();
+        expected.sort();
+        assert_eq!(sink.0, expected, "each key on its own");
+    }
+
+    #[test]
+    fn a_table_full_of_key_bytes_is_passed_on_whole() {
+        let ctx = TaskContext::default();
+        let mut combine = MapCombine::new(&Sum, &ctx);
+        let mut sink = Collect::default();
+        let big = |i: u8| vec![i; MAX_KEY_BYTES / 3];
+        for i in 0..3 {
+            combine.add(&big(i), &1, &mut sink).unwrap();
+        }
+        assert!(sink.0.is_empty(), "three fit");
+        combine.add(&big(3), &1, &mut sink).unwrap();
+        assert_eq!(sink.0.len(), 3, "the fourth did not");
+        combine.add(&big(3), &1, &mut sink).unwrap();
+        combine.flush(&mut sink).unwrap();
+        assert_eq!(sink.0[3..], [(big(3), 2)]);
     }
 }
