@@ -26,6 +26,7 @@ pub mod failpoint;
 pub mod input_format;
 pub mod map;
 pub mod map_output;
+pub mod memory;
 pub mod merge;
 pub mod part_file;
 pub mod record;

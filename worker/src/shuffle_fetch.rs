@@ -33,8 +33,6 @@ const REFETCH_FIRST: Duration = Duration::from_millis(50);
 const REFETCH_MAX: Duration = Duration::from_secs(2);
 /// Map outputs fetched at once.
 const PARALLEL_FETCHES: usize = 8;
-/// In-memory bytes a reduce task may hold across its segments; the rest spill to disk.
-const MEMORY_BUDGET: i64 = 128 << 20;
 const FETCH_TRIES: u32 = 3;
 /// Between fetch tries: 200 ms, then 400 ms.
 const RETRY_STEP: Duration = Duration::from_millis(200);
@@ -75,7 +73,7 @@ pub async fn fetch_partition(
 ) -> Result<(Vec<Fetched>, u64), TaskError> {
     let target = Target {
         dir,
-        budget: AtomicI64::new(MEMORY_BUDGET),
+        budget: AtomicI64::new(memory_budget(assignment)),
         progress,
         out_of_reach: OutOfReach::default(),
     };
@@ -174,6 +172,13 @@ fn flatten(response: MapOutputLocationsResponse) -> Result<Vec<MapOutputLocation
         }
     }
     Ok(locations)
+}
+
+/// Bytes of fetched segments a reduce holds in memory: half its task's memory (`--sort-buffer`),
+/// as a Hadoop reduce holds its shuffle input in a share of its heap; the rest go to local files,
+/// so the worker's memory does not grow with the job's data.
+fn memory_budget(assignment: &Assignment) -> i64 {
+    i64::try_from(assignment.sort_buffer_bytes / 2).unwrap_or(i64::MAX)
 }
 
 /// Where fetched segments go: memory while the budget lasts, then files in `dir`; every byte
@@ -363,6 +368,7 @@ fn is_refusal(code: tonic::Code) -> bool {
     )
 }
 
+#[derive(Debug)]
 enum FetchError {
     /// The peer answered with an error, or the connection broke: worth another try.
     Peer(tonic::Status),
@@ -394,7 +400,6 @@ async fn fetch_one(
     target: &Target<'_>,
 ) -> Result<(Fetched, u64), FetchError> {
     let partition = reduce.task;
-    let (dir, budget) = (target.dir, &target.budget);
     let mut client = ctx.peer(&location.address).map_err(FetchError::Peer)?;
     let request = FetchRequest {
         job_id: reduce.job_id.clone(),
@@ -406,41 +411,77 @@ async fn fetch_one(
     let mut stream = within(idle, client.fetch_partition(request))
         .await?
         .into_inner();
-    let mut memory = Vec::new();
-    let mut file: Option<(tokio::fs::File, PathBuf)> = None;
+    let mut sink: Option<SegmentSink> = None;
     let mut total = 0u64;
     let mut crc = 0u32;
     let mut expected: Option<(u32, u64)> = None;
     while let Some(chunk) = within(idle, stream.message()).await? {
-        expected.get_or_insert((chunk.crc32c, chunk.partition_bytes));
+        let (_, announced) = *expected.get_or_insert((chunk.crc32c, chunk.partition_bytes));
         let data = chunk.data;
         total += data.len() as u64;
+        if total > announced {
+            return Err(FetchError::Corrupt(format!(
+                "received more than the {announced} bytes announced"
+            )));
+        }
         target.progress.add(0, data.len() as u64);
         crc = crc32c::crc32c_append(crc, &data);
-        if file.is_none()
-            && budget.fetch_sub(data.len() as i64, Ordering::Relaxed) < data.len() as i64
-        {
-            file = Some(
-                spill_to_disk(dir, location.map_task, &memory)
-                    .await
-                    .map_err(FetchError::Local)?,
-            );
-            budget.fetch_add(memory.len() as i64 + data.len() as i64, Ordering::Relaxed);
-            memory = Vec::new();
-        }
-        match &mut file {
-            Some((f, path)) => f.write_all(&data).await.map_err(|e| write_error(path, e))?,
-            None => memory.extend_from_slice(&data),
-        }
+        let sink = match &mut sink {
+            Some(sink) => sink,
+            None => sink.insert(SegmentSink::open(target, location.map_task, announced).await?),
+        };
+        sink.write(&data).await?;
     }
     check_whole(expected, total, crc)?;
-    Ok(match file {
-        Some((mut f, path)) => {
-            f.flush().await.map_err(|e| write_error(&path, e))?;
-            (Fetched::File(path), total)
+    match sink {
+        Some(sink) => sink.finish().await,
+        // Nothing was sent, which check_whole refused.
+        None => Ok(Fetched::Memory(Vec::new())),
+    }
+    .map(|fetched| (fetched, total))
+}
+
+/// Where one segment's bytes go as they arrive: memory, if the segment's announced size fits
+/// what is left of the reduce's budget, else a file in the task's directory.
+enum SegmentSink {
+    Memory(Vec<u8>),
+    File(tokio::fs::File, PathBuf),
+}
+
+impl SegmentSink {
+    async fn open(target: &Target<'_>, map_task: u32, bytes: u64) -> Result<Self, FetchError> {
+        let size = i64::try_from(bytes).unwrap_or(i64::MAX);
+        if target.budget.fetch_sub(size, Ordering::Relaxed) >= size {
+            return Ok(SegmentSink::Memory(Vec::with_capacity(bytes as usize)));
         }
-        None => (Fetched::Memory(memory), total),
-    })
+        target.budget.fetch_add(size, Ordering::Relaxed);
+        let path = target.dir.join(format!("segment-{map_task:05}"));
+        let file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| write_error(&path, e))?;
+        Ok(SegmentSink::File(file, path))
+    }
+
+    async fn write(&mut self, data: &[u8]) -> Result<(), FetchError> {
+        match self {
+            SegmentSink::Memory(memory) => memory.extend_from_slice(data),
+            SegmentSink::File(file, path) => file
+                .write_all(data)
+                .await
+                .map_err(|e| write_error(path, e))?,
+        }
+        Ok(())
+    }
+
+    async fn finish(self) -> Result<Fetched, FetchError> {
+        Ok(match self {
+            SegmentSink::Memory(memory) => Fetched::Memory(memory),
+            SegmentSink::File(mut file, path) => {
+                file.flush().await.map_err(|e| write_error(&path, e))?;
+                Fetched::File(path)
+            }
+        })
+    }
 }
 
 /// Whether the bytes received are the ones the peer meant to send.
@@ -463,22 +504,6 @@ fn check_whole(expected: Option<(u32, u64)>, bytes: u64, crc: u32) -> Result<(),
 
 fn write_error(path: &Path, e: std::io::Error) -> FetchError {
     FetchError::Local(TaskError::io(format!("cannot write {}", path.display()))(e))
-}
-
-async fn spill_to_disk(
-    dir: &Path,
-    map_task: u32,
-    already: &[u8],
-) -> Result<(tokio::fs::File, PathBuf), TaskError> {
-    let path = dir.join(format!("segment-{map_task:05}"));
-    let context = || format!("cannot write {}", path.display());
-    let mut file = tokio::fs::File::create(&path)
-        .await
-        .map_err(TaskError::io(context()))?;
-    file.write_all(already)
-        .await
-        .map_err(TaskError::io(context()))?;
-    Ok((file, path))
 }
 
 #[cfg(test)]
@@ -524,8 +549,10 @@ mod tests {
             &self,
             _: tonic::Request<FetchRequest>,
         ) -> Result<tonic::Response<Self::FetchPartitionStream>, tonic::Status> {
+            // The first of the chunks of a 100-byte partition, and then silence.
             let first = FetchChunk {
                 data: bytes::Bytes::from_static(b"\x03abc"),
+                partition_bytes: 100,
                 ..FetchChunk::default()
             };
             let stream =
@@ -565,7 +592,7 @@ mod tests {
                 vec![location],
                 &Target {
                     dir: work.path(),
-                    budget: AtomicI64::new(MEMORY_BUDGET),
+                    budget: AtomicI64::new(1 << 20),
                     progress: &Progress::default(),
                     out_of_reach: OutOfReach::default(),
                 },
@@ -595,5 +622,48 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn segments_stay_in_memory_while_their_announced_sizes_fit_the_budget() {
+        let work = tempfile::tempdir().unwrap();
+        let progress = Progress::default();
+        let target = Target {
+            dir: work.path(),
+            budget: AtomicI64::new(100),
+            progress: &progress,
+            out_of_reach: OutOfReach::default(),
+        };
+        let mut kinds = Vec::new();
+        for (map_task, size) in [(0, 60), (1, 60), (2, 40), (3, 1)] {
+            let mut sink = SegmentSink::open(&target, map_task, size).await.unwrap();
+            sink.write(&vec![b'x'; size as usize]).await.unwrap();
+            kinds.push(match sink.finish().await.unwrap() {
+                Fetched::Memory(bytes) => format!("memory {}", bytes.len()),
+                Fetched::File(path) => format!(
+                    "file {} {}",
+                    path.file_name().unwrap().to_string_lossy(),
+                    std::fs::metadata(&path).unwrap().len()
+                ),
+            });
+        }
+        assert_eq!(
+            kinds,
+            [
+                "memory 60",
+                "file segment-00001 60",
+                "memory 40",
+                "file segment-00003 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_memory_budget_is_half_the_task_memory() {
+        let assignment = Assignment {
+            sort_buffer_bytes: 64 << 20,
+            ..Assignment::default()
+        };
+        assert_eq!(memory_budget(&assignment), 32 << 20);
     }
 }

@@ -1,0 +1,21 @@
+//! Keeps a worker's resident memory to what its running tasks hold.
+//!
+//! glibc's allocator raises its mmap threshold each time a large block is freed (up to 32 MiB),
+//! so after the first task, sort buffers, read chunks and fetched segments came from its heaps,
+//! which keep freed memory resident: a 1 GiB sort with two 64 MiB slots peaked at 782 MB, and
+//! grew with the tasks run rather than with those running. A fixed threshold keeps every block
+//! of [`LARGE_BLOCK`] or more in its own mapping, returned to the system when freed; that peak
+//! fell to 224 MB, with no change in time.
+
+/// Blocks at least this large are mapped on their own (glibc's default starts at 128 KiB).
+const LARGE_BLOCK: i32 = 4 << 20;
+
+/// Fixes the allocator's mmap threshold for this process. Idempotent.
+pub fn release_large_blocks_on_free() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets the allocator's tunables; any value is valid for
+    // M_MMAP_THRESHOLD up to HEAP_MAX_SIZE / 2 (32 MiB on 64-bit).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_BLOCK);
+    }
+}
