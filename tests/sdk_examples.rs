@@ -119,7 +119,10 @@ fn indexer_names_each_words_files_when_small_files_share_map_tasks() {
         let line = String::from_utf8_lossy(line);
         line.split(['\t', ' ']).nth(1).unwrap().parse().unwrap()
     };
-    assert!(expected.iter().any(|l| files_of(l) >= 20), "words in many files");
+    assert!(
+        expected.iter().any(|l| files_of(l) >= 20),
+        "words in many files"
+    );
     assert_eq!(read_part_lines(&output, 2), expected);
 }
 

@@ -21,7 +21,9 @@ fn write_small_files(dir: &Path, count: usize) -> Vec<u64> {
     std::fs::create_dir(dir).unwrap();
     let mut seed: u64 = 7;
     let mut next = |n: usize| {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (seed >> 33) as usize % n
     };
     let mut sizes = Vec::new();
@@ -102,7 +104,15 @@ fn grep_over_packed_small_files_names_each_lines_own_file_and_offset() {
         &cluster.address,
         path(&input),
         path(&output),
-        &["-D", "pattern=love", "--reducers", "0", "--split-size", "2KiB", "--wait"],
+        &[
+            "-D",
+            "pattern=love",
+            "--reducers",
+            "0",
+            "--split-size",
+            "2KiB",
+            "--wait",
+        ],
     );
     args[1] = "grep";
     let run = quern(&args);

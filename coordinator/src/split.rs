@@ -257,7 +257,10 @@ mod tests {
         ];
         let splits = make_splits(&objects, 100, InputFormat::Lines);
         // a+b+c is exactly the split size; d does not fit beside e, nor e beside f.
-        assert_eq!(names(&splits), [vec!["a", "b", "c"], vec!["d"], vec!["e"], vec!["f"]]);
+        assert_eq!(
+            names(&splits),
+            [vec!["a", "b", "c"], vec!["d"], vec!["e"], vec!["f"]]
+        );
         assert!(splits.iter().flat_map(|s| &s.ranges).all(is_whole));
         let sizes: Vec<u64> = splits[0].ranges.iter().map(|r| r.object_size).collect();
         assert_eq!(sizes, [40, 30, 30]);
@@ -326,7 +329,11 @@ mod tests {
         let splits = make_splits(&objects, 1 << 20, InputFormat::Lines);
         let counts: Vec<usize> = splits.iter().map(|s| s.ranges.len()).collect();
         assert_eq!(counts, [MAX_PACKED_OBJECTS, MAX_PACKED_OBJECTS, 500]);
-        let order: Vec<_> = splits.iter().flat_map(|s| &s.ranges).map(|r| &r.url).collect();
+        let order: Vec<_> = splits
+            .iter()
+            .flat_map(|s| &s.ranges)
+            .map(|r| &r.url)
+            .collect();
         let listed: Vec<_> = objects.iter().map(|o| o.url.to_string()).collect();
         assert!(order.iter().zip(&listed).all(|(a, b)| *a == b));
     }

@@ -6,8 +6,8 @@
 
 use crate::attempt::{AttemptDir, CancellableRecords, Progress, cancelled};
 use crate::context::Context;
-use crate::error::TaskError;
 use crate::decompress::Chunks;
+use crate::error::TaskError;
 use crate::map_input::{MapRecords, map_splits};
 use crate::map_output::MapOutputWriter;
 use crate::part_file::{TextRecords, write_part};

@@ -32,7 +32,11 @@ fn open(objects: &[(&str, Vec<u8>)], limit: u64) -> (MapRecords, MapInput) {
         ..Assignment::default()
     };
     let input = map_input(&assignment).unwrap();
-    let mut bodies = objects.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>().into_iter();
+    let mut bodies = objects
+        .iter()
+        .map(|(_, b)| b.clone())
+        .collect::<Vec<_>>()
+        .into_iter();
     let chunks = move || {
         let body = bodies.next()?;
         let pieces: Vec<Result<Bytes, JobError>> = body
