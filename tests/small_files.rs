@@ -8,6 +8,7 @@ mod common;
 
 use common::watch::{self, summary_counter, summary_value};
 use common::*;
+use quern_testkit::S3Server;
 use std::path::Path;
 
 /// Writes `count` small files `f-NNNN.txt` into `dir`: a few lines each of words from a small
@@ -123,4 +124,40 @@ fn grep_over_packed_small_files_names_each_lines_own_file_and_offset() {
     let expected = grep_lines(&input, b"love");
     assert!(expected.len() > 200, "{}", expected.len());
     assert_eq!(read_part_lines(&output, 0), expected);
+}
+
+/// Small objects under an S3 prefix are packed too, read ahead in turn by the worker's reader
+/// task (local files are read on the mapper's thread instead): counts and bytes exact.
+#[test]
+fn small_s3_objects_share_map_tasks_and_count_exactly() {
+    let server = S3Server::start();
+    server.create_bucket("small");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let sizes = write_small_files(&input, 120);
+    for entry in std::fs::read_dir(&input).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        server.put_file(
+            "small",
+            &format!("in/{name}"),
+            &std::fs::read(&path).unwrap(),
+        );
+    }
+    let cluster = Cluster::start_with_env(server.env(), 2, 2, &[]);
+    let output = dir.path().join("out");
+    let extra = ["--reducers", "2", "--split-size", "4KiB", "--wait"];
+    let run = quern_with_env(
+        &submit_wordcount(&cluster.address, "s3://small/in/", path(&output), &extra),
+        &cluster.env,
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let summary = stdout(&run);
+    assert_eq!(read_output(&output, 2), expected_counts(&input));
+    // The empty file is not uploaded as an object to pack: S3 listing skips zero-byte keys.
+    let maps = summary_counter(&summary, "tasks:");
+    assert_eq!(maps, packs(&sizes, 4096), "{summary}");
+    assert!(maps < 20, "{maps} map tasks for 120 objects");
+    let bytes: u64 = sizes.iter().sum();
+    assert_eq!(summary_value(&summary, "input:", "bytes"), bytes);
 }
