@@ -33,7 +33,7 @@ if [ ! -f "$dir/.complete" ]; then
   touch "$dir/.complete"
 fi
 for input in small big; do
-  echo "$input: $(du -sb "$dir/$input" | cut -f1) bytes in $(ls "$dir/$input" | wc -l) files"
+  echo "$input: $(cat "$dir/$input"/* | wc -c) bytes in $(ls "$dir/$input" | wc -l) files"
 done
 time_of() { local s e; s=$(date +%s.%N); "$@" > /dev/null; e=$(date +%s.%N); echo "$e - $s" | bc; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
