@@ -161,3 +161,44 @@ fn small_s3_objects_share_map_tasks_and_count_exactly() {
     let bytes: u64 = sizes.iter().sum();
     assert_eq!(summary_value(&summary, "input:", "bytes"), bytes);
 }
+
+/// `sort` in total order over packed small files: its sample tasks read the start of packs, and
+/// the parts concatenated are every line of every file sorted bytewise.
+#[test]
+fn sort_over_packed_small_files_samples_the_packs_and_sorts_every_line() {
+    let cluster = Cluster::start(2, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write_small_files(&input, 250);
+    let output = dir.path().join("out");
+    let mut args = submit_wordcount(
+        &cluster.address,
+        path(&input),
+        path(&output),
+        &["--reducers", "3", "--split-size", "2KiB", "--wait"],
+    );
+    args[1] = "sort";
+    let run = quern(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(summary_counter(&stdout(&run), "tasks:") < 60);
+    // Lines as a worker reads them: `\n` or `\r\n` ends one, a last one may have neither.
+    let mut expected: Vec<Vec<u8>> = Vec::new();
+    for entry in std::fs::read_dir(&input).unwrap() {
+        let text = std::fs::read(entry.unwrap().path()).unwrap();
+        for piece in text.split_inclusive(|&b| b == b'\n') {
+            let line = piece.strip_suffix(b"\n").unwrap_or(piece);
+            expected.push(line.strip_suffix(b"\r").unwrap_or(line).to_vec());
+        }
+    }
+    expected.sort();
+    let sorted: Vec<u8> = (0..3)
+        .flat_map(|p| std::fs::read(output.join(format!("part-r-{p:05}"))).unwrap())
+        .collect();
+    let got: Vec<Vec<u8>> = sorted
+        .strip_suffix(b"\n")
+        .unwrap()
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert!(got == expected, "not every line sorted");
+}
