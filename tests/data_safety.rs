@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::watch;
 use common::*;
 use quern_testkit::S3Server;
 use std::collections::{BTreeMap, HashMap};
@@ -269,6 +270,13 @@ fn an_input_changed_after_listing_fails_its_job_naming_it() {
     write(&replaced, &original);
     let appended_job = submit_job(&cluster, path(&appended), &dir.path().join("out-appended"));
     let replaced_job = submit_job(&cluster, path(&replaced), &dir.path().join("out-replaced"));
+    // Small files packed into one map task: each keeps its own check.
+    let packed = dir.path().join("packed");
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        write(&packed.join(name), "one two\n");
+    }
+    let packed_job = submit_job(&cluster, path(&packed), &dir.path().join("out-packed"));
+    assert_eq!(watch::job_view(&cluster.address, &packed_job).map_tasks, 1);
 
     let more = "four five\n";
     std::fs::OpenOptions::new()
@@ -282,8 +290,23 @@ fn an_input_changed_after_listing_fails_its_job_naming_it() {
     assert_eq!(same_size.len(), original.len());
     write(&dir.path().join("new"), &same_size);
     std::fs::rename(dir.path().join("new"), &replaced).unwrap();
+    let grown = packed.join("b.txt");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&grown)
+        .unwrap()
+        .write_all(b"three\n")
+        .unwrap();
     cluster.add_worker(1);
 
+    let err = job_error(&cluster, &packed_job);
+    assert!(
+        err.contains(&format!(
+            "input file://{} changed after the job was submitted: it was 8 bytes when listed and is 14 bytes now",
+            grown.display()
+        )),
+        "{err}"
+    );
     let err = job_error(&cluster, &appended_job);
     assert!(
         err.contains(&format!(
@@ -304,6 +327,7 @@ fn an_input_changed_after_listing_fails_its_job_naming_it() {
     );
     assert!(!dir.path().join("out-appended/_SUCCESS").exists());
     assert!(!dir.path().join("out-replaced/_SUCCESS").exists());
+    assert!(!dir.path().join("out-packed/_SUCCESS").exists());
 }
 
 #[test]

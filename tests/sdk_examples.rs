@@ -94,6 +94,38 @@ fn indexer_lists_each_word_with_the_sorted_files_that_hold_it() {
     assert_eq!(read_part_lines(&output, 2), expected);
 }
 
+/// The indexer over 240 small files packed into a few map tasks: each word still lists exactly
+/// the files that hold it, though one task reads many files (the context names each record's
+/// own file) and its combiner folds sightings from several of them.
+#[test]
+fn indexer_names_each_words_files_when_small_files_share_map_tasks() {
+    let cluster = Cluster::start(2, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    // Lines of a book, a few to a file, so most words occur in several files of one task.
+    let book = std::fs::read_to_string(corpus().join("pg-metamorphosis.txt")).unwrap();
+    let lines: Vec<&str> = book.lines().skip(100).take(240 * 4).collect();
+    for (i, chunk) in lines.chunks(4).enumerate() {
+        std::fs::write(input.join(format!("page-{i:03}.txt")), chunk.join("\n")).unwrap();
+    }
+    let output = dir.path().join("out");
+    let extra = ["--reducers", "2", "--split-size", "8KiB"];
+    let printed = submit_and_wait(&cluster.address, "indexer", &[&input], &output, &extra);
+    let maps = summary_counter(&printed, "tasks:");
+    assert!((2..20).contains(&maps), "{maps} map tasks for 240 files");
+    let expected = expected_index(&input);
+    let files_of = |line: &Vec<u8>| -> usize {
+        let line = String::from_utf8_lossy(line);
+        line.split(['\t', ' ']).nth(1).unwrap().parse().unwrap()
+    };
+    assert!(
+        expected.iter().any(|l| files_of(l) >= 20),
+        "words in many files"
+    );
+    assert_eq!(read_part_lines(&output, 2), expected);
+}
+
 /// Lines `key<TAB>rest` of one side of a join: key `k{i}` has `copies(i)` lines, each naming
 /// its side, key and copy, spread over `files` files of `dir` named `PREFIX-N.tsv`, with a line
 /// without a TAB now and then. Returns every `(key, rest)`, and how many lines had no TAB.

@@ -185,7 +185,12 @@ fn a_hung_map_fails_after_the_task_timeout_and_runs_again() {
 /// history marks the backup.
 #[test]
 fn a_hung_map_is_overtaken_by_a_backup_attempt() {
-    let status = run_with_a_hung_map(&["one two\nQUERN-HANG two\n", "three three three\n"], &[]);
+    // A backup needs other maps of the phase done: a split size under the files keeps them
+    // out of one packed task (the hung line's split, the rest of its file, the other file).
+    let status = run_with_a_hung_map(
+        &["one two\nQUERN-HANG two\n", "three three three\n"],
+        &["--split-size", "20"],
+    );
     let history = attempts(&status);
     let backups: Vec<&Attempt> = history.iter().filter(|a| a.backup).collect();
     assert_eq!(backups.len(), 1, "{status}");

@@ -7,7 +7,7 @@
 //! `cargo run --release -p quern-coordinator --example schedule_bench`
 
 use quern_coordinator::job::Job;
-use quern_coordinator::split::Split;
+use quern_coordinator::split::{ObjectRange, Split};
 use quern_coordinator::state::State;
 use quern_proto::{AttemptProgress, Counters, JobSpec, TaskReport};
 use std::time::{Duration, Instant};
@@ -44,13 +44,15 @@ fn main() {
         ..JobSpec::default()
     };
     let splits = (0..MAPS)
-        .map(|i| Split {
-            url: format!("s3://logs/part-{:06}", i / 4),
-            start: (i % 4) << 26,
-            end: ((i % 4) + 1) << 26,
-            object_size: 4 << 26,
-            // An S3 ETag's length: what each assignment carries to be checked on read.
-            version: quern_storage::Version::Tag(format!("\"{:032x}\"", i / 4)),
+        .map(|i| {
+            Split::from(ObjectRange {
+                url: format!("s3://logs/part-{:06}", i / 4),
+                start: (i % 4) << 26,
+                end: ((i % 4) + 1) << 26,
+                object_size: 4 << 26,
+                // An S3 ETag's length: what each assignment carries to be checked on read.
+                version: quern_storage::Version::Tag(format!("\"{:032x}\"", i / 4)),
+            })
         })
         .collect();
     let submit_started = Instant::now();

@@ -1,7 +1,7 @@
 //! The Quern coordinator: accepts jobs, splits their input, hands tasks to workers, watches
 //! heartbeats, runs lost work again and commits the output.
 //!
-//! - [`split`]: input objects → byte-range splits (one per map task).
+//! - [`split`]: input objects → splits (one per map task): byte ranges, or small objects packed.
 //! - [`job`]: one job's tasks, attempt history and counters.
 //! - [`state`]: the state machine over jobs, workers and attempts.
 //! - [`schedule`]: hands runnable tasks to free worker slots.

@@ -4,6 +4,7 @@
 //! most free slots that has the task's job compiled in, which spreads a job over the cluster.
 
 use crate::job::TaskRef;
+use crate::split::ObjectRange;
 use crate::state::State;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{Assignment, AttemptState, MapSplit, TaskKind};
@@ -80,22 +81,12 @@ impl State {
             TaskKind::Sample => Some(j.sampled_split(task.index)),
             _ => None,
         };
-        let split = split_index.map(|index| {
-            let s = &j.splits[index as usize];
-            let (version, modified_seconds) = match &s.version {
-                Version::Tag(tag) => (tag.clone(), 0),
-                Version::Modified(seconds) => (String::new(), *seconds),
-                Version::Unknown => (String::new(), 0),
-            };
-            MapSplit {
-                url: s.url.clone(),
-                start: s.start,
-                end: s.end,
-                object_size: s.object_size,
-                version,
-                modified_seconds,
-            }
-        });
+        let ranges = split_index.map(|index| j.splits[index as usize].ranges.as_slice());
+        let (split, packed) = match ranges {
+            Some([one]) => (Some(map_split(one)), Vec::new()),
+            Some(packed) => (None, packed.iter().map(map_split).collect()),
+            None => (None, Vec::new()),
+        };
         Assignment {
             job_id: job.to_string(),
             job_name: j.spec.job_name.clone(),
@@ -106,6 +97,7 @@ impl State {
             sort_buffer_bytes: j.spec.sort_buffer_bytes,
             max_line_bytes: j.spec.max_line_bytes,
             split,
+            packed,
             output: j.spec.output.clone(),
             worker_id: worker.to_string(),
             job_secret: j.shuffle_secret.clone(),
@@ -142,5 +134,22 @@ impl State {
         {
             job.retry(running.task);
         }
+    }
+}
+
+/// One object range of a map's split, as an assignment carries it.
+fn map_split(range: &ObjectRange) -> MapSplit {
+    let (version, modified_seconds) = match &range.version {
+        Version::Tag(tag) => (tag.clone(), 0),
+        Version::Modified(seconds) => (String::new(), *seconds),
+        Version::Unknown => (String::new(), 0),
+    };
+    MapSplit {
+        url: range.url.clone(),
+        start: range.start,
+        end: range.end,
+        object_size: range.object_size,
+        version,
+        modified_seconds,
     }
 }

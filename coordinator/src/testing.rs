@@ -2,7 +2,7 @@
 //! as workers send them.
 
 use crate::job::Job;
-use crate::split::Split;
+use crate::split::{ObjectRange, Split};
 use crate::state::{Action, State};
 use crate::wire::AttemptCall;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
@@ -46,12 +46,14 @@ pub fn new_job(state: &mut State, maps: u64, edit: impl FnOnce(&mut JobSpec)) ->
     };
     edit(&mut spec);
     let splits = (0..maps)
-        .map(|i| Split {
-            url: "file:///in".to_string(),
-            start: 10 * i,
-            end: 10 * i + 10,
-            object_size: 10 * maps,
-            version: quern_storage::Version::Unknown,
+        .map(|i| {
+            Split::from(ObjectRange {
+                url: "file:///in".to_string(),
+                start: 10 * i,
+                end: 10 * i + 10,
+                object_size: 10 * maps,
+                version: quern_storage::Version::Unknown,
+            })
         })
         .collect();
     Job::new(id, spec, splits)

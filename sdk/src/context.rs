@@ -9,6 +9,7 @@ use crate::text::{DEFAULT_SEPARATOR, SEPARATOR_PARAM};
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A job's parameters, as given with `-D key=value` (or `--param`) on `run` and `submit`. They
 /// travel in the job spec to every task, and a job's factory builds its mapper, combiner,
@@ -57,7 +58,7 @@ impl Params {
     }
 }
 
-/// The input a map task reads: one byte range of one object.
+/// One byte range of one object a map task reads.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InputSplit {
     /// The object's URL (`file:///…`, `s3://…`).
@@ -75,6 +76,68 @@ impl InputSplit {
     }
 }
 
+/// The input a map task reads: one byte range of one object, or several small objects packed
+/// into one task, each read whole, one after another (Hadoop's `CombineFileInputFormat`). It
+/// dereferences to the [`InputSplit`] of the object whose record is being mapped, so
+/// `ctx.input.as_ref().map_or("", |i| i.file_name())` names each record's own file, packed or
+/// not, and its offsets are offsets in that file. In `setup` it is the first object.
+#[derive(Clone, Debug)]
+pub struct MapInput {
+    splits: Arc<[InputSplit]>,
+    /// Index into `splits` of the object being read: moved by the engine's reader (through an
+    /// [`InputCursor`]) on the mapper's own thread, between records, and shared by every clone
+    /// of the context.
+    current: Arc<AtomicUsize>,
+}
+
+impl MapInput {
+    /// The input of a map over `splits`, in the order it reads them; None if there are none.
+    pub fn new(splits: Vec<InputSplit>) -> Option<Self> {
+        (!splits.is_empty()).then(|| MapInput {
+            splits: splits.into(),
+            current: Arc::default(),
+        })
+    }
+
+    /// Every object range the task reads, in order.
+    pub fn splits(&self) -> &[InputSplit] {
+        &self.splits
+    }
+
+    /// The handle the engine moves from one object to the next with.
+    pub fn cursor(&self) -> InputCursor {
+        InputCursor {
+            current: self.current.clone(),
+            len: self.splits.len(),
+        }
+    }
+}
+
+impl std::ops::Deref for MapInput {
+    type Target = InputSplit;
+    fn deref(&self) -> &InputSplit {
+        let index = self.current.load(Ordering::Relaxed);
+        // `InputCursor::select` keeps the index in range, and `new` refuses an empty list.
+        &self.splits[index.min(self.splits.len() - 1)]
+    }
+}
+
+/// Moves a [`MapInput`] to the object the reader goes on to; for the engine, not job code.
+#[derive(Clone, Debug)]
+pub struct InputCursor {
+    current: Arc<AtomicUsize>,
+    len: usize,
+}
+
+impl InputCursor {
+    /// Makes object `index` (of [`MapInput::splits`]) the one the context names; an index past
+    /// the end names the last.
+    pub fn select(&self, index: usize) {
+        self.current
+            .store(index.min(self.len.saturating_sub(1)), Ordering::Relaxed);
+    }
+}
+
 /// The task a piece of job code runs in.
 #[derive(Clone, Debug)]
 pub struct TaskContext {
@@ -86,8 +149,8 @@ pub struct TaskContext {
     pub attempt: u64,
     /// The job's number of reduce partitions.
     pub partitions: u32,
-    /// A map's input; None for a reduce.
-    pub input: Option<InputSplit>,
+    /// A map's input, naming the object of the record being mapped; None for a reduce.
+    pub input: Option<MapInput>,
     /// The job's parameters.
     pub params: Arc<Params>,
     /// This attempt's user counters (see [`TaskContext::counter`]).
@@ -165,5 +228,29 @@ mod tests {
             ..InputSplit::default()
         };
         assert_eq!(split.file_name(), "pg-metamorphosis.txt");
+    }
+
+    #[test]
+    fn a_packed_input_names_the_object_its_cursor_selects() {
+        let split = |name: &str| InputSplit {
+            url: format!("file:///in/{name}"),
+            start: 0,
+            end: 10,
+        };
+        let input = MapInput::new(vec![split("a.txt"), split("b.txt")]).unwrap();
+        let ctx = TaskContext {
+            input: Some(input.clone()),
+            ..TaskContext::default()
+        };
+        let name = |ctx: &TaskContext| ctx.input.as_ref().map_or("", |i| i.file_name()).to_string();
+        assert_eq!(name(&ctx), "a.txt");
+        // The engine's cursor moves every clone of the context.
+        input.cursor().select(1);
+        assert_eq!(name(&ctx), "b.txt");
+        assert_eq!(ctx.input.as_ref().unwrap().url, "file:///in/b.txt");
+        input.cursor().select(7);
+        assert_eq!(name(&ctx), "b.txt");
+        assert_eq!(input.splits().len(), 2);
+        assert!(MapInput::new(Vec::new()).is_none());
     }
 }

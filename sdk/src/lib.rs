@@ -39,7 +39,7 @@ pub mod text;
 pub mod total_order;
 pub mod value;
 
-pub use context::{InputSplit, Params, TaskContext};
+pub use context::{InputCursor, InputSplit, MapInput, Params, TaskContext};
 pub use counter::{Counter, UserCounters};
 pub use engine::{JobEngine, MapSink, TextSink, ValueStream};
 pub use error::JobError;

@@ -10,10 +10,15 @@
 //! partitions the job runs map-only: each map writes its pairs, in the order emitted, to its own
 //! part. User counters are summed over every task.
 //!
+//! Unlike a cluster, it does not pack small files into one map task: each file is at least its
+//! own task, as a cluster's would be with a split size under every file. Job code sees the same
+//! either way (the context names each record's own file, and offsets are in that file), and a
+//! map-only job's part files follow the tasks, so their count here is one per split.
+//!
 //! It holds everything in memory, so it is for small test inputs only.
 
 use crate::JobError;
-use crate::context::{InputSplit, Params, TaskContext};
+use crate::context::{InputSplit, MapInput, Params, TaskContext};
 use crate::counter::UserCounters;
 use crate::engine::{
     EncodedRecord, JobEngine, MapSink, RecordSource, ValueStream, group_of, not_map_only,
@@ -299,7 +304,7 @@ impl<'j> LocalRun<'j> {
             job_id: "local".to_string(),
             task,
             partitions: self.partitions,
-            input,
+            input: input.and_then(|split| MapInput::new(vec![split])),
             counters: UserCounters::default(),
             ..TaskContext::with_params(self.params.clone())
         }

@@ -2,7 +2,7 @@
 //! `use quern::prelude::*;` from the `quern` crate): the traits a job implements, the types its
 //! methods take and return, [`JobDef`] to bind them and [`JobRegistry`] to carry them.
 
-pub use crate::context::{InputSplit, Params, TaskContext};
+pub use crate::context::{InputSplit, MapInput, Params, TaskContext};
 pub use crate::error::JobError;
 pub use crate::job::{Combiner, HashPartitioner, JobDef, Partitioner};
 pub use crate::key::{Key, KeyEncode};

@@ -57,6 +57,22 @@ impl InputSource {
         &self.object.url
     }
 
+    /// Whether the object is a local file, which [`InputSource::read_local_range`] reads.
+    pub fn is_local(&self) -> bool {
+        matches!(self.place, Place::Local(_))
+    }
+
+    /// Bytes `range` of a local file, checked as [`InputSource::read_range`] checks them, read
+    /// on the calling thread, which must be one that may block; None for an object in a store.
+    /// A map of many small local files reads them so, on its own thread: handing each file's
+    /// read to another thread and back cost more than the read.
+    pub fn read_local_range(&self, range: Range<u64>) -> Option<Result<Bytes, StorageError>> {
+        match &self.place {
+            Place::Local(path) => Some(self.read_local(path, range)),
+            Place::Store(_) => None,
+        }
+    }
+
     /// Bytes `range` of the object, which must lie within its listed size.
     pub async fn read_range(&self, range: Range<u64>) -> Result<Bytes, StorageError> {
         match &self.place {

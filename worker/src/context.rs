@@ -2,6 +2,7 @@
 //! directory, and gRPC channels to the coordinator and to peer workers.
 
 use crate::error::TaskError;
+use crate::map_input::map_input;
 use crate::shuffle_fetch::FETCH_IDLE_TIMEOUT;
 use crate::shuffle_server::MapOutputs;
 use quern_proto::Assignment;
@@ -10,7 +11,7 @@ use quern_proto::auth::{SendToken, Token};
 use quern_proto::coordinator_client::CoordinatorClient;
 use quern_proto::shuffle_client::ShuffleClient;
 use quern_proto::tls::ClientTls;
-use quern_sdk::{InputSplit, JobEngine, JobRegistry, Params, TaskContext};
+use quern_sdk::{JobEngine, JobRegistry, Params, TaskContext};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -131,17 +132,12 @@ impl Context {
             .ok_or_else(|| TaskError::UnknownJob {
                 name: assignment.job_name.clone(),
             })??;
-        let input = assignment.split.as_ref().map(|split| InputSplit {
-            url: split.url.clone(),
-            start: split.start,
-            end: split.end,
-        });
         let task = TaskContext {
             job_id: assignment.job_id.clone(),
             task: assignment.task,
             attempt: assignment.attempt_id,
             partitions: assignment.reducers,
-            input,
+            input: map_input(assignment),
             cut_points: Arc::new(assignment.cut_points.clone()),
             ..TaskContext::with_params(params)
         };

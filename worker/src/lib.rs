@@ -3,7 +3,8 @@
 //!
 //! The data path, in file order:
 //! - map side: [`input_format`] (records of a split: [`split_reader`]'s lines, [`decompress`]ed
-//!   if need be, or the job's own format) → [`map`] (the task) → [`map_output`]
+//!   if need be, or the job's own format) → [`map_input`] (a map's objects in turn: one, or a
+//!   packed split's small files) → [`map`] (the task) → [`map_output`]
 //!   (partition, [`sort_buffer`], combine, [`spill`], merge) → [`shuffle_server`];
 //! - reduce side: [`shuffle_fetch`] → [`merge`] (k-way, grouped by key) → [`reduce`] →
 //!   [`part_file`] → [`commit`] (only the accepted attempt's part file becomes final);
@@ -25,6 +26,7 @@ pub mod error;
 pub mod failpoint;
 pub mod input_format;
 pub mod map;
+pub mod map_input;
 pub mod map_output;
 pub mod memory;
 pub mod merge;

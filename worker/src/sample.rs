@@ -32,7 +32,7 @@ pub async fn run_sample(
         partitions: 0,
         ..task_ctx
     };
-    let input = SplitInput::start(assignment, job.input_format())?;
+    let input = SplitInput::start(assignment, &task_ctx, job.input_format())?;
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
     let sampled = tokio::task::spawn_blocking(move || {
