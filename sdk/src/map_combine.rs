@@ -42,21 +42,59 @@ struct Slot<V> {
     value: Option<V>,
 }
 
-/// The first eight bytes of `key`, zero-padded, as an integer.
+/// The first eight bytes of `key`, zero-padded, as an integer. A short key is read in two
+/// overlapping loads, not byte by byte: this runs for every token a mapper emits.
+#[inline]
 fn prefix_of(key: &[u8]) -> u64 {
-    match key.first_chunk::<8>() {
-        Some(first) => u64::from_le_bytes(*first),
-        None => key
+    let len = key.len();
+    let load = |at: usize, n: usize| -> u64 {
+        key[at..at + n]
             .iter()
-            .enumerate()
-            .fold(0, |prefix, (i, &b)| prefix | (u64::from(b) << (8 * i))),
+            .rev()
+            .fold(0, |word, &b| (word << 8) | u64::from(b))
+    };
+    match len {
+        8.. => load(0, 8),
+        4..=7 => load(0, 4) | (load(len - 4, 4) << (8 * (len - 4))),
+        1..=3 => {
+            load(0, 1)
+                | (load(len / 2, 1) << (8 * (len / 2)))
+                | (load(len - 1, 1) << (8 * (len - 1)))
+        }
+        0 => 0,
+    }
+}
+
+/// Hashes held keys. One of up to eight bytes (most words) is its prefix and length mixed by one
+/// wide multiply, cheaper than hashing its bytes; a longer key hashes its bytes. Seeded per
+/// table, as std's maps are, so input cannot be crafted to collide.
+struct KeyHasher {
+    bytes: foldhash::fast::RandomState,
+    seed: u64,
+}
+
+impl KeyHasher {
+    fn new() -> Self {
+        let bytes = foldhash::fast::RandomState::default();
+        let seed = bytes.hash_one(0u8);
+        KeyHasher { bytes, seed }
+    }
+
+    #[inline]
+    fn hash(&self, key: &[u8], prefix: u64) -> u64 {
+        if key.len() > 8 {
+            return self.bytes.hash_one(key);
+        }
+        let wide =
+            u128::from(prefix ^ self.seed) * u128::from(0x9E37_79B9_7F4A_7C15 ^ key.len() as u64);
+        (wide as u64) ^ ((wide >> 64) as u64)
     }
 }
 
 pub(crate) struct MapCombine<'c, K, V> {
     combiner: &'c dyn Combiner<Key = K, Value = V>,
     ctx: &'c TaskContext,
-    hasher: foldhash::fast::RandomState,
+    hasher: KeyHasher,
     slots: HashTable<Slot<V>>,
     /// Decoded, for the combiner, by slot index.
     keys: Vec<K>,
@@ -75,7 +113,7 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
         MapCombine {
             combiner,
             ctx,
-            hasher: foldhash::fast::RandomState::default(),
+            hasher: KeyHasher::new(),
             slots: HashTable::new(),
             keys: Vec::new(),
             starts: Vec::new(),
@@ -91,8 +129,8 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
         value: &V,
         sink: &mut dyn MapSink,
     ) -> Result<(), JobError> {
-        let hash = self.hasher.hash_one(key);
         let (prefix, len) = (prefix_of(key), key.len() as u32);
+        let hash = self.hasher.hash(key, prefix);
         let (starts, encoded_keys) = (&self.starts, &self.encoded_keys);
         let found = self.slots.find_mut(hash, |slot| {
             slot.prefix == prefix
@@ -100,7 +138,7 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
                 && (key.len() <= 8 || stored_key(encoded_keys, starts, slot) == key)
         });
         let Some(slot) = found else {
-            return self.insert(hash, key, value, sink);
+            return self.insert((hash, prefix), key, value, sink);
         };
         slot.value = Some(match slot.value.take() {
             None => value.clone(),
@@ -127,9 +165,10 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
         sink.emit(key, &self.encoded_value)
     }
 
+    /// Holds a key not held yet, with its `(hash, prefix)`.
     fn insert(
         &mut self,
-        hash: u64,
+        (hash, prefix): (u64, u64),
         key: &[u8],
         value: &V,
         sink: &mut dyn MapSink,
@@ -138,7 +177,7 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
             self.flush(sink)?;
         }
         let slot = Slot {
-            prefix: prefix_of(key),
+            prefix,
             len: key.len() as u32,
             index: self.keys.len() as u32,
             folds: 1,
@@ -149,7 +188,7 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
         self.encoded_keys.extend_from_slice(key);
         let (hasher, starts, encoded_keys) = (&self.hasher, &self.starts, &self.encoded_keys);
         self.slots.insert_unique(hash, slot, |slot| {
-            hasher.hash_one(stored_key(encoded_keys, starts, slot))
+            hasher.hash(stored_key(encoded_keys, starts, slot), slot.prefix)
         });
         Ok(())
     }
@@ -345,5 +384,16 @@ mod tests {
         combine.add(&big(3), &1, &mut sink).unwrap();
         combine.flush(&mut sink).unwrap();
         assert_eq!(sink.0[3..], [(big(3), 2)]);
+    }
+
+    #[test]
+    fn a_prefix_is_the_first_eight_bytes_zero_padded() {
+        let bytes = b"abcdefghij";
+        for len in 0..=bytes.len() {
+            let key = &bytes[..len];
+            let mut padded = [0u8; 8];
+            padded[..len.min(8)].copy_from_slice(&key[..len.min(8)]);
+            assert_eq!(prefix_of(key), u64::from_le_bytes(padded), "{len} bytes");
+        }
     }
 }

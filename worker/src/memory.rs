@@ -7,8 +7,9 @@
 //! of [`LARGE_BLOCK`] or more in its own mapping, returned to the system when freed; that peak
 //! fell to 224 MB, with no change in time.
 
-/// Blocks at least this large are mapped on their own (glibc's default starts at 128 KiB).
-const LARGE_BLOCK: i32 = 4 << 20;
+/// Blocks at least this large are mapped on their own (glibc's default starts at 128 KiB). Above
+/// the 4 MiB read chunks, which the heap reuses: mapped afresh, each cost its page faults.
+const LARGE_BLOCK: i32 = 8 << 20;
 
 /// Fixes the allocator's mmap threshold for this process. Idempotent.
 pub fn release_large_blocks_on_free() {
