@@ -2,12 +2,11 @@
 //! counters of its successful attempts. Memory is O(maps + reduces + attempts).
 
 use crate::fetch_failure::FetchFailures;
+use crate::map_events::MapEvents;
 use crate::sample::Sampling;
 use crate::split::Split;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
-use quern_proto::{
-    AttemptState, Counters, JobSpec, MapOutputLocationsResponse, SampledKey, TaskKind,
-};
+use quern_proto::{AttemptState, Counters, JobSpec, SampledKey, TaskKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -118,9 +117,9 @@ pub struct Job {
     pub history: Vec<AttemptRecord>,
     /// Multipart uploads reduce attempts opened (S3); those not committed are aborted at the end.
     pub uploads: Vec<OpenUpload>,
-    /// Where the map outputs are, built once every map is done and shared by every reduce's
-    /// request; dropped when a map must run again.
-    pub locations: Option<Arc<MapOutputLocationsResponse>>,
+    /// Where the map outputs are, as events that reduces read from a cursor on: a map done, or
+    /// its output lost.
+    pub map_events: MapEvents,
     /// Workers that get no more tasks of this job, as Hadoop's blacklisting and Spark's
     /// excludeOnFailure, and why.
     pub excluded: BTreeMap<WorkerId, String>,
@@ -178,7 +177,7 @@ impl Job {
             finished: None,
             history: Vec::new(),
             uploads: Vec::new(),
-            locations: None,
+            map_events: MapEvents::default(),
             excluded: BTreeMap::new(),
             failures_on: HashMap::new(),
             fetch_failures: FetchFailures::default(),
@@ -240,8 +239,8 @@ impl Job {
     }
 
     /// A worker registered holding the output of map `attempt`: if it is awaited, its task is
-    /// done, held by `worker`. Returns whether it was adopted.
-    pub fn adopt(&mut self, attempt: AttemptId, worker: WorkerId) -> bool {
+    /// done, held by `worker` at `address`. Returns whether it was adopted.
+    pub fn adopt(&mut self, attempt: AttemptId, worker: WorkerId, address: &str) -> bool {
         if self.phase != JobPhase::Running {
             return false;
         }
@@ -264,6 +263,7 @@ impl Job {
             backup: false,
         });
         self.task_done(task, attempt, worker, counters);
+        self.map_events.done(index, attempt, worker, address);
         true
     }
 
@@ -548,13 +548,15 @@ impl Job {
     /// input again.
     pub fn lose_output(&mut self, task: TaskRef) {
         // A sample task's keys are with the coordinator already.
-        if task.kind == TaskKind::Sample || !matches!(self.task(task).state, TaskState::Done { .. })
-        {
+        let TaskState::Done { attempt, worker } = self.task(task).state else {
+            return;
+        };
+        if task.kind == TaskKind::Sample {
             return;
         }
         if task.kind == TaskKind::Map {
             self.maps_done -= 1;
-            self.locations = None;
+            self.map_events.obsolete(task.index, attempt, worker);
         } else {
             self.reduces_done -= 1;
         }
