@@ -126,6 +126,9 @@ pub struct Job {
     /// FAILED attempts of this job on each worker: [`EXCLUDE_AFTER_FAILURES`] exclude it.
     pub failures_on: HashMap<WorkerId, u32>,
     pub fetch_failures: FetchFailures,
+    /// The map tasks done on each worker, so that losing a worker costs the maps it held, not
+    /// a scan of every map. May list a map since done elsewhere: [`Job::maps_held_by`] checks.
+    done_on: HashMap<WorkerId, Vec<u32>>,
     /// Reduce attempts running now, oldest first: the newest is the one preempted when a map
     /// must run again and finds no slot (see `schedule`).
     pub running_reduces: BTreeSet<AttemptId>,
@@ -181,6 +184,7 @@ impl Job {
             excluded: BTreeMap::new(),
             failures_on: HashMap::new(),
             fetch_failures: FetchFailures::default(),
+            done_on: HashMap::new(),
             running_reduces: BTreeSet::new(),
             running_maps: 0,
             backups: [0; 2],
@@ -361,13 +365,22 @@ impl Job {
         if self.map_only() {
             return Vec::new();
         }
-        self.maps
+        let Some(done) = self.done_on.get(&worker) else {
+            return Vec::new();
+        };
+        let mut held: Vec<u32> = done
             .iter()
-            .enumerate()
-            .filter(|(_, t)| matches!(t.state, TaskState::Done { worker: w, .. } if w == worker))
-            .map(|(index, _)| TaskRef {
+            .copied()
+            .filter(|&index| {
+                matches!(self.maps[index as usize].state, TaskState::Done { worker: w, .. } if w == worker)
+            })
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        held.into_iter()
+            .map(|index| TaskRef {
                 kind: TaskKind::Map,
-                index: index as u32,
+                index,
             })
             .collect()
     }
@@ -500,7 +513,10 @@ impl Job {
         t.lost_workers.clear();
         t.counters = counters;
         match task.kind {
-            TaskKind::Map => self.maps_done += 1,
+            TaskKind::Map => {
+                self.maps_done += 1;
+                self.done_on.entry(worker).or_default().push(task.index);
+            }
             TaskKind::Sample => self.sample_done(),
             _ => self.reduces_done += 1,
         }
