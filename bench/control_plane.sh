@@ -47,7 +47,7 @@ until grep -q registered "$dir/sim.out" 2>/dev/null; do
   kill -0 "${pids[1]}" || { tail "$dir/sim.log"; exit 1; }
   sleep 0.1
 done
-echo "$workers simulated workers ($slots slots, $connections connections) registered in $((($(date +%s%N) - started) / 1000000)) ms"
+echo "$workers simulated workers ($slots slots, $connections control + $connections task connections) registered in $((($(date +%s%N) - started) / 1000000)) ms"
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$coordinator/stat"; }

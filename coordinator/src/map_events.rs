@@ -202,7 +202,10 @@ mod tests {
         let mut on_a = worker_at(&mut state, "http://a:1");
         let mut on_b = worker_at(&mut state, "http://b:1");
         let (m0, m1) = (next(&mut on_a), next(&mut on_b));
-        assert_eq!((m0.task, m0.attempt_id, m1.task, m1.attempt_id), (0, 1, 1, 2));
+        assert_eq!(
+            (m0.task, m0.attempt_id, m1.task, m1.attempt_id),
+            (0, 1, 1, 2)
+        );
         succeed(&mut state, &m0, Counters::default());
         assert!(!state.map_output_locations(id, 0).unwrap().complete);
         succeed(&mut state, &m1, Counters::default());

@@ -1,8 +1,9 @@
 //! Simulated workers for the control-plane bench (`bench/control_plane.sh`): many workers in one
 //! process, each with its own registration, session secret, heartbeats and assignment stream,
-//! over real gRPC to a real coordinator. They share a few HTTP/2 connections (`--connections`):
-//! a connection carries at most a few hundred streams, and one per worker would measure the
-//! machine's sockets rather than the coordinator.
+//! over real gRPC to a real coordinator. They share a few HTTP/2 connections (`--connections`
+//! for control calls, as many again for task calls: see [`Calls`]): a connection carries at
+//! most a few hundred streams, and one per worker would measure the machine's sockets rather
+//! than the coordinator.
 //!
 //! No data moves. A map is answered at once with a success of zero counters, through the
 //! worker's own reporting code. A reduce learns where every map output is as a real reduce does
@@ -29,6 +30,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tonic::transport::Channel;
 
 struct Args {
     coordinator: String,
@@ -73,8 +75,7 @@ fn failed(what: &str, error: impl std::fmt::Display) {
     eprintln!("{what}: {error}");
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let args = match parse_args() {
         Ok(args) => Arc::new(args),
         Err(e) => {
@@ -82,35 +83,69 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let channels = match (0..args.connections)
-        .map(|_| lazy_channel(&args.coordinator, &ClientTls::default()))
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(channels) => channels,
+    match run_workers(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sim_workers: bad --coordinator: {e}");
-            return std::process::ExitCode::from(2);
+            eprintln!("sim_workers: {e}");
+            std::process::ExitCode::from(1)
         }
+    }
+}
+
+/// What a simulated worker calls the coordinator with: `control` (registration, heartbeats,
+/// the assignment stream) on connections and a thread of their own, `tasks` (reports, map
+/// output events, uploads and commits) on others. Each real worker has its own connection and
+/// CPU, so its heartbeats never wait behind other workers' reduces; sharing both across 2,000
+/// workers here would make them, and measure this process instead of the coordinator.
+struct Calls {
+    control: Arc<Context>,
+    tasks: Arc<Context>,
+    runtime: tokio::runtime::Handle,
+}
+
+fn run_workers(args: Arc<Args>) -> Result<(), Box<dyn std::error::Error>> {
+    let tasks = tokio::runtime::Runtime::new()?;
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let task_channels = {
+        let _inside = tasks.enter();
+        channels(&args)?
     };
-    let ready = Arc::new(AtomicUsize::new(0));
-    let work_dir = std::env::temp_dir().join("quern-sim-workers-unused");
-    for index in 0..args.workers {
-        let channel = channels[index % channels.len()].clone();
-        let ctx = Arc::new(Context::new(
-            JobRegistry::new(),
-            work_dir.clone(),
-            channel,
-            None,
-            ClientTls::default(),
-        ));
-        tokio::spawn(sim_worker(index, ctx, args.clone(), ready.clone()));
-    }
-    while ready.load(Ordering::Relaxed) < args.workers {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    println!("registered {}", args.workers);
-    let _ = tokio::signal::ctrl_c().await;
-    std::process::ExitCode::SUCCESS
+    control.block_on(async {
+        let control_channels = channels(&args)?;
+        let ready = Arc::new(AtomicUsize::new(0));
+        for index in 0..args.workers {
+            let context = |channels: &[Channel]| {
+                Arc::new(Context::new(
+                    JobRegistry::new(),
+                    std::env::temp_dir().join("quern-sim-workers-unused"),
+                    channels[index % channels.len()].clone(),
+                    None,
+                    ClientTls::default(),
+                ))
+            };
+            let calls = Calls {
+                control: context(&control_channels),
+                tasks: context(&task_channels),
+                runtime: tasks.handle().clone(),
+            };
+            tokio::spawn(sim_worker(index, calls, args.clone(), ready.clone()));
+        }
+        while ready.load(Ordering::Relaxed) < args.workers {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!("registered {}", args.workers);
+        let _ = tokio::signal::ctrl_c().await;
+        Ok(())
+    })
+}
+
+/// `--connections` lazy channels to the coordinator, on the runtime entered.
+fn channels(args: &Args) -> Result<Vec<Channel>, tonic::transport::Error> {
+    (0..args.connections)
+        .map(|_| lazy_channel(&args.coordinator, &ClientTls::default()))
+        .collect()
 }
 
 /// The attempts a simulated worker runs now, for its heartbeats.
@@ -118,10 +153,10 @@ type Running = Arc<Mutex<HashSet<u64>>>;
 
 /// One simulated worker: registers, heartbeats, and runs what its stream assigns; registers
 /// again, as a real worker does, whenever the coordinator forgets it.
-async fn sim_worker(index: usize, ctx: Arc<Context>, args: Arc<Args>, ready: Arc<AtomicUsize>) {
+async fn sim_worker(index: usize, calls: Calls, args: Arc<Args>, ready: Arc<AtomicUsize>) {
     let mut counted = false;
     loop {
-        let Some((worker_id, interval, stream)) = register(index, &ctx, &args).await else {
+        let Some((worker_id, interval, stream)) = register(index, &calls, &args).await else {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
@@ -133,8 +168,8 @@ async fn sim_worker(index: usize, ctx: Arc<Context>, args: Arc<Args>, ready: Arc
         // Spread over the interval, as workers started at different times are.
         let offset = interval.mul_f64(index as f64 / args.workers as f64);
         tokio::select! {
-            _ = heartbeats(&ctx, &worker_id, &running, interval, offset) => {}
-            _ = assignments(&ctx, stream, &running) => {}
+            _ = heartbeats(&calls.control, &worker_id, &running, interval, offset) => {}
+            _ = assignments(&calls, stream, &running) => {}
         }
     }
 }
@@ -142,9 +177,10 @@ async fn sim_worker(index: usize, ctx: Arc<Context>, args: Arc<Args>, ready: Arc
 /// Registers, and opens the assignment stream: the worker id, heartbeat interval and stream.
 async fn register(
     index: usize,
-    ctx: &Context,
+    calls: &Calls,
     args: &Args,
 ) -> Option<(String, Duration, tonic::Streaming<Assignment>)> {
+    let ctx = &calls.control;
     let request = RegisterWorkerRequest {
         // Never dialled: no reduce fetches.
         address: format!("http://127.0.0.1:{}", 20_000 + index % 40_000),
@@ -159,7 +195,8 @@ async fn register(
             return None;
         }
     };
-    if let Err(status) = ctx.set_session(&registered.session) {
+    let sessions = [&calls.control, &calls.tasks].map(|c| c.set_session(&registered.session));
+    if let Some(Err(status)) = sessions.into_iter().find(Result::is_err) {
         failed("session", status);
         return None;
     }
@@ -178,11 +215,7 @@ async fn register(
 }
 
 /// Runs each assignment of `stream` in a task of its own, until the stream ends.
-async fn assignments(
-    ctx: &Arc<Context>,
-    mut stream: tonic::Streaming<Assignment>,
-    running: &Running,
-) {
+async fn assignments(calls: &Calls, mut stream: tonic::Streaming<Assignment>, running: &Running) {
     loop {
         match stream.message().await {
             Ok(Some(assignment)) => {
@@ -190,7 +223,8 @@ async fn assignments(
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(assignment.attempt_id);
-                tokio::spawn(run(ctx.clone(), assignment, running.clone()));
+                let task = run(calls.tasks.clone(), assignment, running.clone());
+                calls.runtime.spawn(task);
             }
             Ok(None) => return failed("assignments", "the coordinator closed the stream"),
             Err(status) => return failed("assignments", status),

@@ -69,7 +69,9 @@ impl MapOutputView {
     /// Where the output of `map_task` is now.
     pub fn location(&self, map_task: u32) -> Result<MapOutputLocation, TaskError> {
         let Some(&Some((attempt_id, holder))) = self.latest.get(map_task as usize) else {
-            return Err(bad(format!("complete events leave m-{map_task:05} nowhere")));
+            return Err(bad(format!(
+                "complete events leave m-{map_task:05} nowhere"
+            )));
         };
         let holder = &self.holders[holder as usize];
         Ok(MapOutputLocation {
@@ -128,7 +130,10 @@ fn check_answer(
         return Err(bad(format!("an event names holder {holder} of {named}")));
     }
     if !answer.obsolete.is_sorted_by(|a, b| a < b)
-        || answer.obsolete.last().is_some_and(|&o| o as usize >= events)
+        || answer
+            .obsolete
+            .last()
+            .is_some_and(|&o| o as usize >= events)
     {
         return Err(bad("its obsolete events are out of order or range".into()));
     }
@@ -212,7 +217,13 @@ mod tests {
     #[test]
     fn the_latest_event_of_each_map_says_where_its_output_is() {
         let mut view = MapOutputView::default();
-        let first = page(0, 0, &[0, 1], &[(0, 10, 0, false), (1, 11, 1, false)], false);
+        let first = page(
+            0,
+            0,
+            &[0, 1],
+            &[(0, 10, 0, false), (1, 11, 1, false)],
+            false,
+        );
         view.apply(first).unwrap();
         assert!(!view.is_complete());
         // Map 0's holder is lost: obsolete, then run again on holder 1. A stale obsolete event

@@ -132,7 +132,10 @@ async fn report_lost(
 /// Learns where every map output of the job is, once all are done, as a reduce does before its
 /// shuffle, without listing them one by one; returns how many there are. What the
 /// control-plane bench's simulated reduces do.
-pub async fn locate_map_outputs(ctx: &Context, assignment: &Assignment) -> Result<usize, TaskError> {
+pub async fn locate_map_outputs(
+    ctx: &Context,
+    assignment: &Assignment,
+) -> Result<usize, TaskError> {
     let mut view = MapOutputView::default();
     catch_up(ctx, assignment, &mut view).await?;
     view.located()
