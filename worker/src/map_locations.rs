@@ -17,6 +17,18 @@ use std::time::Duration;
 /// How often a reduce asks again while maps are being (re)computed.
 const LOCATIONS_POLL: Duration = Duration::from_millis(250);
 
+/// What the latest event of one map says.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Latest {
+    /// No event names the map.
+    #[default]
+    Unnamed,
+    /// Its output is lost; it runs again.
+    Obsolete,
+    /// Its output is that of `attempt`, on holder `holder`.
+    At { attempt: u64, holder: u32 },
+}
+
 /// What a reduce knows of its job's map output events so far.
 #[derive(Debug, Default)]
 pub struct MapOutputView {
@@ -24,8 +36,8 @@ pub struct MapOutputView {
     next_event: u64,
     /// The holders the events named, by number.
     holders: Vec<MapOutputHolder>,
-    /// By map task: the attempt and holder of its latest output, or None while it is obsolete.
-    latest: Vec<Option<(u64, u32)>>,
+    /// By map task: what its latest event says.
+    latest: Vec<Latest>,
     /// The last answer reached the end of the events with every map done.
     complete: bool,
 }
@@ -41,11 +53,11 @@ impl MapOutputView {
             let slot = self.slot(map_task);
             if obsolete.next_if(|&&o| o as usize == i).is_some() {
                 // Only the output it names is gone: a later attempt's is not.
-                if matches!(*slot, Some((a, _)) if a == attempt) {
-                    *slot = None;
+                if matches!(*slot, Latest::At { attempt: a, .. } if a == attempt) {
+                    *slot = Latest::Obsolete;
                 }
             } else {
-                *slot = Some((attempt, holder));
+                *slot = Latest::At { attempt, holder };
             }
         }
         self.next_event = answer.next_event;
@@ -53,10 +65,10 @@ impl MapOutputView {
         Ok(())
     }
 
-    fn slot(&mut self, map_task: u32) -> &mut Option<(u64, u32)> {
+    fn slot(&mut self, map_task: u32) -> &mut Latest {
         let index = map_task as usize;
         if index >= self.latest.len() {
-            self.latest.resize(index + 1, None);
+            self.latest.resize(index + 1, Latest::Unnamed);
         }
         &mut self.latest[index]
     }
@@ -68,7 +80,7 @@ impl MapOutputView {
 
     /// Where the output of `map_task` is now.
     pub fn location(&self, map_task: u32) -> Result<MapOutputLocation, TaskError> {
-        let Some(&Some((attempt_id, holder))) = self.latest.get(map_task as usize) else {
+        let Some(&Latest::At { attempt, holder }) = self.latest.get(map_task as usize) else {
             return Err(bad(format!(
                 "complete events leave m-{map_task:05} nowhere"
             )));
@@ -76,25 +88,31 @@ impl MapOutputView {
         let holder = &self.holders[holder as usize];
         Ok(MapOutputLocation {
             map_task,
-            attempt_id,
+            attempt_id: attempt,
             address: holder.address.clone(),
             worker_id: holder.worker_id.clone(),
         })
     }
 
-    /// How many map outputs there are, each located (checked, not listed).
+    /// The maps the events name, each of which must have an output.
+    fn named(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.latest.len() as u32).filter(|&m| self.latest[m as usize] != Latest::Unnamed)
+    }
+
+    /// How many map outputs the events name, each located (checked, not listed).
     pub fn located(&self) -> Result<usize, TaskError> {
-        match self.latest.iter().position(Option::is_none) {
+        match self
+            .named()
+            .find(|&m| self.latest[m as usize] == Latest::Obsolete)
+        {
             Some(m) => Err(bad(format!("complete events leave m-{m:05} nowhere"))),
-            None => Ok(self.latest.len()),
+            None => Ok(self.named().count()),
         }
     }
 
-    /// Where every map output is now, by map task.
+    /// Where every map output the events name is now, by map task.
     pub fn locations(&self) -> Result<Vec<MapOutputLocation>, TaskError> {
-        (0..self.latest.len() as u32)
-            .map(|m| self.location(m))
-            .collect()
+        self.named().map(|m| self.location(m)).collect()
     }
 }
 
