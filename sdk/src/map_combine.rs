@@ -13,7 +13,7 @@ use crate::JobError;
 use crate::context::TaskContext;
 use crate::engine::MapSink;
 use crate::job::Combiner;
-use crate::key::Key;
+use crate::key::{Key, key_prefix};
 use crate::value::{Value, encode_value};
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
@@ -40,29 +40,6 @@ struct Slot<V> {
     folds: u32,
     /// None once passed on, until the key comes again.
     value: Option<V>,
-}
-
-/// The first eight bytes of `key`, zero-padded, as an integer. A short key is read in two
-/// overlapping loads, not byte by byte: this runs for every token a mapper emits.
-#[inline]
-fn prefix_of(key: &[u8]) -> u64 {
-    let len = key.len();
-    let load = |at: usize, n: usize| -> u64 {
-        key[at..at + n]
-            .iter()
-            .rev()
-            .fold(0, |word, &b| (word << 8) | u64::from(b))
-    };
-    match len {
-        8.. => load(0, 8),
-        4..=7 => load(0, 4) | (load(len - 4, 4) << (8 * (len - 4))),
-        1..=3 => {
-            load(0, 1)
-                | (load(len / 2, 1) << (8 * (len / 2)))
-                | (load(len - 1, 1) << (8 * (len - 1)))
-        }
-        0 => 0,
-    }
 }
 
 /// Hashes held keys. One of up to eight bytes (most words) is its prefix and length mixed by one
@@ -129,7 +106,7 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
         value: &V,
         sink: &mut dyn MapSink,
     ) -> Result<(), JobError> {
-        let (prefix, len) = (prefix_of(key), key.len() as u32);
+        let (prefix, len) = (key_prefix(key), key.len() as u32);
         let hash = self.hasher.hash(key, prefix);
         let (starts, encoded_keys) = (&self.starts, &self.encoded_keys);
         let found = self.slots.find_mut(hash, |slot| {
@@ -384,16 +361,5 @@ mod tests {
         combine.add(&big(3), &1, &mut sink).unwrap();
         combine.flush(&mut sink).unwrap();
         assert_eq!(sink.0[3..], [(big(3), 2)]);
-    }
-
-    #[test]
-    fn a_prefix_is_the_first_eight_bytes_zero_padded() {
-        let bytes = b"abcdefghij";
-        for len in 0..=bytes.len() {
-            let key = &bytes[..len];
-            let mut padded = [0u8; 8];
-            padded[..len.min(8)].copy_from_slice(&key[..len.min(8)]);
-            assert_eq!(prefix_of(key), u64::from_le_bytes(padded), "{len} bytes");
-        }
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::spill::{RunWriter, write_group};
 use quern_sdk::engine::EncodedRecord;
+use quern_sdk::key::key_prefix;
 use quern_sdk::{JobEngine, JobError, TaskContext, ValueStream};
 
 /// Where one record lies in the arena; the value follows the key.
@@ -18,13 +19,6 @@ struct Entry {
     key_start: u32,
     key_len: u32,
     value_len: u32,
-}
-
-fn key_prefix(key: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = key.len().min(8);
-    bytes[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(bytes)
 }
 
 impl Entry {
