@@ -1,8 +1,8 @@
 //! The coordinator's state machine at the MapReduce paper's scale: 2,000 workers (4 slots
 //! each), one job of 200,000 map tasks and 5,000 reduce partitions. Every assignment, task report
 //! and heartbeat goes through the same `State` methods the gRPC service calls, without the
-//! network, so what is measured is the coordinator's own cost per decision, and the one answer
-//! whose size grows with the job: the map output locations each reduce asks for.
+//! network, so what is measured is the coordinator's own cost per decision, and what grows with
+//! the job: the map output events each reduce reads.
 //!
 //! `cargo run --release -p quern-coordinator --example schedule_bench`
 
@@ -123,22 +123,30 @@ fn main() {
         heartbeat_time.as_secs_f64() * 1e6 / heartbeats as f64
     );
     println!("{assignments} assignments; whole run {total:?}");
-    // What each reduce asks for before its shuffle: where all the map outputs are. The first
-    // request builds the answer; every later one copies it (outside the lock, in the service).
+    // What each reduce reads before its shuffle: every map output event, a page at a time,
+    // copied out of the job's log under the lock (the service encodes them outside it).
     let t = Instant::now();
-    let locations = state.map_output_locations(job).expect("all maps done");
-    let build = t.elapsed();
-    let t = Instant::now();
-    let copies = 100;
-    for _ in 0..copies {
-        let again = state.map_output_locations(job).expect("all maps done");
-        std::hint::black_box(quern_proto::MapOutputLocationsResponse::clone(&again));
+    let reads = 100;
+    let (mut events, mut pages) = (0, 0);
+    for _ in 0..reads {
+        let mut from = 0;
+        loop {
+            let page = state
+                .map_output_locations(job, from)
+                .expect("the job is known");
+            events += page.map_tasks.len();
+            pages += 1;
+            from = page.next_event;
+            if page.complete {
+                break;
+            }
+        }
     }
-    let copy = t.elapsed() / copies;
-    let entries: usize = locations.workers.iter().map(|w| w.map_tasks.len()).sum();
+    let read = t.elapsed() / reads;
     println!(
-        "map output locations: {entries} maps on {} workers; built once in {build:?}, then {copy:?} a reduce ({:?} for all {REDUCES})",
-        locations.workers.len(),
-        copy * REDUCES
+        "map output events: {} a reduce, in {} pages; {read:?} a reduce ({:?} for all {REDUCES})",
+        events / reads as usize,
+        pages / reads,
+        read * REDUCES
     );
 }

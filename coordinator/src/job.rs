@@ -2,12 +2,11 @@
 //! counters of its successful attempts. Memory is O(maps + reduces + attempts).
 
 use crate::fetch_failure::FetchFailures;
+use crate::map_events::MapEvents;
 use crate::sample::Sampling;
 use crate::split::Split;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
-use quern_proto::{
-    AttemptState, Counters, JobSpec, MapOutputLocationsResponse, SampledKey, TaskKind,
-};
+use quern_proto::{AttemptState, Counters, JobSpec, SampledKey, TaskKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
@@ -118,15 +117,18 @@ pub struct Job {
     pub history: Vec<AttemptRecord>,
     /// Multipart uploads reduce attempts opened (S3); those not committed are aborted at the end.
     pub uploads: Vec<OpenUpload>,
-    /// Where the map outputs are, built once every map is done and shared by every reduce's
-    /// request; dropped when a map must run again.
-    pub locations: Option<Arc<MapOutputLocationsResponse>>,
+    /// Where the map outputs are, as events that reduces read from a cursor on: a map done, or
+    /// its output lost.
+    pub map_events: MapEvents,
     /// Workers that get no more tasks of this job, as Hadoop's blacklisting and Spark's
     /// excludeOnFailure, and why.
     pub excluded: BTreeMap<WorkerId, String>,
     /// FAILED attempts of this job on each worker: [`EXCLUDE_AFTER_FAILURES`] exclude it.
     pub failures_on: HashMap<WorkerId, u32>,
     pub fetch_failures: FetchFailures,
+    /// The map tasks done on each worker, so that losing a worker costs the maps it held, not
+    /// a scan of every map. May list a map since done elsewhere: [`Job::maps_held_by`] checks.
+    done_on: HashMap<WorkerId, Vec<u32>>,
     /// Reduce attempts running now, oldest first: the newest is the one preempted when a map
     /// must run again and finds no slot (see `schedule`).
     pub running_reduces: BTreeSet<AttemptId>,
@@ -178,10 +180,11 @@ impl Job {
             finished: None,
             history: Vec::new(),
             uploads: Vec::new(),
-            locations: None,
+            map_events: MapEvents::default(),
             excluded: BTreeMap::new(),
             failures_on: HashMap::new(),
             fetch_failures: FetchFailures::default(),
+            done_on: HashMap::new(),
             running_reduces: BTreeSet::new(),
             running_maps: 0,
             backups: [0; 2],
@@ -240,8 +243,8 @@ impl Job {
     }
 
     /// A worker registered holding the output of map `attempt`: if it is awaited, its task is
-    /// done, held by `worker`. Returns whether it was adopted.
-    pub fn adopt(&mut self, attempt: AttemptId, worker: WorkerId) -> bool {
+    /// done, held by `worker` at `address`. Returns whether it was adopted.
+    pub fn adopt(&mut self, attempt: AttemptId, worker: WorkerId, address: &str) -> bool {
         if self.phase != JobPhase::Running {
             return false;
         }
@@ -264,6 +267,7 @@ impl Job {
             backup: false,
         });
         self.task_done(task, attempt, worker, counters);
+        self.map_events.done(index, attempt, worker, address);
         true
     }
 
@@ -361,13 +365,22 @@ impl Job {
         if self.map_only() {
             return Vec::new();
         }
-        self.maps
+        let Some(done) = self.done_on.get(&worker) else {
+            return Vec::new();
+        };
+        let mut held: Vec<u32> = done
             .iter()
-            .enumerate()
-            .filter(|(_, t)| matches!(t.state, TaskState::Done { worker: w, .. } if w == worker))
-            .map(|(index, _)| TaskRef {
+            .copied()
+            .filter(|&index| {
+                matches!(self.maps[index as usize].state, TaskState::Done { worker: w, .. } if w == worker)
+            })
+            .collect();
+        held.sort_unstable();
+        held.dedup();
+        held.into_iter()
+            .map(|index| TaskRef {
                 kind: TaskKind::Map,
-                index: index as u32,
+                index,
             })
             .collect()
     }
@@ -500,7 +513,10 @@ impl Job {
         t.lost_workers.clear();
         t.counters = counters;
         match task.kind {
-            TaskKind::Map => self.maps_done += 1,
+            TaskKind::Map => {
+                self.maps_done += 1;
+                self.done_on.entry(worker).or_default().push(task.index);
+            }
             TaskKind::Sample => self.sample_done(),
             _ => self.reduces_done += 1,
         }
@@ -548,13 +564,15 @@ impl Job {
     /// input again.
     pub fn lose_output(&mut self, task: TaskRef) {
         // A sample task's keys are with the coordinator already.
-        if task.kind == TaskKind::Sample || !matches!(self.task(task).state, TaskState::Done { .. })
-        {
+        let TaskState::Done { attempt, worker } = self.task(task).state else {
+            return;
+        };
+        if task.kind == TaskKind::Sample {
             return;
         }
         if task.kind == TaskKind::Map {
             self.maps_done -= 1;
-            self.locations = None;
+            self.map_events.obsolete(task.index, attempt, worker);
         } else {
             self.reduces_done -= 1;
         }

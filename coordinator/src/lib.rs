@@ -5,6 +5,7 @@
 //! - [`job`]: one job's tasks, attempt history and counters.
 //! - [`state`]: the state machine over jobs, workers and attempts.
 //! - [`schedule`]: hands runnable tasks to free worker slots.
+//! - [`map_events`]: where map outputs are, as events reduces read from a cursor on.
 //! - [`session`]: worker identity: the secret every call of a worker carries.
 //! - [`heartbeat`]: worker liveness; lost workers' work runs again.
 //! - [`speculate`]: backup attempts for stragglers near the end of a phase.
@@ -29,6 +30,7 @@ pub mod heartbeat;
 pub mod job;
 pub mod journal;
 pub mod journal_store;
+pub mod map_events;
 pub mod progress;
 pub mod resume;
 pub mod retention;

@@ -31,6 +31,9 @@ use std::time::Instant;
 impl State {
     /// Adopts the map outputs a registering worker lists that a resumed job awaits.
     pub fn adopt_held(&mut self, worker: WorkerId, held: &[HeldMapOutputs]) -> Vec<Action> {
+        let Some(address) = self.workers.get(&worker).map(|w| w.address.clone()) else {
+            return Vec::new();
+        };
         let mut adopted = 0;
         for outputs in held {
             let Some(job) = outputs
@@ -42,7 +45,7 @@ impl State {
                 continue;
             };
             for &attempt in &outputs.map_attempt_ids {
-                adopted += usize::from(job.adopt(AttemptId(attempt), worker));
+                adopted += usize::from(job.adopt(AttemptId(attempt), worker, &address));
             }
         }
         if adopted > 0 {

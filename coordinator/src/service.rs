@@ -595,20 +595,17 @@ impl Coordinator for CoordinatorService {
         let request = self.worker_call(request)?;
         let id = parse_job(&request.job_id)?;
         let attempt = AttemptId(request.attempt_id);
-        let locations = {
-            let mut state = self.lock();
-            if !request
-                .attempt_call()
-                .is_some_and(|call| state.expects(call))
-            {
-                return Err(not_expected(attempt, &request.job_id));
-            }
-            state.map_output_locations(id).ok_or_else(|| {
-                Status::unavailable(format!("map outputs of {id} are not all available yet"))
-            })?
-        };
-        // Copied outside the lock: packed lists, a plain memory copy.
-        Ok(Response::new(MapOutputLocationsResponse::clone(&locations)))
+        let state = self.lock();
+        if !request
+            .attempt_call()
+            .is_some_and(|call| state.expects(call))
+        {
+            return Err(not_expected(attempt, &request.job_id));
+        }
+        let events = state
+            .map_output_locations(id, request.from_event)
+            .ok_or_else(|| CoordinatorError::UnknownJob(request.job_id.clone()))?;
+        Ok(Response::new(events))
     }
 
     /// Commits an attempt's output if it is the partition's first to ask (see

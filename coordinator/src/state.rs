@@ -8,7 +8,7 @@ use crate::wire::{AboutAttempt, AttemptCall};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{
     Assignment, AttemptState, Counters, FailureKind, MapOutputLocationsResponse, TaskKind,
-    TaskReport, WorkerMapOutputs,
+    TaskReport,
 };
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -331,6 +331,13 @@ impl State {
             return Vec::new();
         };
         let losers = job.task_done(running.task, attempt, running.worker, counters);
+        if running.task.kind == TaskKind::Map
+            && !job.map_only()
+            && let Some(worker) = self.workers.get(&running.worker)
+        {
+            job.map_events
+                .done(running.task.index, attempt, running.worker, &worker.address);
+        }
         for loser in losers {
             self.kill_attempt(loser, "another attempt of the task finished first");
         }
@@ -400,40 +407,10 @@ impl State {
         vec![Action::CleanUpJob(id)]
     }
 
-    /// Where the map outputs for a reduce are. Empty if some map is not done (the reduce waits).
-    pub fn map_output_locations(&mut self, id: JobId) -> Option<Arc<MapOutputLocationsResponse>> {
+    /// Job `id`'s map output events from `from` on, a page at most (see [`crate::map_events`]).
+    pub fn map_output_locations(&self, id: JobId, from: u64) -> Option<MapOutputLocationsResponse> {
         let job = self.jobs.get(&id)?;
-        if !job.all_maps_done() {
-            return None;
-        }
-        if let Some(locations) = &job.locations {
-            return Some(locations.clone());
-        }
-        let mut by_worker: HashMap<WorkerId, usize> = HashMap::new();
-        let mut workers: Vec<WorkerMapOutputs> = Vec::new();
-        for (index, task) in job.maps.iter().enumerate() {
-            let TaskState::Done { attempt, worker } = task.state else {
-                return None;
-            };
-            let slot = match by_worker.get(&worker) {
-                Some(&slot) => slot,
-                None => {
-                    let address = self.workers.get(&worker)?.address.clone();
-                    workers.push(WorkerMapOutputs {
-                        address,
-                        worker_id: worker.to_string(),
-                        ..WorkerMapOutputs::default()
-                    });
-                    by_worker.insert(worker, workers.len() - 1);
-                    workers.len() - 1
-                }
-            };
-            workers[slot].map_tasks.push(index as u32);
-            workers[slot].attempt_ids.push(attempt.0);
-        }
-        let locations = Arc::new(MapOutputLocationsResponse { workers });
-        self.jobs.get_mut(&id)?.locations = Some(locations.clone());
-        Some(locations)
+        Some(job.map_events.since(from, job.all_maps_done()))
     }
 
     /// The job's output is committed (or could not be).

@@ -64,6 +64,9 @@ pub enum TaskError {
     },
     #[error("coordinator call failed")]
     Coordinator(#[source] tonic::Status),
+    /// The coordinator's map output events do not hold together (see [`crate::map_locations`]).
+    #[error("the coordinator's map output events are inconsistent: {0}")]
+    BadLocations(String),
     #[error("the coordinator did not let this attempt commit (another attempt won)")]
     CommitDenied,
     #[error("cancelled")]

@@ -6,7 +6,7 @@
 //!   if need be, or the job's own format) → [`map_input`] (a map's objects in turn: one, or a
 //!   packed split's small files) → [`map`] (the task) → [`map_output`]
 //!   (partition, [`sort_buffer`], combine, [`spill`], merge) → [`shuffle_server`];
-//! - reduce side: [`shuffle_fetch`] → [`merge`] (k-way, grouped by key) → [`reduce`] →
+//! - reduce side: [`map_locations`] → [`shuffle_fetch`] → [`merge`] (k-way, grouped by key) → [`reduce`] →
 //!   [`part_file`] → [`commit`] (only the accepted attempt's part file becomes final);
 //! - a map-only job (`--reducers 0`): [`input_format`] → [`map`] → [`part_file`] → [`commit`];
 //! - a total-order job first runs [`sample`] tasks, whose keys set the maps' partitions.
@@ -27,6 +27,7 @@ pub mod failpoint;
 pub mod input_format;
 pub mod map;
 pub mod map_input;
+pub mod map_locations;
 pub mod map_output;
 pub mod memory;
 pub mod merge;

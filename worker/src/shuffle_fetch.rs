@@ -1,4 +1,5 @@
-//! Shuffle fetch: a reduce task learns where the map outputs are and streams its partition of
+//! Shuffle fetch: a reduce task learns where the map outputs are (see [`crate::map_locations`])
+//! and streams its partition of
 //! each from the workers that hold them, several at once. A small segment stays in memory; past
 //! the budget, segments go to the task's local directory. Each segment is checked against the
 //! checksum its holder sends. A peer that cannot serve after a few tries, or that goes silent for
@@ -9,14 +10,12 @@
 use crate::attempt::Progress;
 use crate::context::Context;
 use crate::error::TaskError;
+use crate::map_locations::{MapOutputView, catch_up};
 use crate::merge::Segment;
 use crate::record::RecordReader;
 use futures::StreamExt;
-use quern_proto::{
-    Assignment, Backoff, FetchFailureReport, FetchRequest, MapOutputLocation,
-    MapOutputLocationsRequest, MapOutputLocationsResponse,
-};
-use std::collections::{HashMap, HashSet};
+use quern_proto::{Assignment, Backoff, FetchFailureReport, FetchRequest, MapOutputLocation};
+use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -25,8 +24,6 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-/// How often a reduce asks again for map outputs that are being recomputed.
-const LOCATIONS_POLL: Duration = Duration::from_millis(250);
 /// Between rounds of refetching lost map outputs: the first retry comes soon (the coordinator
 /// may already have moved the output), later ones back off.
 const REFETCH_FIRST: Duration = Duration::from_millis(50);
@@ -80,7 +77,9 @@ pub async fn fetch_partition(
         progress,
         out_of_reach: OutOfReach::default(),
     };
-    let mut todo = map_output_locations(ctx, assignment).await?;
+    let mut view = MapOutputView::default();
+    catch_up(ctx, assignment, &mut view).await?;
+    let mut todo = view.locations()?;
     let mut segments = Vec::with_capacity(todo.len());
     let mut bytes = 0;
     let mut backoff = Backoff::exponential(REFETCH_FIRST, REFETCH_MAX);
@@ -93,16 +92,18 @@ pub async fn fetch_partition(
         if round.lost.is_empty() {
             return Ok((segments, bytes));
         }
-        let lost: HashSet<u32> = round.lost.iter().map(|(l, _)| l.map_task).collect();
+        let mut lost: Vec<u32> = round.lost.iter().map(|(l, _)| l.map_task).collect();
+        lost.sort_unstable();
         for (_, error) in round.lost {
             report_lost(ctx, assignment, error).await?;
         }
         tokio::time::sleep(backoff.next_delay()).await;
-        todo = map_output_locations(ctx, assignment)
-            .await?
+        // The events since: the maps run again, where their new outputs are.
+        catch_up(ctx, assignment, &mut view).await?;
+        todo = lost
             .into_iter()
-            .filter(|l| lost.contains(&l.map_task))
-            .collect();
+            .map(|map_task| view.location(map_task))
+            .collect::<Result<_, _>>()?;
     }
 }
 
@@ -129,52 +130,16 @@ async fn report_lost(
     }
 }
 
-/// Asks the coordinator where the map outputs are, waiting for as long as some are being
-/// recomputed (lost workers' maps run again): the coordinator cancels this attempt if it stops
-/// waiting for it, and answers FailedPrecondition if asked after that.
-async fn map_output_locations(
+/// Learns where every map output of the job is, once all are done, as a reduce does before its
+/// shuffle, without listing them one by one; returns how many there are. What the
+/// control-plane bench's simulated reduces do.
+pub async fn locate_map_outputs(
     ctx: &Context,
     assignment: &Assignment,
-) -> Result<Vec<MapOutputLocation>, TaskError> {
-    let request = MapOutputLocationsRequest {
-        job_id: assignment.job_id.clone(),
-        partition: assignment.task,
-        attempt_id: assignment.attempt_id,
-        worker_id: assignment.worker_id.clone(),
-    };
-    let mut backoff = Backoff::constant(LOCATIONS_POLL);
-    loop {
-        match ctx
-            .coordinator()
-            .map_output_locations(request.clone())
-            .await
-        {
-            Ok(response) => return flatten(response.into_inner()),
-            Err(status) if status.code() == tonic::Code::Unavailable => {
-                tokio::time::sleep(backoff.next_delay()).await;
-            }
-            Err(status) => return Err(TaskError::Coordinator(status)),
-        }
-    }
-}
-
-/// One location per map output, from the coordinator's lists grouped by worker.
-fn flatten(response: MapOutputLocationsResponse) -> Result<Vec<MapOutputLocation>, TaskError> {
-    let mut locations = Vec::new();
-    for worker in response.workers {
-        if worker.map_tasks.len() != worker.attempt_ids.len() {
-            return Err(TaskError::MissingField("an attempt id for every map task"));
-        }
-        for (map_task, attempt_id) in worker.map_tasks.into_iter().zip(worker.attempt_ids) {
-            locations.push(MapOutputLocation {
-                map_task,
-                attempt_id,
-                address: worker.address.clone(),
-                worker_id: worker.worker_id.clone(),
-            });
-        }
-    }
-    Ok(locations)
+) -> Result<usize, TaskError> {
+    let mut view = MapOutputView::default();
+    catch_up(ctx, assignment, &mut view).await?;
+    view.located()
 }
 
 /// Bytes of fetched segments a reduce holds in memory: an eighth of its task's memory

@@ -141,7 +141,7 @@ async fn run_and_report(
 }
 
 /// Reports to the coordinator, retrying lost messages; a report it already has is ignored there.
-async fn send_report(ctx: &Context, report: TaskReport) {
+pub async fn send_report(ctx: &Context, report: TaskReport) {
     let reported = until_answered("report a task result", || {
         let (mut coordinator, report) = (ctx.coordinator(), report.clone());
         async move { coordinator.report_task(report).await }

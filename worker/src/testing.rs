@@ -143,18 +143,28 @@ impl Coordinator for FakeCoordinator {
         &self,
         _: Request<MapOutputLocationsRequest>,
     ) -> Result<Response<MapOutputLocationsResponse>, Status> {
-        // One group per location: the worker must accept any grouping.
-        let workers = self
-            .locations
-            .iter()
-            .map(|l| WorkerMapOutputs {
-                address: l.address.clone(),
-                worker_id: l.worker_id.clone(),
-                map_tasks: vec![l.map_task],
-                attempt_ids: vec![l.attempt_id],
-            })
-            .collect();
-        Ok(Response::new(MapOutputLocationsResponse { workers }))
+        // Every output done, one event each, each holder named once: one complete page.
+        let mut answer = MapOutputLocationsResponse {
+            next_event: self.locations.len() as u64,
+            complete: true,
+            ..MapOutputLocationsResponse::default()
+        };
+        for l in &self.locations {
+            let holder = match answer.holders.iter().position(|h| h.address == l.address) {
+                Some(holder) => holder,
+                None => {
+                    answer.holders.push(MapOutputHolder {
+                        address: l.address.clone(),
+                        worker_id: l.worker_id.clone(),
+                    });
+                    answer.holders.len() - 1
+                }
+            };
+            answer.map_tasks.push(l.map_task);
+            answer.attempt_ids.push(l.attempt_id);
+            answer.holder_of.push(holder as u32);
+        }
+        Ok(Response::new(answer))
     }
     async fn report_fetch_failure(
         &self,
