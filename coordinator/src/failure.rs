@@ -100,7 +100,12 @@ impl State {
         kind: FailureKind,
         map_attempt: AttemptId,
     ) -> (bool, Vec<Action>) {
-        let State { jobs, workers, .. } = self;
+        let State {
+            jobs,
+            workers,
+            fetch_confirmation,
+            ..
+        } = self;
         let Some(job) = jobs.get_mut(&id) else {
             return (false, Vec::new());
         };
@@ -115,9 +120,13 @@ impl State {
         }
         let heard_since =
             |w: WorkerId, at: Instant| workers.get(&w).is_some_and(|w| w.last_seen > at);
-        let verdict = job
-            .fetch_failures
-            .report(reporter, holder, Instant::now(), heard_since);
+        let verdict = job.fetch_failures.report(
+            reporter,
+            holder,
+            Instant::now(),
+            *fetch_confirmation,
+            heard_since,
+        );
         match verdict {
             Verdict::Wait => (false, Vec::new()),
             Verdict::HolderLost { alive } => (false, self.holder_lost(id, holder, alive)),
@@ -311,6 +320,7 @@ mod tests {
     #[test]
     fn fetch_failures_do_not_count_against_the_reduce() {
         let (mut state, id, mut assignments) = one_job(1, 1);
+        state.fetch_confirmation = LONE_WITNESS;
         let (_, mut spare) = add_worker(&mut state, 1);
         let map = next(&mut assignments);
         succeed(&mut state, &map, Counters::default());
@@ -319,6 +329,7 @@ mod tests {
         let reduce = next(&mut assignments);
         send(&mut state, &fetch_failure(&reduce, &map));
         assert_eq!(state.jobs[&id].maps_done, 1, "one report loses nothing");
+        std::thread::sleep(LONE_WITNESS.0 * 2);
         let reduce = next(&mut assignments);
         send(&mut state, &fetch_failure(&reduce, &map));
         let job = &state.jobs[&id];
@@ -572,6 +583,7 @@ mod tests {
     #[test]
     fn fetch_failures_that_keep_coming_fail_the_job_past_the_cap() {
         let mut state = State::default();
+        state.fetch_confirmation = LONE_WITNESS;
         let id = add_job(&mut state, 1, 4);
         let (holder_id, mut holder) = add_worker(&mut state, 1);
         let map = next(&mut holder);
@@ -584,7 +596,7 @@ mod tests {
             let reduce = next(&mut holder);
             send(&mut state, &fetch_failure(&reduce, &map));
             // The holder is alive, only unreachable: it heartbeats between the reports.
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(LONE_WITNESS.0 * 2);
             state.heartbeat(holder_id, &[], &[], Duration::from_secs(1));
         }
         let job = &state.jobs[&id];

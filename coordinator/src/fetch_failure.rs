@@ -5,20 +5,25 @@
 //! still be unreachable from its peers.
 //!
 //! The rules, per job:
-//! - A holder is lost after [`REPORTS_TO_LOSE_A_HOLDER`] reports against it, from several reduces
-//!   or repeated by one. (A holder that stops heartbeating is lost anyway, by the timeout.)
+//! - A holder is lost once reduces on two workers have reported it, or once one worker has kept
+//!   reporting it for a [`Confirmation`] time (a reduce alone in its job has no second
+//!   witness). Several reduces on one worker are one witness: a worker cut off its peers runs
+//!   them all, and they all fail alike. (A holder that stops heartbeating is lost anyway, by the
+//!   timeout.)
 //! - A reporter is the suspect when it has also failed to fetch from another holder that was
 //!   heard from after that failure: two peers alive, both unreachable from one worker, point at
 //!   that worker. Its report then counts against nobody, so one broken worker cannot make the
-//!   job re-run every map. A holder that died never heartbeats again, so failures against dead
-//!   holders (a crash loop) never make the reporter a suspect.
+//!   job re-run every map. The confirmation time gives the other holders the heartbeats that
+//!   show them alive before a lone witness's word is taken. A holder that died never
+//!   heartbeats again, so failures against dead holders (a crash loop) never make the reporter
+//!   a suspect.
 
 use quern_proto::ids::WorkerId;
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Reports against one holder that declare its map outputs lost.
-pub const REPORTS_TO_LOSE_A_HOLDER: u32 = 2;
+/// Workers whose reports against one holder declare its map outputs lost.
+pub const WITNESSES_TO_LOSE_A_HOLDER: usize = 2;
 
 /// What one more fetch failure decides.
 #[derive(Debug, PartialEq, Eq)]
@@ -36,23 +41,42 @@ pub enum Verdict {
 /// The fetch failures reported in one job.
 #[derive(Debug, Default)]
 pub struct FetchFailures {
-    /// Reports against each holder since its outputs were last declared lost, and when the
-    /// first of them came.
-    against: HashMap<WorkerId, (u32, Instant)>,
+    /// The workers that reported each holder since its outputs were last declared lost, and
+    /// when the first of them did.
+    against: HashMap<WorkerId, (Vec<WorkerId>, Instant)>,
     /// For each reporter, the holders it failed to fetch from, and when it last said so.
     by: HashMap<WorkerId, HashMap<WorkerId, Instant>>,
     /// Map tasks run again because their holder was declared lost: bounded per job.
     pub reruns: u32,
 }
 
+/// How long one witness must keep reporting a holder before it is lost: two heartbeat
+/// intervals, time for the other holders it reports to show themselves alive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Confirmation(pub Duration);
+
+impl Confirmation {
+    pub fn for_heartbeats_every(interval: Duration) -> Self {
+        Confirmation(interval * 2)
+    }
+}
+
+impl Default for Confirmation {
+    /// For the default heartbeat interval of one second.
+    fn default() -> Self {
+        Confirmation::for_heartbeats_every(Duration::from_secs(1))
+    }
+}
+
 impl FetchFailures {
     /// Records that `reporter` could not fetch from `holder` at `now`. `heard_since(w, t)` tells
-    /// whether worker `w` has heartbeated after `t`.
+    /// whether worker `w` has heartbeated after `t`; a lone witness is believed after `confirm`.
     pub fn report(
         &mut self,
         reporter: WorkerId,
         holder: WorkerId,
         now: Instant,
+        confirm: Confirmation,
         heard_since: impl Fn(WorkerId, Instant) -> bool,
     ) -> Verdict {
         let complaints = self.by.entry(reporter).or_default();
@@ -63,9 +87,12 @@ impl FetchFailures {
         if other_live {
             return Verdict::ReporterSuspect;
         }
-        let (reports, first) = self.against.entry(holder).or_insert((0, now));
-        *reports += 1;
-        if *reports < REPORTS_TO_LOSE_A_HOLDER {
+        let (witnesses, first) = self.against.entry(holder).or_insert((Vec::new(), now));
+        if !witnesses.contains(&reporter) {
+            witnesses.push(reporter);
+        }
+        let confirmed = now.saturating_duration_since(*first) >= confirm.0;
+        if witnesses.len() < WITNESSES_TO_LOSE_A_HOLDER && !confirmed {
             return Verdict::Wait;
         }
         let alive = heard_since(holder, *first);
@@ -85,22 +112,40 @@ mod tests {
     const H1: WorkerId = worker_id(11);
     const H2: WorkerId = worker_id(12);
 
+    const CONFIRM: Confirmation = Confirmation(Duration::from_millis(400));
+
     #[test]
-    fn a_holder_is_lost_after_two_reports_from_one_reduce_or_two() {
+    fn a_holder_is_lost_on_the_word_of_two_workers() {
         let now = Instant::now();
         let silent = |_, _| false;
         let mut f = FetchFailures::default();
-        assert_eq!(f.report(R, H1, now, silent), Verdict::Wait);
+        assert_eq!(f.report(R, H1, now, CONFIRM, silent), Verdict::Wait);
+        // Another reduce on the same worker is no second witness.
+        assert_eq!(f.report(R, H1, now, CONFIRM, silent), Verdict::Wait);
         assert_eq!(
-            f.report(R, H1, now, silent),
+            f.report(R2, H1, now, CONFIRM, silent),
             Verdict::HolderLost { alive: false }
         );
         // The count starts again once the holder's outputs are declared lost.
-        assert_eq!(f.report(R, H1, now, silent), Verdict::Wait);
         let heard = |_, _| true;
+        assert_eq!(f.report(R, H1, now, CONFIRM, heard), Verdict::Wait);
         assert_eq!(
-            f.report(R2, H1, now, heard),
+            f.report(R2, H1, now, CONFIRM, heard),
             Verdict::HolderLost { alive: true }
+        );
+    }
+
+    #[test]
+    fn a_lone_witness_is_believed_once_it_has_kept_reporting_for_the_confirmation_time() {
+        let t0 = Instant::now();
+        let silent = |_, _| false;
+        let mut f = FetchFailures::default();
+        assert_eq!(f.report(R, H1, t0, CONFIRM, silent), Verdict::Wait);
+        let almost = t0 + CONFIRM.0 - Duration::from_millis(1);
+        assert_eq!(f.report(R, H1, almost, CONFIRM, silent), Verdict::Wait);
+        assert_eq!(
+            f.report(R, H1, t0 + CONFIRM.0, CONFIRM, silent),
+            Verdict::HolderLost { alive: false }
         );
     }
 
@@ -111,10 +156,37 @@ mod tests {
         // H1 heartbeats after R's report about it: it was alive, R could not reach it.
         let alive = |w: WorkerId, at: Instant| w == H1 && at <= t0;
         let mut f = FetchFailures::default();
-        assert_eq!(f.report(R, H1, t0, alive), Verdict::Wait);
-        assert_eq!(f.report(R, H2, t1, alive), Verdict::ReporterSuspect);
+        assert_eq!(f.report(R, H1, t0, CONFIRM, alive), Verdict::Wait);
+        assert_eq!(
+            f.report(R, H2, t1, CONFIRM, alive),
+            Verdict::ReporterSuspect
+        );
         // Its report counted against neither holder.
-        assert_eq!(f.report(R2, H2, t1, alive), Verdict::Wait);
+        assert_eq!(f.report(R2, H2, t1, CONFIRM, alive), Verdict::Wait);
+    }
+
+    #[test]
+    fn a_worker_cut_off_its_peers_is_the_suspect_however_many_reduces_it_runs() {
+        let t0 = Instant::now();
+        // The cut-off worker R's two reduces fail to reach H1 and H2 before either heartbeats
+        // again, which both do 200 ms later.
+        let not_yet = |_, _| false;
+        let mut f = FetchFailures::default();
+        for (holder, ms) in [(H1, 0), (H1, 1), (H2, 2), (H2, 3)] {
+            let at = t0 + Duration::from_millis(ms);
+            assert_eq!(
+                f.report(R, holder, at, CONFIRM, not_yet),
+                Verdict::Wait,
+                "{holder}"
+            );
+        }
+        let beat = t0 + Duration::from_millis(200);
+        let alive = |w: WorkerId, at: Instant| (w == H1 || w == H2) && at < beat;
+        let later = beat + Duration::from_millis(50);
+        assert_eq!(
+            f.report(R, H1, later, CONFIRM, alive),
+            Verdict::ReporterSuspect
+        );
     }
 
     #[test]
@@ -127,7 +199,11 @@ mod tests {
             .enumerate()
         {
             let at = t0 + Duration::from_millis(i as u64);
-            assert_eq!(f.report(R, holder, at, dead), Verdict::Wait, "{holder}");
+            assert_eq!(
+                f.report(R, holder, at, CONFIRM, dead),
+                Verdict::Wait,
+                "{holder}"
+            );
         }
     }
 }

@@ -4,6 +4,7 @@
 use crate::CoordinatorConfig;
 use crate::commit::{JobCommit, clean_up_job, commit_job, output_dir};
 use crate::error::{CoordinatorError, error_chain};
+use crate::fetch_failure::Confirmation;
 use crate::job::{Job, OpenUpload};
 use crate::journal::{Grant, Journal, JournalError, RecoveredJob};
 use crate::session::{new_session, session_of};
@@ -44,6 +45,7 @@ impl CoordinatorService {
     pub fn open(config: CoordinatorConfig) -> Result<(Self, Vec<RecoveredJob>), JournalError> {
         let mut state = State::starting_now();
         state.rejoin_until = Some(Instant::now() + config.worker_timeout);
+        state.fetch_confirmation = Confirmation::for_heartbeats_every(config.heartbeat_interval);
         let (journal, unfinished) = match &config.state_dir {
             Some(dir) => {
                 let (journal, recovered) = Journal::open(dir, state.incarnation)?;

@@ -3,6 +3,7 @@
 //! that needs I/O (committing a job's output) comes back as an [`Action`] for the caller to run.
 
 use crate::error::CoordinatorError;
+use crate::fetch_failure::Confirmation;
 use crate::job::{AttemptRecord, Job, JobPhase, TaskRef, TaskState};
 use crate::wire::{AboutAttempt, AttemptCall};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
@@ -88,6 +89,9 @@ pub struct State {
     /// Called with a job that fails, before anyone can see it failed: the journal records the
     /// end there, so a restart never resumes a job its client was told had failed.
     pub on_failure: Option<FailureHook>,
+    /// How long a lone witness of fetch failures must keep reporting (see
+    /// [`crate::fetch_failure`]).
+    pub fetch_confirmation: Confirmation,
     next_job: u32,
     next_worker: u32,
     next_attempt: u64,
@@ -560,6 +564,7 @@ mod tests {
     #[test]
     fn a_lost_map_output_takes_its_counters_out_of_the_job() {
         let (mut state, id, mut assignments) = one_job(2, 4);
+        state.fetch_confirmation = LONE_WITNESS;
         let first = next(&mut assignments);
         let second = next(&mut assignments);
         assert_eq!((first.task, second.task), (0, 1));
@@ -574,6 +579,7 @@ mod tests {
             let reduce = next(&mut assignments);
             assert_eq!(reduce.kind, TaskKind::Reduce as i32);
             send(&mut state, &fetch_failure(&reduce, &first));
+            std::thread::sleep(LONE_WITNESS.0 * 2);
         }
         assert_eq!(state.jobs[&id].maps_done, 0);
         assert_eq!(state.jobs[&id].counters, Counters::default());

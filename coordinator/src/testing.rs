@@ -1,6 +1,7 @@
 //! Test support for the state machine: a job, workers with their assignment streams, and reports
 //! as workers send them.
 
+use crate::fetch_failure::Confirmation;
 use crate::job::Job;
 use crate::split::{ObjectRange, Split};
 use crate::state::{Action, State};
@@ -17,6 +18,10 @@ pub const fn worker_id(number: u32) -> WorkerId {
         number,
     }
 }
+
+/// A confirmation time short enough that a test's lone witness of fetch failures is believed
+/// after a sleep of twice that.
+pub const LONE_WITNESS: Confirmation = Confirmation(std::time::Duration::from_millis(2));
 
 pub type Assignments = mpsc::UnboundedReceiver<Result<Assignment, Status>>;
 

@@ -14,8 +14,10 @@ use crate::map_locations::{MapOutputView, catch_up};
 use crate::merge::Segment;
 use crate::record::RecordReader;
 use futures::StreamExt;
-use quern_proto::{Assignment, Backoff, FetchFailureReport, FetchRequest, MapOutputLocation};
-use std::collections::HashMap;
+use quern_proto::{
+    Assignment, Backoff, FailureKind, FetchFailureReport, FetchRequest, MapOutputLocation,
+};
+use std::collections::{HashMap, HashSet};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -94,7 +96,7 @@ pub async fn fetch_partition(
         }
         let mut lost: Vec<u32> = round.lost.iter().map(|(l, _)| l.map_task).collect();
         lost.sort_unstable();
-        for (_, error) in round.lost {
+        for error in worth_reporting(round.lost) {
             report_lost(ctx, assignment, error).await?;
         }
         tokio::time::sleep(backoff.next_delay()).await;
@@ -105,6 +107,20 @@ pub async fn fetch_partition(
             .map(|map_task| view.location(map_task))
             .collect::<Result<_, _>>()?;
     }
+}
+
+/// The failures of one round the coordinator needs to hear: every corrupt output (each runs its
+/// map again), but one out-of-reach output per holder, since the coordinator judges the holder
+/// as a whole; a reduce does not send a report for each of a lost worker's thousand outputs.
+fn worth_reporting(lost: Vec<(MapOutputLocation, TaskError)>) -> Vec<TaskError> {
+    let mut holders = HashSet::new();
+    lost.into_iter()
+        .filter(|(location, error)| {
+            error.failure_kind() == FailureKind::CorruptMapOutput
+                || holders.insert(location.worker_id.clone())
+        })
+        .map(|(_, error)| error)
+        .collect()
 }
 
 /// Tells the coordinator that a map output could not be fetched whole. Err (the error itself)
