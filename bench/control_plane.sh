@@ -73,5 +73,5 @@ echo "coordinator peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/pro
 echo "coordinator CPU, idle after the job: $(idle_cpu 10)% of one core (10 s)"
 failures=$(wc -l < "$dir/sim.log")
 echo "simulated workers' failed calls: $failures"
-[ "$failures" -eq 0 ] || cut -d: -f1-2 "$dir/sim.log" | cut -c1-90 | sort | uniq -c | sort -rn | head -5
+[ "$failures" -eq 0 ] || cut -c1-160 "$dir/sim.log" | sort | uniq -c | sort -rn | head -5
 grep -c 'worker lost' "$dir/coordinator.log" | sed 's/^/workers declared lost: /' || true

@@ -210,17 +210,17 @@ async fn garbage_is_refused_and_the_cluster_keeps_serving() {
     };
     let coordinator = cluster.processes.0[0].id();
     let before = resident_kib(coordinator);
-    let refused = send(address, "Coordinator", "Heartbeat", Some(TOKEN), huge).await;
+    let refused = send(address, "Coordinator", "Leave", Some(TOKEN), huge).await;
     assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
     // Refused from its length prefix: the 64 MiB were never buffered.
     let grown = resident_kib(coordinator).saturating_sub(before);
     assert!(grown < 16 << 10, "the coordinator grew by {grown} KiB");
-    // Field 1 of a heartbeat is its worker id, a string: these bytes are not UTF-8.
+    // Field 1 of a leave is its worker id, a string: these bytes are not UTF-8.
     let garbage = FetchChunk {
         data: vec![0xff; 100].into(),
         ..FetchChunk::default()
     };
-    let refused = send(address, "Coordinator", "Heartbeat", Some(TOKEN), garbage).await;
+    let refused = send(address, "Coordinator", "Leave", Some(TOKEN), garbage).await;
     assert_eq!(refused.code(), tonic::Code::Internal, "{refused:?}");
 
     let channel = tonic::transport::Endpoint::from_shared(cluster.address.clone())
@@ -244,14 +244,19 @@ async fn garbage_is_refused_and_the_cluster_keeps_serving() {
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
+    let beat = HeartbeatRequest {
+        worker_id: "worker-../..".into(),
+        held_jobs: vec!["../../etc".into()],
+        ..HeartbeatRequest::default()
+    };
     let heartbeat = client
-        .heartbeat(HeartbeatRequest {
-            worker_id: "worker-../..".into(),
-            held_jobs: vec!["../../etc".into()],
-            ..HeartbeatRequest::default()
-        })
+        .heartbeats(tokio_stream::iter([beat]))
         .await
-        .unwrap_err();
+        .expect("the stream opens")
+        .into_inner()
+        .message()
+        .await
+        .expect_err("the heartbeat is refused");
     assert_eq!(heartbeat.code(), tonic::Code::FailedPrecondition);
     let rogue = client
         .register_worker(RegisterWorkerRequest {
@@ -500,15 +505,23 @@ async fn calls_in_a_workers_name_without_its_session_are_refused() {
         format!("the call names {worker} but does not carry its session")
     );
 
-    let mut guessed = tonic::Request::new(HeartbeatRequest {
+    let beat = HeartbeatRequest {
         worker_id: worker.clone(),
         ..HeartbeatRequest::default()
-    });
+    };
+    let mut guessed = tonic::Request::new(tokio_stream::iter([beat]));
     guessed.metadata_mut().insert(
         SESSION_HEADER,
         "00000000000000000000000000000000".parse().unwrap(),
     );
-    let forged_heartbeat = client.heartbeat(guessed).await.unwrap_err();
+    let forged_heartbeat = client
+        .heartbeats(guessed)
+        .await
+        .expect("the stream opens")
+        .into_inner()
+        .message()
+        .await
+        .expect_err("the heartbeat is refused");
     assert_eq!(forged_heartbeat.code(), tonic::Code::PermissionDenied);
 
     let forged_report = client

@@ -6,10 +6,11 @@
 //!
 //! `cargo run --release -p quern-coordinator --example schedule_bench`
 
+use prost::Message;
 use quern_coordinator::job::Job;
 use quern_coordinator::split::{ObjectRange, Split};
 use quern_coordinator::state::State;
-use quern_proto::{AttemptProgress, Counters, JobSpec, TaskReport};
+use quern_proto::{AttemptProgress, Counters, JobSpec, MapOutputEvents, TaskReport};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -123,21 +124,22 @@ fn main() {
         heartbeat_time.as_secs_f64() * 1e6 / heartbeats as f64
     );
     println!("{assignments} assignments; whole run {total:?}");
-    // What each reduce reads before its shuffle: every map output event, a page at a time,
-    // copied out of the job's log under the lock (the service encodes them outside it).
+    // What each worker reads before its reduces shuffle: every map output event, a page at a
+    // time; full pages are encoded once, under the lock, and shared.
     let t = Instant::now();
     let reads = 100;
     let (mut events, mut pages) = (0, 0);
     for _ in 0..reads {
         let mut from = 0;
         loop {
-            let page = state
+            let answer = state
                 .map_output_locations(job, from)
                 .expect("the job is known");
+            let page = MapOutputEvents::decode(answer.events).expect("a page decodes");
             events += page.map_tasks.len();
             pages += 1;
             from = page.next_event;
-            if page.complete {
+            if answer.complete {
                 break;
             }
         }

@@ -1,21 +1,24 @@
 //! A job's map output events, as Hadoop's map completion events: an append-only log in which
 //! each event says that a map task's output is at an attempt held by a worker, or that such an
 //! output is obsolete (its holder was lost, or its copy was corrupt, and the map runs again). A
-//! later event of a map supersedes an earlier one. Reduces read the log from a cursor on, a page
-//! at a time, so each map output is sent once to each reduce and no answer is large; a map run
+//! later event of a map supersedes an earlier one. Workers read the log from a cursor on, a page
+//! at a time, so each map output is sent once to each worker and no answer is large; a map run
 //! again is one more event, not a new copy of every location.
 //!
-//! The log is kept as the parallel lists an answer sends, so a page is a few slice copies; the
-//! workers it names (holders) are numbered in the order the log first names them, so an answer
-//! lists only the holders new since its cursor.
+//! Pages are cut at fixed positions, so every reader asks for the same ones, and a full page
+//! never changes: it is encoded once and the same bytes go to all 2,000 workers. The workers it
+//! names (holders) are numbered in the order the log first names them, so a page lists only the
+//! holders new in it.
 
+use prost::Message;
+use prost::bytes::Bytes;
 use quern_proto::ids::{AttemptId, WorkerId};
-use quern_proto::{MapOutputHolder, MapOutputLocationsResponse};
+use quern_proto::{MapOutputEvents, MapOutputHolder, MapOutputLocationsResponse};
 use std::collections::HashMap;
 
-/// Most events in one answer: about 64 KB on the wire. Small enough that thousands of reduces
-/// asking at once hold little memory; large enough that a 200,000-map job takes 25 requests.
-pub const EVENTS_PER_ANSWER: usize = 8192;
+/// Events in a full page: about 64 KB encoded. Small enough that thousands of workers reading at
+/// once hold little memory; large enough that a 200,000-map job takes 25 requests.
+pub const EVENTS_PER_PAGE: usize = 8192;
 
 #[derive(Debug, Default)]
 pub struct MapEvents {
@@ -28,6 +31,8 @@ pub struct MapEvents {
     holder_numbers: HashMap<WorkerId, u32>,
     /// The event that first named each holder, ascending (holders are numbered in that order).
     first_named: Vec<u64>,
+    /// The full pages encoded so far, by page number.
+    full_pages: Vec<Bytes>,
 }
 
 impl MapEvents {
@@ -73,17 +78,41 @@ impl MapEvents {
         number
     }
 
-    /// The events from `from` on, at most [`EVENTS_PER_ANSWER`], with the holders first named
-    /// among them. `all_maps_done`: whether every map is done now, so that an answer reaching
-    /// the end of the log is complete.
-    pub fn since(&self, from: u64, all_maps_done: bool) -> MapOutputLocationsResponse {
+    /// The events from `from` to the end of its page (or of the log), encoded. `all_maps_done`:
+    /// whether every map is done now, so that an answer reaching the end of the log is complete.
+    pub fn since(&mut self, from: u64, all_maps_done: bool) -> MapOutputLocationsResponse {
+        let len = self.map_tasks.len();
         let start = from.min(self.len()) as usize;
-        let end = (start + EVENTS_PER_ANSWER).min(self.map_tasks.len());
+        let page = start / EVENTS_PER_PAGE;
+        let end = ((page + 1) * EVENTS_PER_PAGE).min(len);
+        let events = if start.is_multiple_of(EVENTS_PER_PAGE) && end - start == EVENTS_PER_PAGE {
+            self.full_page(page)
+        } else {
+            self.page(start, end).encode_to_vec().into()
+        };
+        MapOutputLocationsResponse {
+            events,
+            complete: all_maps_done && end == len,
+        }
+    }
+
+    /// Full page `page`, encoded once. Pages fill in order, so every earlier one is full too.
+    fn full_page(&mut self, page: usize) -> Bytes {
+        while self.full_pages.len() <= page {
+            let start = self.full_pages.len() * EVENTS_PER_PAGE;
+            let encoded = self.page(start, start + EVENTS_PER_PAGE).encode_to_vec();
+            self.full_pages.push(encoded.into());
+        }
+        self.full_pages[page].clone()
+    }
+
+    /// Events `start..end`, with the holders first named among them.
+    fn page(&self, start: usize, end: usize) -> MapOutputEvents {
         let first_holder = self.first_named.partition_point(|&e| e < start as u64);
         let last_holder = self.first_named.partition_point(|&e| e < end as u64);
         let obsolete_from = self.obsolete.partition_point(|&e| e < start as u64);
         let obsolete_to = self.obsolete.partition_point(|&e| e < end as u64);
-        MapOutputLocationsResponse {
+        MapOutputEvents {
             first_holder: first_holder as u32,
             holders: self.holders[first_holder..last_holder].to_vec(),
             map_tasks: self.map_tasks[start..end].to_vec(),
@@ -94,7 +123,6 @@ impl MapEvents {
                 .map(|&e| (e - start as u64) as u32)
                 .collect(),
             next_event: end as u64,
-            complete: all_maps_done && end == self.map_tasks.len(),
         }
     }
 }
@@ -106,6 +134,16 @@ mod tests {
     use crate::testing::*;
     use quern_proto::Counters;
     use std::time::{Duration, Instant};
+
+    /// What a read from `from` answers: its events, decoded, and whether it completes the log.
+    fn read(log: &mut MapEvents, from: u64, all_maps_done: bool) -> (MapOutputEvents, bool) {
+        decode(log.since(from, all_maps_done))
+    }
+
+    fn decode(answer: MapOutputLocationsResponse) -> (MapOutputEvents, bool) {
+        let events = MapOutputEvents::decode(answer.events).expect("a page decodes");
+        (events, answer.complete)
+    }
 
     const A: WorkerId = worker_id(1);
     const B: WorkerId = worker_id(2);
@@ -124,65 +162,86 @@ mod tests {
         log.done(1, AttemptId(11), B, "http://b:1");
         log.done(2, AttemptId(12), A, "http://a:1");
         assert_eq!(
-            log.since(0, true),
-            MapOutputLocationsResponse {
-                first_holder: 0,
-                holders: vec![holder("http://a:1", A), holder("http://b:1", B)],
-                map_tasks: vec![0, 1, 2],
-                attempt_ids: vec![10, 11, 12],
-                holder_of: vec![0, 1, 0],
-                obsolete: vec![],
-                next_event: 3,
-                complete: true,
-            }
+            read(&mut log, 0, true),
+            (
+                MapOutputEvents {
+                    first_holder: 0,
+                    holders: vec![holder("http://a:1", A), holder("http://b:1", B)],
+                    map_tasks: vec![0, 1, 2],
+                    attempt_ids: vec![10, 11, 12],
+                    holder_of: vec![0, 1, 0],
+                    obsolete: vec![],
+                    next_event: 3,
+                },
+                true
+            )
         );
         assert_eq!(
-            log.since(2, true),
-            MapOutputLocationsResponse {
-                first_holder: 2,
-                map_tasks: vec![2],
-                attempt_ids: vec![12],
-                holder_of: vec![0],
-                next_event: 3,
-                complete: true,
-                ..MapOutputLocationsResponse::default()
-            }
+            read(&mut log, 2, true),
+            (
+                MapOutputEvents {
+                    first_holder: 2,
+                    map_tasks: vec![2],
+                    attempt_ids: vec![12],
+                    holder_of: vec![0],
+                    next_event: 3,
+                    ..MapOutputEvents::default()
+                },
+                true
+            )
         );
         // Caught up while a map is still running: nothing new, not complete.
         assert_eq!(
-            log.since(3, false),
-            MapOutputLocationsResponse {
-                first_holder: 2,
-                next_event: 3,
-                ..MapOutputLocationsResponse::default()
-            }
+            read(&mut log, 3, false),
+            (
+                MapOutputEvents {
+                    first_holder: 2,
+                    next_event: 3,
+                    ..MapOutputEvents::default()
+                },
+                false
+            )
         );
         // A cursor past the end reads from the end.
-        assert_eq!(log.since(9, true).next_event, 3);
+        assert_eq!(read(&mut log, 9, true).0.next_event, 3);
     }
 
     #[test]
-    fn a_long_log_is_read_a_page_at_a_time() {
+    fn a_long_log_is_read_a_page_at_a_time_and_a_full_page_is_encoded_once() {
         let mut log = MapEvents::default();
-        let events = EVENTS_PER_ANSWER as u32 + 2;
+        let events = EVENTS_PER_PAGE as u32 + 2;
         for map in 0..events {
             log.done(map, AttemptId(u64::from(map) + 100), A, "http://a:1");
         }
         let first = log.since(0, true);
-        assert_eq!(first.map_tasks.len(), EVENTS_PER_ANSWER);
+        let again = log.since(0, true);
         assert_eq!(
-            (first.next_event, first.complete, first.holders.len()),
-            (EVENTS_PER_ANSWER as u64, false, 1)
+            first.events.as_ptr(),
+            again.events.as_ptr(),
+            "the same bytes, not a second encoding"
         );
-        let second = log.since(first.next_event, true);
+        let (first, complete) = decode(first);
+        assert_eq!(first.map_tasks.len(), EVENTS_PER_PAGE);
+        assert_eq!(first.map_tasks[EVENTS_PER_PAGE - 1], events - 3);
+        assert_eq!(
+            (first.next_event, complete, first.holders.len()),
+            (EVENTS_PER_PAGE as u64, false, 1)
+        );
+        let (second, complete) = read(&mut log, first.next_event, true);
         assert_eq!(second.map_tasks, [events - 2, events - 1]);
         assert_eq!(
             second.attempt_ids,
             [u64::from(events) + 98, u64::from(events) + 99]
         );
         assert_eq!(
-            (second.next_event, second.complete, second.first_holder),
+            (second.next_event, complete, second.first_holder),
             (u64::from(events), true, 1)
+        );
+        // A cursor inside a page reads to the page's end: the next read is of a whole page.
+        let (middle, _) = read(&mut log, 5, true);
+        assert_eq!(
+            (middle.map_tasks.len(), middle.next_event),
+            (EVENTS_PER_PAGE - 5, EVENTS_PER_PAGE as u64)
         );
     }
 
@@ -209,19 +268,21 @@ mod tests {
         succeed(&mut state, &m0, Counters::default());
         assert!(!state.map_output_locations(id, 0).unwrap().complete);
         succeed(&mut state, &m1, Counters::default());
-        let done = state.map_output_locations(id, 0).unwrap();
+        let done = decode(state.map_output_locations(id, 0).unwrap());
         assert_eq!(
             done,
-            MapOutputLocationsResponse {
-                first_holder: 0,
-                holders: vec![holder("http://a:1", A), holder("http://b:1", B)],
-                map_tasks: vec![0, 1],
-                attempt_ids: vec![1, 2],
-                holder_of: vec![0, 1],
-                obsolete: vec![],
-                next_event: 2,
-                complete: true,
-            }
+            (
+                MapOutputEvents {
+                    first_holder: 0,
+                    holders: vec![holder("http://a:1", A), holder("http://b:1", B)],
+                    map_tasks: vec![0, 1],
+                    attempt_ids: vec![1, 2],
+                    holder_of: vec![0, 1],
+                    obsolete: vec![],
+                    next_event: 2,
+                },
+                true
+            )
         );
         // The reduce went to A; A stops heartbeating and is declared lost: its map output is
         // obsolete, and its map runs again on B.
@@ -229,33 +290,37 @@ mod tests {
         state.workers.get_mut(&A).unwrap().last_seen = Instant::now() - Duration::from_secs(60);
         state.reap(Duration::from_secs(10));
         assert_eq!(
-            state.map_output_locations(id, 2).unwrap(),
-            MapOutputLocationsResponse {
-                first_holder: 2,
-                map_tasks: vec![0],
-                attempt_ids: vec![1],
-                holder_of: vec![0],
-                obsolete: vec![0],
-                next_event: 3,
-                complete: false,
-                ..MapOutputLocationsResponse::default()
-            }
+            decode(state.map_output_locations(id, 2).unwrap()),
+            (
+                MapOutputEvents {
+                    first_holder: 2,
+                    map_tasks: vec![0],
+                    attempt_ids: vec![1],
+                    holder_of: vec![0],
+                    obsolete: vec![0],
+                    next_event: 3,
+                    ..MapOutputEvents::default()
+                },
+                false
+            )
         );
         let again = next(&mut on_b);
         assert_eq!((again.task, again.attempt_id), (0, 4));
         succeed(&mut state, &again, Counters::default());
         assert_eq!(
-            state.map_output_locations(id, 2).unwrap(),
-            MapOutputLocationsResponse {
-                first_holder: 2,
-                map_tasks: vec![0, 0],
-                attempt_ids: vec![1, 4],
-                holder_of: vec![0, 1],
-                obsolete: vec![0],
-                next_event: 4,
-                complete: true,
-                ..MapOutputLocationsResponse::default()
-            }
+            decode(state.map_output_locations(id, 2).unwrap()),
+            (
+                MapOutputEvents {
+                    first_holder: 2,
+                    map_tasks: vec![0, 0],
+                    attempt_ids: vec![1, 4],
+                    holder_of: vec![0, 1],
+                    obsolete: vec![0],
+                    next_event: 4,
+                    ..MapOutputEvents::default()
+                },
+                true
+            )
         );
     }
 }

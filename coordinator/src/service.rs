@@ -19,8 +19,12 @@ use quern_storage::{OutputDir, StorageUrl, check_output_apart, list_inputs};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnboundedReceiverStream;
-use tonic::{Request, Response, Status};
+use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tonic::{Request, Response, Status, Streaming};
+
+/// Answers to one worker's heartbeats waiting to be sent; a worker that does not read them holds
+/// up only its own stream.
+const HEARTBEAT_ANSWERS_QUEUED: usize = 4;
 
 const DEFAULT_SORT_BUFFER: u64 = 64 << 20;
 const DEFAULT_MAX_ATTEMPTS: u32 = 4;
@@ -109,6 +113,40 @@ impl CoordinatorService {
         let worker = body.worker_id().parse().ok();
         self.lock().check_session(worker, &session)?;
         Ok(body)
+    }
+
+    /// Takes one worker's heartbeats as they come on its stream, until it ends, answering those
+    /// that call for something. A heartbeat that names a worker without its session, or no
+    /// worker, ends the stream with the error.
+    async fn serve_heartbeats(
+        &self,
+        mut beats: Streaming<HeartbeatRequest>,
+        session: String,
+        answers: mpsc::Sender<Result<HeartbeatResponse, Status>>,
+    ) {
+        while let Ok(Some(beat)) = beats.message().await {
+            let answer = match self.take_heartbeat(&beat, &session) {
+                Ok(answer) if answer == HeartbeatResponse::default() => continue,
+                Ok(answer) => Ok(answer),
+                Err(status) => Err(status),
+            };
+            let ended = answer.is_err();
+            if answers.send(answer).await.is_err() || ended {
+                return;
+            }
+        }
+    }
+
+    fn take_heartbeat(
+        &self,
+        beat: &HeartbeatRequest,
+        session: &str,
+    ) -> Result<HeartbeatResponse, Status> {
+        let id = parse_worker(&beat.worker_id)?;
+        let grace = self.config.heartbeat_interval * 2;
+        let mut state = self.lock();
+        state.check_session(Some(id), session)?;
+        Ok(state.heartbeat(id, &beat.running_attempts, &beat.held_jobs, grace))
     }
 
     /// Runs follow-up I/O in the background; each may lead to more.
@@ -510,17 +548,18 @@ impl Coordinator for CoordinatorService {
         }))
     }
 
-    async fn heartbeat(
+    type HeartbeatsStream = ReceiverStream<Result<HeartbeatResponse, Status>>;
+
+    async fn heartbeats(
         &self,
-        request: Request<HeartbeatRequest>,
-    ) -> Result<Response<HeartbeatResponse>, Status> {
-        let request = self.worker_call(request)?;
-        let id = parse_worker(&request.worker_id)?;
-        let grace = self.config.heartbeat_interval * 2;
-        let response =
-            self.lock()
-                .heartbeat(id, &request.running_attempts, &request.held_jobs, grace);
-        Ok(Response::new(response))
+        request: Request<Streaming<HeartbeatRequest>>,
+    ) -> Result<Response<Self::HeartbeatsStream>, Status> {
+        let session = session_of(&request).to_string();
+        let beats = request.into_inner();
+        let (answers, outgoing) = mpsc::channel(HEARTBEAT_ANSWERS_QUEUED);
+        let service = self.clone();
+        tokio::spawn(async move { service.serve_heartbeats(beats, session, answers).await });
+        Ok(Response::new(ReceiverStream::new(outgoing)))
     }
 
     async fn leave(
@@ -597,7 +636,7 @@ impl Coordinator for CoordinatorService {
         let request = self.worker_call(request)?;
         let id = parse_job(&request.job_id)?;
         let attempt = AttemptId(request.attempt_id);
-        let state = self.lock();
+        let mut state = self.lock();
         if !request
             .attempt_call()
             .is_some_and(|call| state.expects(call))

@@ -412,9 +412,14 @@ impl State {
     }
 
     /// Job `id`'s map output events from `from` on, a page at most (see [`crate::map_events`]).
-    pub fn map_output_locations(&self, id: JobId, from: u64) -> Option<MapOutputLocationsResponse> {
-        let job = self.jobs.get(&id)?;
-        Some(job.map_events.since(from, job.all_maps_done()))
+    pub fn map_output_locations(
+        &mut self,
+        id: JobId,
+        from: u64,
+    ) -> Option<MapOutputLocationsResponse> {
+        let job = self.jobs.get_mut(&id)?;
+        let all_maps_done = job.all_maps_done();
+        Some(job.map_events.since(from, all_maps_done))
     }
 
     /// The job's output is committed (or could not be).

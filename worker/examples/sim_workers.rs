@@ -30,6 +30,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 struct Args {
@@ -232,7 +233,8 @@ async fn assignments(calls: &Calls, mut stream: tonic::Streaming<Assignment>, ru
     }
 }
 
-/// Heartbeats until the coordinator says it does not know this worker.
+/// Heartbeats on one stream until the coordinator says it does not know this worker, or the
+/// stream ends.
 async fn heartbeats(
     ctx: &Context,
     worker_id: &str,
@@ -241,31 +243,51 @@ async fn heartbeats(
     offset: Duration,
 ) {
     tokio::time::sleep(offset).await;
+    let (beats, outgoing) = tokio::sync::mpsc::channel(2);
+    let mut answers = match ctx
+        .coordinator()
+        .heartbeats(ReceiverStream::new(outgoing))
+        .await
+    {
+        Ok(response) => response.into_inner(),
+        Err(status) => return failed("heartbeats", status),
+    };
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        let running_attempts = running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|&attempt_id| AttemptProgress {
-                attempt_id,
-                ..AttemptProgress::default()
-            })
-            .collect();
-        let request = HeartbeatRequest {
-            worker_id: worker_id.to_string(),
-            running_attempts,
-            held_jobs: Vec::new(),
-        };
-        match ctx.coordinator().heartbeat(request).await {
-            Ok(response) if response.get_ref().reregister => {
-                return failed("heartbeat", "the coordinator forgot this worker");
+        tokio::select! {
+            _ = tick.tick() => {
+                if beats.try_send(beat(worker_id, running)).is_err() {
+                    failed("heartbeats", "the stream is stalled or closed");
+                }
             }
-            Ok(_) => {}
-            Err(status) => failed("heartbeat", status),
+            answer = answers.message() => match answer {
+                Ok(Some(answer)) if answer.reregister => {
+                    return failed("heartbeats", "the coordinator forgot this worker");
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return failed("heartbeats", "the coordinator ended the stream"),
+                Err(status) => return failed("heartbeats", status),
+            },
         }
+    }
+}
+
+/// A heartbeat listing the attempts running now.
+fn beat(worker_id: &str, running: &Running) -> HeartbeatRequest {
+    let running_attempts = running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|&attempt_id| AttemptProgress {
+            attempt_id,
+            ..AttemptProgress::default()
+        })
+        .collect();
+    HeartbeatRequest {
+        worker_id: worker_id.to_string(),
+        running_attempts,
+        held_jobs: Vec::new(),
     }
 }
 

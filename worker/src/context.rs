@@ -3,6 +3,7 @@
 
 use crate::error::TaskError;
 use crate::map_input::map_input;
+use crate::map_locations::JobViews;
 use crate::shuffle_fetch::FETCH_IDLE_TIMEOUT;
 use crate::shuffle_server::MapOutputs;
 use quern_proto::Assignment;
@@ -34,6 +35,8 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Context {
     pub registry: JobRegistry,
     pub outputs: MapOutputs,
+    /// What this worker's reduces have learnt of where each job's map outputs are.
+    pub map_output_views: JobViews,
     pub work_dir: PathBuf,
     /// How long a shuffle fetch waits for the next chunk before failing; tests shorten it.
     pub fetch_idle_timeout: Duration,
@@ -86,6 +89,7 @@ impl Context {
         Context {
             registry,
             outputs: MapOutputs::default(),
+            map_output_views: JobViews::default(),
             work_dir,
             fetch_idle_timeout: FETCH_IDLE_TIMEOUT,
             coordinator,
@@ -191,7 +195,7 @@ mod tests {
         let ctx = context(&black_hole(), work.path(), JobRegistry::new());
         let started = Instant::now();
         let mut coordinator = ctx.coordinator();
-        let call = coordinator.heartbeat(quern_proto::HeartbeatRequest::default());
+        let call = coordinator.leave(quern_proto::LeaveRequest::default());
         let bound = KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT + Duration::from_secs(10);
         match tokio::time::timeout(bound, call).await {
             Ok(Err(status)) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status}"),

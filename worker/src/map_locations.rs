@@ -5,13 +5,20 @@
 //! events are complete (every map done, none left to read), every map has its location. Asked
 //! again after a fetch failure, the reduce reads only the events since, and finds there the
 //! maps that ran again.
+//!
+//! A worker keeps one view per job, which all its reduces of the job share ([`JobViews`]): each
+//! event reaches a worker once however many of the job's reduces it runs, as the MapReduce
+//! paper's master told workers, not reduces, where map outputs were.
 
 use crate::context::Context;
 use crate::error::TaskError;
+use prost::Message;
 use quern_proto::{
-    Assignment, Backoff, MapOutputHolder, MapOutputLocation, MapOutputLocationsRequest,
-    MapOutputLocationsResponse,
+    Assignment, Backoff, MapOutputEvents, MapOutputHolder, MapOutputLocation,
+    MapOutputLocationsRequest, MapOutputLocationsResponse,
 };
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often a reduce asks again while maps are being (re)computed.
@@ -29,7 +36,30 @@ enum Latest {
     At { attempt: u64, holder: u32 },
 }
 
-/// What a reduce knows of its job's map output events so far.
+/// A job's view, shared by the worker's reduces of that job: one reads the events at a time.
+pub type SharedView = Arc<tokio::sync::Mutex<MapOutputView>>;
+
+/// This worker's views of map output events, by job.
+#[derive(Debug, Default)]
+pub struct JobViews(Mutex<HashMap<String, SharedView>>);
+
+impl JobViews {
+    fn views(&self) -> std::sync::MutexGuard<'_, HashMap<String, SharedView>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Job `job`'s view, empty if no reduce of it has read any events here yet.
+    pub fn of(&self, job: &str) -> SharedView {
+        self.views().entry(job.to_string()).or_default().clone()
+    }
+
+    /// Drops job `job`'s view: the job is over.
+    pub fn forget(&self, job: &str) {
+        self.views().remove(job);
+    }
+}
+
+/// What a worker knows of a job's map output events so far.
 #[derive(Debug, Default)]
 pub struct MapOutputView {
     /// Where the next request starts.
@@ -45,6 +75,15 @@ pub struct MapOutputView {
 impl MapOutputView {
     /// Takes in one answer: the events from `next_event` on.
     pub fn apply(&mut self, answer: MapOutputLocationsResponse) -> Result<(), TaskError> {
+        let events = MapOutputEvents::decode(answer.events)
+            .map_err(|e| bad(format!("a page does not decode: {e}")))?;
+        self.take(events)?;
+        self.complete = answer.complete;
+        Ok(())
+    }
+
+    /// Takes in one page of events, from `next_event` on.
+    fn take(&mut self, answer: MapOutputEvents) -> Result<(), TaskError> {
         check_answer(&answer, self.next_event, self.holders.len())?;
         self.holders.extend(answer.holders);
         let mut obsolete = answer.obsolete.iter().peekable();
@@ -61,7 +100,6 @@ impl MapOutputView {
             }
         }
         self.next_event = answer.next_event;
-        self.complete = answer.complete;
         Ok(())
     }
 
@@ -123,7 +161,7 @@ fn bad(what: String) -> TaskError {
 /// Refuses an answer that does not continue the events at `next_event` with holders numbered
 /// from `holders`, or whose lists disagree, before any of it is taken in.
 fn check_answer(
-    answer: &MapOutputLocationsResponse,
+    answer: &MapOutputEvents,
     next_event: u64,
     holders: usize,
 ) -> Result<(), TaskError> {
@@ -205,7 +243,8 @@ mod tests {
         }
     }
 
-    /// A page of events `(map, attempt, holder, obsolete)` from `from`, naming holders `new`.
+    /// A page of events `(map, attempt, holder, obsolete)` from `from`, naming holders `new`,
+    /// as the coordinator answers it.
     fn page(
         from: u64,
         first_holder: u32,
@@ -213,7 +252,7 @@ mod tests {
         events: &[(u32, u64, u32, bool)],
         complete: bool,
     ) -> MapOutputLocationsResponse {
-        MapOutputLocationsResponse {
+        let events = MapOutputEvents {
             first_holder,
             holders: new.iter().map(|&n| holder(n)).collect(),
             map_tasks: events.iter().map(|e| e.0).collect(),
@@ -223,6 +262,9 @@ mod tests {
                 .filter(|&i| events[i as usize].3)
                 .collect(),
             next_event: from + events.len() as u64,
+        };
+        MapOutputLocationsResponse {
+            events: events.encode_to_vec().into(),
             complete,
         }
     }

@@ -19,6 +19,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::InterceptorLayer;
 use tonic::transport::ServerTlsConfig;
@@ -27,6 +30,9 @@ use tonic::transport::server::TcpIncoming;
 /// A fetch request names a job, an attempt and a partition: a few hundred bytes at most. A
 /// larger one is refused before its body is buffered.
 const MAX_FETCH_REQUEST_BYTES: usize = 64 << 10;
+/// Heartbeats waiting to go out on the stream: more means the stream is stalled, and a newer
+/// beat will say the same.
+const HEARTBEATS_QUEUED: usize = 2;
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
@@ -340,33 +346,55 @@ async fn session(ctx: &Arc<Context>, running: &Running, worker_id: String, inter
     }
 }
 
-/// Heartbeats until the coordinator says it does not know this worker.
+/// Heartbeats on one stream until the coordinator says it does not know this worker, or the
+/// stream ends (the coordinator restarted, or the connection broke): either way, the session is
+/// over and the worker registers again.
 async fn heartbeats(ctx: &Context, running: &Running, worker_id: &str, interval: Duration) {
+    let (beats, outgoing) = mpsc::channel(HEARTBEATS_QUEUED);
+    let mut answers = match ctx
+        .coordinator()
+        .heartbeats(ReceiverStream::new(outgoing))
+        .await
+    {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            return tracing::warn!(error = %status.message(), "cannot open the heartbeat stream");
+        }
+    };
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        let request = HeartbeatRequest {
-            worker_id: worker_id.to_string(),
-            running_attempts: running.attempts(),
-            held_jobs: held_jobs(ctx).await,
-        };
-        match ctx.coordinator().heartbeat(request).await {
-            Ok(response) => {
-                let response = response.into_inner();
-                if response.reregister {
+        tokio::select! {
+            _ = tick.tick() => {
+                let beat = HeartbeatRequest {
+                    worker_id: worker_id.to_string(),
+                    running_attempts: running.attempts(),
+                    held_jobs: held_jobs(ctx).await,
+                };
+                // A full queue means the stream is stalled: this beat would arrive stale.
+                if let Err(TrySendError::Closed(_)) = beats.try_send(beat) {
+                    return tracing::warn!("the heartbeat stream closed");
+                }
+            }
+            answer = answers.message() => match answer {
+                Ok(Some(answer)) if answer.reregister => {
                     return tracing::warn!(
                         "the coordinator does not know this worker; registering again"
                     );
                 }
-                for attempt in response.cancel_attempts {
-                    running.cancel(attempt);
+                Ok(Some(answer)) => {
+                    for attempt in answer.cancel_attempts {
+                        running.cancel(attempt);
+                    }
+                    for job in answer.finished_jobs {
+                        forget_job(ctx, &job);
+                    }
                 }
-                for job in response.finished_jobs {
-                    forget_job(ctx, &job);
+                Ok(None) => return tracing::warn!("the coordinator ended the heartbeat stream"),
+                Err(status) => {
+                    return tracing::warn!(error = %status.message(), "heartbeat stream broke");
                 }
-            }
-            Err(status) => tracing::warn!(error = %status.message(), "heartbeat failed"),
+            },
         }
     }
 }
@@ -415,6 +443,7 @@ fn forget_job(ctx: &Context, job: &str) -> tokio::task::JoinHandle<()> {
         return tokio::spawn(async {});
     }
     ctx.outputs.remove_job(job);
+    ctx.map_output_views.forget(job);
     let dir = ctx.work_dir.join(job);
     let job = job.to_string();
     tokio::spawn(async move {

@@ -10,7 +10,7 @@
 use crate::attempt::Progress;
 use crate::context::Context;
 use crate::error::TaskError;
-use crate::map_locations::{MapOutputView, catch_up};
+use crate::map_locations::catch_up;
 use crate::merge::Segment;
 use crate::record::RecordReader;
 use futures::StreamExt;
@@ -79,9 +79,12 @@ pub async fn fetch_partition(
         progress,
         out_of_reach: OutOfReach::default(),
     };
-    let mut view = MapOutputView::default();
-    catch_up(ctx, assignment, &mut view).await?;
-    let mut todo = view.locations()?;
+    let view = ctx.map_output_views.of(&assignment.job_id);
+    let mut todo = {
+        let mut known = view.lock().await;
+        catch_up(ctx, assignment, &mut known).await?;
+        known.locations()?
+    };
     let mut segments = Vec::with_capacity(todo.len());
     let mut bytes = 0;
     let mut backoff = Backoff::exponential(REFETCH_FIRST, REFETCH_MAX);
@@ -101,10 +104,11 @@ pub async fn fetch_partition(
         }
         tokio::time::sleep(backoff.next_delay()).await;
         // The events since: the maps run again, where their new outputs are.
-        catch_up(ctx, assignment, &mut view).await?;
+        let mut known = view.lock().await;
+        catch_up(ctx, assignment, &mut known).await?;
         todo = lost
             .into_iter()
-            .map(|map_task| view.location(map_task))
+            .map(|map_task| known.location(map_task))
             .collect::<Result<_, _>>()?;
     }
 }
@@ -153,9 +157,10 @@ pub async fn locate_map_outputs(
     ctx: &Context,
     assignment: &Assignment,
 ) -> Result<usize, TaskError> {
-    let mut view = MapOutputView::default();
-    catch_up(ctx, assignment, &mut view).await?;
-    view.located()
+    let view = ctx.map_output_views.of(&assignment.job_id);
+    let mut known = view.lock().await;
+    catch_up(ctx, assignment, &mut known).await?;
+    known.located()
 }
 
 /// Bytes of fetched segments a reduce holds in memory: an eighth of its task's memory

@@ -121,10 +121,11 @@ impl Coordinator for FakeCoordinator {
     ) -> Result<Response<RegisterWorkerResponse>, Status> {
         unimplemented()
     }
-    async fn heartbeat(
+    type HeartbeatsStream = Stream<HeartbeatResponse>;
+    async fn heartbeats(
         &self,
-        _: Request<HeartbeatRequest>,
-    ) -> Result<Response<HeartbeatResponse>, Status> {
+        _: Request<tonic::Streaming<HeartbeatRequest>>,
+    ) -> Result<Response<Self::HeartbeatsStream>, Status> {
         unimplemented()
     }
     async fn assignments(
@@ -144,27 +145,29 @@ impl Coordinator for FakeCoordinator {
         _: Request<MapOutputLocationsRequest>,
     ) -> Result<Response<MapOutputLocationsResponse>, Status> {
         // Every output done, one event each, each holder named once: one complete page.
-        let mut answer = MapOutputLocationsResponse {
+        let mut events = MapOutputEvents {
             next_event: self.locations.len() as u64,
-            complete: true,
-            ..MapOutputLocationsResponse::default()
+            ..MapOutputEvents::default()
         };
         for l in &self.locations {
-            let holder = match answer.holders.iter().position(|h| h.address == l.address) {
+            let holder = match events.holders.iter().position(|h| h.address == l.address) {
                 Some(holder) => holder,
                 None => {
-                    answer.holders.push(MapOutputHolder {
+                    events.holders.push(MapOutputHolder {
                         address: l.address.clone(),
                         worker_id: l.worker_id.clone(),
                     });
-                    answer.holders.len() - 1
+                    events.holders.len() - 1
                 }
             };
-            answer.map_tasks.push(l.map_task);
-            answer.attempt_ids.push(l.attempt_id);
-            answer.holder_of.push(holder as u32);
+            events.map_tasks.push(l.map_task);
+            events.attempt_ids.push(l.attempt_id);
+            events.holder_of.push(holder as u32);
         }
-        Ok(Response::new(answer))
+        Ok(Response::new(MapOutputLocationsResponse {
+            events: prost::Message::encode_to_vec(&events).into(),
+            complete: true,
+        }))
     }
     async fn report_fetch_failure(
         &self,
