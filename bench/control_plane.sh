@@ -50,7 +50,8 @@ done
 echo "$workers simulated workers ($slots slots, $connections control + $connections task connections) registered in $((($(date +%s%N) - started) / 1000000)) ms"
 
 ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$coordinator/stat"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-$coordinator}/stat"; }
+cpu_seconds() { echo "scale=1; ($2 - $1) / $ticks" | bc; }
 idle_cpu() { # SECONDS: the coordinator's CPU over that long, as % of one core
   local before after; before=$(cpu_ticks); sleep "$1"; after=$(cpu_ticks)
   echo "scale=1; 100 * ($after - $before) / $ticks / $1" | bc
@@ -63,12 +64,16 @@ if [ -n "${PERF_DATA:-}" ]; then
   pids+=($!)
 fi
 started=$(date +%s%N)
+coordinator_before=$(cpu_ticks) sim_before=$(cpu_ticks "${pids[1]}")
 "$quern" submit wordcount --coordinator "$address" --input "$dir/input" --output "$dir/out" \
   --reducers "$reduces" --split-size 1KiB --wait > "$dir/submit.out"
 wall=$((($(date +%s%N) - started) / 1000000))
+coordinator_cpu=$(cpu_seconds "$coordinator_before" "$(cpu_ticks)")
+sim_cpu=$(cpu_seconds "$sim_before" "$(cpu_ticks "${pids[1]}")")
 parts=$(find "$dir/out" -name 'part-r-*' | wc -l)
 [ -f "$dir/out/_SUCCESS" ] && [ "$parts" -eq "$reduces" ] || { echo "job incomplete: $parts parts"; exit 1; }
 echo "job of $maps maps and $reduces reduces: $wall ms wall (submit to done, $parts empty parts)"
+echo "CPU during the job: coordinator $coordinator_cpu s, simulated workers $sim_cpu s"
 echo "coordinator peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$coordinator/status")"
 echo "coordinator CPU, idle after the job: $(idle_cpu 10)% of one core (10 s)"
 failures=$(wc -l < "$dir/sim.log")

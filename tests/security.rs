@@ -484,6 +484,52 @@ fn nothing_a_cluster_prints_or_writes_holds_the_token() {
     }
 }
 
+/// A heartbeat stream belongs to the worker whose session opened it: a heartbeat naming another
+/// worker on it ends the stream with an error, and is not taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heartbeat_stream_carries_one_workers_heartbeats() {
+    let cluster = Cluster::start(1, 1);
+    let (workers, _) = cluster_view(&cluster.address);
+    let other = workers.keys().next().expect("one worker").clone();
+    let mut client = CoordinatorClient::connect(cluster.address.clone())
+        .await
+        .unwrap();
+    let registered = client
+        .register_worker(RegisterWorkerRequest {
+            address: "http://127.0.0.1:1".into(),
+            slots: 1,
+            ..RegisterWorkerRequest::default()
+        })
+        .await
+        .expect("a registration")
+        .into_inner();
+    let beat = |worker_id: &str| HeartbeatRequest {
+        worker_id: worker_id.to_string(),
+        ..HeartbeatRequest::default()
+    };
+    let beats = [beat(&registered.worker_id), beat(&other)];
+    let mut request = tonic::Request::new(tokio_stream::iter(beats));
+    request
+        .metadata_mut()
+        .insert(SESSION_HEADER, registered.session.parse().unwrap());
+    let refused = client
+        .heartbeats(request)
+        .await
+        .expect("the stream opens")
+        .into_inner()
+        .message()
+        .await
+        .expect_err("the second heartbeat is refused");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        refused.message(),
+        format!(
+            "a heartbeat for {other} on the stream of {}",
+            registered.worker_id
+        )
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_in_a_workers_name_without_its_session_are_refused() {
     let cluster = Cluster::start(1, 1);

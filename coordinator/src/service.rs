@@ -116,16 +116,18 @@ impl CoordinatorService {
     }
 
     /// Takes one worker's heartbeats as they come on its stream, until it ends, answering those
-    /// that call for something. A heartbeat that names a worker without its session, or no
-    /// worker, ends the stream with the error.
+    /// that call for something. The stream is the worker's once its first heartbeat passes the
+    /// session check; a heartbeat that names another worker, or none, or comes without the
+    /// worker's session, ends the stream with the error.
     async fn serve_heartbeats(
         &self,
         mut beats: Streaming<HeartbeatRequest>,
         session: String,
         answers: mpsc::Sender<Result<HeartbeatResponse, Status>>,
     ) {
+        let mut owner: Option<(String, WorkerId)> = None;
         while let Ok(Some(beat)) = beats.message().await {
-            let answer = match self.take_heartbeat(&beat, &session) {
+            let answer = match self.take_heartbeat(&beat, &session, &mut owner) {
                 Ok(answer) if answer == HeartbeatResponse::default() => continue,
                 Ok(answer) => Ok(answer),
                 Err(status) => Err(status),
@@ -137,15 +139,30 @@ impl CoordinatorService {
         }
     }
 
+    /// One heartbeat on a stream that belongs to `owner`, if it has one yet.
     fn take_heartbeat(
         &self,
         beat: &HeartbeatRequest,
         session: &str,
+        owner: &mut Option<(String, WorkerId)>,
     ) -> Result<HeartbeatResponse, Status> {
-        let id = parse_worker(&beat.worker_id)?;
         let grace = self.config.heartbeat_interval * 2;
         let mut state = self.lock();
-        state.check_session(Some(id), session)?;
+        let id = match owner {
+            Some((name, id)) if *name == beat.worker_id => *id,
+            Some((name, _)) => {
+                return Err(Status::invalid_argument(format!(
+                    "a heartbeat for {} on the stream of {name}",
+                    beat.worker_id
+                )));
+            }
+            None => {
+                let id = parse_worker(&beat.worker_id)?;
+                state.check_session(Some(id), session)?;
+                *owner = Some((beat.worker_id.clone(), id));
+                id
+            }
+        };
         Ok(state.heartbeat(id, &beat.running_attempts, &beat.held_jobs, grace))
     }
 
