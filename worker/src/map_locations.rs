@@ -8,7 +8,9 @@
 //!
 //! A worker keeps one view per job, which all its reduces of the job share ([`JobViews`]): each
 //! event reaches a worker once however many of the job's reduces it runs, as the MapReduce
-//! paper's master told workers, not reduces, where map outputs were.
+//! paper's master told workers, not reduces, where map outputs were. A view is of one
+//! registration: a restarted coordinator rebuilds its log in another order, so a worker that
+//! registers again starts its views afresh.
 
 use crate::context::Context;
 use crate::error::TaskError;
@@ -39,23 +41,25 @@ enum Latest {
 /// A job's view, shared by the worker's reduces of that job: one reads the events at a time.
 pub type SharedView = Arc<tokio::sync::Mutex<MapOutputView>>;
 
-/// This worker's views of map output events, by job.
+/// This worker's views of map output events, by job and registration (worker id).
 #[derive(Debug, Default)]
-pub struct JobViews(Mutex<HashMap<String, SharedView>>);
+pub struct JobViews(Mutex<HashMap<(String, String), SharedView>>);
 
 impl JobViews {
-    fn views(&self) -> std::sync::MutexGuard<'_, HashMap<String, SharedView>> {
+    fn views(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), SharedView>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Job `job`'s view, empty if no reduce of it has read any events here yet.
-    pub fn of(&self, job: &str) -> SharedView {
-        self.views().entry(job.to_string()).or_default().clone()
+    /// The view of the job `assignment` is of, under the registration it came to; empty if no
+    /// reduce of it has read any events there yet.
+    pub fn of(&self, assignment: &Assignment) -> SharedView {
+        let key = (assignment.job_id.clone(), assignment.worker_id.clone());
+        self.views().entry(key).or_default().clone()
     }
 
-    /// Drops job `job`'s view: the job is over.
+    /// Drops job `job`'s views: the job is over.
     pub fn forget(&self, job: &str) {
-        self.views().remove(job);
+        self.views().retain(|(of, _), _| of != job);
     }
 }
 
@@ -301,6 +305,34 @@ mod tests {
         assert_eq!(at(&view, 0), (12, "http://h1:1".to_string()));
         assert_eq!(at(&view, 1), (11, "http://h1:1".to_string()));
         assert_eq!(view.locations().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_jobs_reduces_share_a_view_until_the_worker_registers_again() {
+        let assignment = |job: &str, worker: &str| Assignment {
+            job_id: job.into(),
+            worker_id: worker.into(),
+            ..Assignment::default()
+        };
+        let views = JobViews::default();
+        let first = views.of(&assignment("job-1", "worker-1-1"));
+        first
+            .lock()
+            .await
+            .apply(page(0, 0, &[0], &[(0, 10, 0, false)], true))
+            .unwrap();
+        let shared = views.of(&assignment("job-1", "worker-1-1"));
+        assert!(shared.lock().await.is_complete(), "the same view");
+        // Registered again (a restarted coordinator numbers its log afresh): a new view.
+        let registered_again = views.of(&assignment("job-1", "worker-2-1"));
+        assert!(!registered_again.lock().await.is_complete());
+        let other_job = views.of(&assignment("job-2", "worker-2-1"));
+        views.forget("job-1");
+        assert_eq!(views.views().len(), 1);
+        assert!(Arc::ptr_eq(
+            &other_job,
+            &views.of(&assignment("job-2", "worker-2-1"))
+        ));
     }
 
     #[test]

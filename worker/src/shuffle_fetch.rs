@@ -79,7 +79,7 @@ pub async fn fetch_partition(
         progress,
         out_of_reach: OutOfReach::default(),
     };
-    let view = ctx.map_output_views.of(&assignment.job_id);
+    let view = ctx.map_output_views.of(assignment);
     let mut todo = {
         let mut known = view.lock().await;
         catch_up(ctx, assignment, &mut known).await?;
@@ -157,7 +157,7 @@ pub async fn locate_map_outputs(
     ctx: &Context,
     assignment: &Assignment,
 ) -> Result<usize, TaskError> {
-    let view = ctx.map_output_views.of(&assignment.job_id);
+    let view = ctx.map_output_views.of(assignment);
     let mut known = view.lock().await;
     catch_up(ctx, assignment, &mut known).await?;
     known.located()
