@@ -99,7 +99,9 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
         }
     }
 
-    /// Folds `value` into what `key` (encoded) holds.
+    /// Folds `value` into what `key` (encoded) holds. Inlined into the mapper's loop: this runs
+    /// for every pair, and all but a fold stays out of line.
+    #[inline]
     pub(crate) fn add(
         &mut self,
         key: &[u8],
@@ -129,19 +131,11 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
             return Ok(());
         }
         slot.folds = 0;
-        let Some(value) = &slot.value else {
-            return Ok(());
-        };
-        self.encoded_value.clear();
-        encode_value(value, &mut self.encoded_value)?;
-        if self.encoded_value.len() <= MAX_HELD_VALUE {
-            return Ok(());
-        }
-        slot.value = None;
-        sink.emit(key, &self.encoded_value)
+        measure(key, slot, &mut self.encoded_value, sink)
     }
 
     /// Holds a key not held yet, with its `(hash, prefix)`.
+    #[inline(never)]
     fn insert(
         &mut self,
         (hash, prefix): (u64, u64),
@@ -180,6 +174,28 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
         self.encoded_keys.clear();
         Ok(())
     }
+}
+
+/// Measures the value `slot` holds for `key` (encoded), and passes it on if it has grown past
+/// [`MAX_HELD_VALUE`].
+#[cold]
+#[inline(never)]
+fn measure<V: Value>(
+    key: &[u8],
+    slot: &mut Slot<V>,
+    encoded: &mut Vec<u8>,
+    sink: &mut dyn MapSink,
+) -> Result<(), JobError> {
+    let Some(value) = &slot.value else {
+        return Ok(());
+    };
+    encoded.clear();
+    encode_value(value, encoded)?;
+    if encoded.len() <= MAX_HELD_VALUE {
+        return Ok(());
+    }
+    slot.value = None;
+    sink.emit(key, encoded)
 }
 
 /// The encoded key that `slot` holds.
