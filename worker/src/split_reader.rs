@@ -103,6 +103,7 @@ where
     }
 
     /// Moves consumed bytes out and appends the next chunk; false at the end of the object.
+    #[inline(never)]
     fn refill(&mut self) -> Result<bool, JobError> {
         if self.exhausted {
             return Ok(false);
@@ -124,6 +125,7 @@ where
     }
 
     /// The next raw line as `(start in buf, length without the newline)`, or None at the end.
+    #[inline]
     fn next_raw(&mut self) -> Result<Option<(usize, usize)>, JobError> {
         // Bytes after the cursor already searched; refill keeps them, moved to the front.
         let mut searched = 0;
@@ -160,6 +162,7 @@ where
     C: Iterator<Item = Result<bytes::Bytes, E>>,
     E: Into<JobError>,
 {
+    #[inline]
     fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
         if self.done {
             return Ok(None);
