@@ -45,6 +45,9 @@ impl Combiner for SumCombiner {
     ) -> u64 {
         values.sum()
     }
+    fn merge(&self, _: &TaskContext, _key: &Vec<u8>, held: u64, value: u64) -> u64 {
+        held + value
+    }
 }
 
 pub struct SumReducer;

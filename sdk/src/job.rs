@@ -80,6 +80,61 @@ pub trait Combiner: Send + Sync + 'static {
         key: &Self::Key,
         values: &mut dyn Iterator<Item = Self::Value>,
     ) -> Self::Value;
+    /// Folds one more `value` of `key` into `held`, the fold so far: map-side combining calls
+    /// this as the mapper emits, once per pair (Spark's `reduceByKey` function). The default
+    /// is [`combine`](Combiner::combine) over the two. Override it where the fold is binary
+    /// (a sum, a min) to fold without building an iterator per pair; it must agree with
+    /// `combine`.
+    ///
+    /// ```
+    /// use quern_sdk::local::LocalRun;
+    /// use quern_sdk::prelude::*;
+    ///
+    /// struct Sum;
+    ///
+    /// impl Combiner for Sum {
+    ///     type Key = String;
+    ///     type Value = u64;
+    ///     fn combine(&self, _: &TaskContext, _: &String, values: &mut dyn Iterator<Item = u64>) -> u64 {
+    ///         values.sum()
+    ///     }
+    ///     fn merge(&self, _: &TaskContext, _: &String, held: u64, value: u64) -> u64 {
+    ///         held + value
+    ///     }
+    /// }
+    ///
+    /// # struct Words;
+    /// # impl Mapper for Words {
+    /// #     type Key = String;
+    /// #     type Value = u64;
+    /// #     fn map(&self, _: u64, line: &[u8], out: &mut Emitter<'_, String, u64>) -> Result<(), JobError> {
+    /// #         String::from_utf8_lossy(line).split_whitespace().try_for_each(|w| out.emit(w, &1))
+    /// #     }
+    /// # }
+    /// # impl Reducer for Sum {
+    /// #     type Key = String;
+    /// #     type Value = u64;
+    /// #     type OutKey = str;
+    /// #     type OutValue = u64;
+    /// #     fn reduce(&self, key: String, values: &mut dyn Iterator<Item = u64>,
+    /// #               out: &mut Output<'_, str, u64>) -> Result<(), JobError> {
+    /// #         Ok(out.write(&key, &values.sum()))
+    /// #     }
+    /// # }
+    /// let job = JobDef::new("count", Words, Sum).combiner(Sum);
+    /// let output = LocalRun::new(&job).run(&[("a", "a b a a\n"), ("b", "b a\n")])?;
+    /// assert_eq!(output.parts, [b"a\t4\nb\t2\n"]);
+    /// # Ok::<(), JobError>(())
+    /// ```
+    fn merge(
+        &self,
+        ctx: &TaskContext,
+        key: &Self::Key,
+        held: Self::Value,
+        value: Self::Value,
+    ) -> Self::Value {
+        self.combine(ctx, key, &mut [held, value].into_iter())
+    }
 }
 
 /// Chooses the reduce partition of an encoded key.

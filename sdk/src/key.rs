@@ -35,26 +35,30 @@ pub trait KeyEncode {
 /// The first eight bytes of an encoded key, zero-padded, as a big-endian integer: integers
 /// compare as the bytes do, and keys of up to eight bytes are equal exactly when their prefixes
 /// and lengths are. The engine's sort buffer orders by it, and map-side combining finds keys by
-/// it. A short key is read in overlapping loads, not byte by byte: this runs for every record.
+/// it. A short key is read in two overlapping word loads, not byte by byte: this runs for every
+/// record.
 #[inline]
 pub fn key_prefix(key: &[u8]) -> u64 {
     let len = key.len();
-    // Bytes `at..at + n` as a big-endian integer of n bytes.
-    let load = |at: usize, n: usize| -> u64 {
-        key[at..at + n]
-            .iter()
-            .fold(0, |word, &b| (word << 8) | u64::from(b))
-    };
     match len {
-        8.. => load(0, 8),
-        4..=7 => (load(0, 4) << 32) | (load(len - 4, 4) << (8 * (8 - len))),
+        8.. => be_word::<8>(key, 0),
+        // Bytes 0..4, and len-4..len shifted to end at byte len: they agree where they overlap.
+        4..=7 => (be_word::<4>(key, 0) << 32) | (be_word::<4>(key, len - 4) << (8 * (8 - len))),
         1..=3 => {
-            (load(0, 1) << 56)
-                | (load(len / 2, 1) << (8 * (7 - len / 2)))
-                | (load(len - 1, 1) << (8 * (8 - len)))
+            (be_word::<1>(key, 0) << 56)
+                | (be_word::<1>(key, len / 2) << (8 * (7 - len / 2)))
+                | (be_word::<1>(key, len - 1) << (8 * (8 - len)))
         }
         0 => 0,
     }
+}
+
+/// Bytes `at..at + N` of `key` (N at most 8) as a big-endian integer, in one load.
+#[inline(always)]
+fn be_word<const N: usize>(key: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word[8 - N..].copy_from_slice(&key[at..at + N]);
+    u64::from_be_bytes(word)
 }
 
 /// A key type: encodes in order and decodes back.

@@ -114,6 +114,7 @@ impl<'a, K: Key, V: Value> Emitter<'a, K, V> {
 
     /// Emits one pair. The key may be a borrowed form of `K` (`&[u8]` for `Vec<u8>`, `&str` for
     /// `String`); for a tuple key from borrowed parts, see [`Emitter::emit_parts`].
+    #[inline]
     pub fn emit<Q>(&mut self, key: &Q, value: &V) -> Result<(), JobError>
     where
         Q: KeyEncode + ?Sized,
@@ -124,6 +125,7 @@ impl<'a, K: Key, V: Value> Emitter<'a, K, V> {
 
     /// Emits one pair whose key is given in parts (see [`KeyParts`]): for a `(String, u64)` key,
     /// `out.emit_parts((word, n), &value)` with `word: &str`, which allocates nothing.
+    #[inline]
     pub fn emit_parts(&mut self, key: impl KeyParts<K>, value: &V) -> Result<(), JobError> {
         self.emitted += 1;
         let key = match key.as_encoded() {

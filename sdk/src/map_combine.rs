@@ -1,6 +1,6 @@
 //! Map-side combining in the job's own types, before anything is encoded (Spark's map-side
 //! aggregation): while a map task runs, the values of each key are folded by the job's combiner
-//! as they are emitted, so a word seen a million times is encoded and handed to the engine once
+//! (its binary [`Combiner::merge`]) as they are emitted, so a word seen a million times is encoded and handed to the engine once
 //! per table, not a million times.
 //!
 //! Memory stays bounded: the table holds at most [`MAX_KEYS`] keys and [`MAX_KEY_BYTES`] of
@@ -99,7 +99,9 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
         }
     }
 
-    /// Folds `value` into what `key` (encoded) holds.
+    /// Folds `value` into what `key` (encoded) holds. Inlined into the mapper's loop: this runs
+    /// for every pair, and all but a fold stays out of line.
+    #[inline]
     pub(crate) fn add(
         &mut self,
         key: &[u8],
@@ -120,9 +122,8 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
         slot.value = Some(match slot.value.take() {
             None => value.clone(),
             Some(held) => {
-                let mut both = [held, value.clone()].into_iter();
                 let key = &self.keys[slot.index as usize];
-                self.combiner.combine(self.ctx, key, &mut both)
+                self.combiner.merge(self.ctx, key, held, value.clone())
             }
         });
         slot.folds += 1;
@@ -130,19 +131,11 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
             return Ok(());
         }
         slot.folds = 0;
-        let Some(value) = &slot.value else {
-            return Ok(());
-        };
-        self.encoded_value.clear();
-        encode_value(value, &mut self.encoded_value)?;
-        if self.encoded_value.len() <= MAX_HELD_VALUE {
-            return Ok(());
-        }
-        slot.value = None;
-        sink.emit(key, &self.encoded_value)
+        measure(key, slot, &mut self.encoded_value, sink)
     }
 
     /// Holds a key not held yet, with its `(hash, prefix)`.
+    #[inline(never)]
     fn insert(
         &mut self,
         (hash, prefix): (u64, u64),
@@ -181,6 +174,28 @@ impl<'c, K: Key, V: Value> MapCombine<'c, K, V> {
         self.encoded_keys.clear();
         Ok(())
     }
+}
+
+/// Measures the value `slot` holds for `key` (encoded), and passes it on if it has grown past
+/// [`MAX_HELD_VALUE`].
+#[cold]
+#[inline(never)]
+fn measure<V: Value>(
+    key: &[u8],
+    slot: &mut Slot<V>,
+    encoded: &mut Vec<u8>,
+    sink: &mut dyn MapSink,
+) -> Result<(), JobError> {
+    let Some(value) = &slot.value else {
+        return Ok(());
+    };
+    encoded.clear();
+    encode_value(value, encoded)?;
+    if encoded.len() <= MAX_HELD_VALUE {
+        return Ok(());
+    }
+    slot.value = None;
+    sink.emit(key, encoded)
 }
 
 /// The encoded key that `slot` holds.
@@ -264,6 +279,42 @@ mod tests {
         ) -> Vec<u64> {
             values.flatten().collect()
         }
+    }
+
+    /// Sums by `merge`, counting its calls; `combine` must not be called.
+    #[derive(Default)]
+    struct MergeSum(std::sync::atomic::AtomicU64);
+    impl Combiner for MergeSum {
+        type Key = String;
+        type Value = u64;
+        fn combine(&self, _: &TaskContext, _: &String, _: &mut dyn Iterator<Item = u64>) -> u64 {
+            panic!("map-side combining folds by merge")
+        }
+        fn merge(&self, _: &TaskContext, _: &String, held: u64, value: u64) -> u64 {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            held + value
+        }
+    }
+
+    #[test]
+    fn a_combiner_with_a_merge_folds_each_pair_by_it() {
+        let ctx = TaskContext::default();
+        let merge = MergeSum::default();
+        let mut combine = MapCombine::new(&merge, &ctx);
+        let mut sink = Collect::default();
+        // "a" 1 + 2 + ... + 10, "b" 7 once.
+        for i in 1..=10 {
+            combine.add(b"a", &i, &mut sink).unwrap();
+        }
+        combine.add(b"b", &7, &mut sink).unwrap();
+        combine.flush(&mut sink).unwrap();
+        sink.0.sort();
+        assert_eq!(sink.0, [(b"a".to_vec(), 55), (b"b".to_vec(), 7)]);
+        assert_eq!(
+            merge.0.into_inner(),
+            9,
+            "one merge per pair after the first"
+        );
     }
 
     #[test]

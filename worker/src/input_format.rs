@@ -73,6 +73,7 @@ impl SplitRecords {
 }
 
 impl RecordSource for SplitRecords {
+    #[inline]
     fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
         let record = match &mut self.source {
             Source::Lines(lines) => lines.next_record()?,

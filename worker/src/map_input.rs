@@ -82,6 +82,7 @@ impl MapRecords {
 }
 
 impl RecordSource for MapRecords {
+    #[inline]
     fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
         match &mut self.0 {
             Inner::One(records) => records.next_record(),
@@ -145,6 +146,7 @@ impl Packed {
         }
     }
 
+    #[inline]
     fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
         loop {
             let Some(current) = &mut self.current else {

@@ -15,6 +15,7 @@
 //! reads: the look-behind and look-ahead belong to the neighbouring splits. So the counts of all
 //! splits of an object sum to its size, whatever the split size.
 
+use bytes::Bytes;
 use quern_proto::MapSplit;
 use quern_sdk::JobError;
 use quern_sdk::engine::RecordSource;
@@ -39,14 +40,19 @@ pub fn read_start(start: u64) -> u64 {
     start.saturating_sub(1)
 }
 
-/// Lines of one split. `C` yields the object's bytes in order from [`read_start`].
+/// Lines of one split. `C` yields the object's bytes in order from [`read_start`]. A line that
+/// lies within one chunk is handed out borrowed from it, uncopied; only a line that spans chunks
+/// is gathered into a buffer of its own.
 pub struct SplitLines<C> {
     chunks: C,
-    buf: Vec<u8>,
-    /// Object offset of `buf[0]`.
-    buf_offset: u64,
-    /// Next unread byte in `buf`.
+    /// The chunk being read.
+    chunk: Bytes,
+    /// Object offset of `chunk[0]`.
+    chunk_offset: u64,
+    /// Next unread byte in `chunk`.
     cursor: usize,
+    /// The line being read, when it spans chunks.
+    carry: Vec<u8>,
     end: u64,
     /// Still before the first line (a split that does not start at 0).
     skipping: bool,
@@ -59,17 +65,27 @@ pub struct SplitLines<C> {
     url: String,
 }
 
+/// A line [`SplitLines::next_raw`] found: in `carry` or else in `chunk`, from `start`, `len`
+/// bytes without its `\n`, and `took` bytes with its terminator.
+struct RawLine {
+    in_carry: bool,
+    start: usize,
+    len: usize,
+    took: usize,
+}
+
 impl<C, E> SplitLines<C>
 where
-    C: Iterator<Item = Result<bytes::Bytes, E>>,
+    C: Iterator<Item = Result<Bytes, E>>,
     E: Into<JobError>,
 {
     pub fn new(chunks: C, start: u64, end: u64) -> Self {
         SplitLines {
             chunks,
-            buf: Vec::new(),
-            buf_offset: read_start(start),
+            chunk: Bytes::new(),
+            chunk_offset: read_start(start),
             cursor: 0,
+            carry: Vec::new(),
             end,
             skipping: start > 0,
             exhausted: false,
@@ -88,10 +104,11 @@ where
         self
     }
 
-    fn line_too_long(&self) -> JobError {
+    /// The error for the line at object offset `offset`.
+    fn line_too_long(&self, offset: u64) -> JobError {
         JobError::Input(Box::new(StorageError::LineTooLong {
             url: self.url.clone(),
-            offset: self.buf_offset + self.cursor as u64,
+            offset,
             limit: self.max_line,
         }))
     }
@@ -102,7 +119,12 @@ where
         self.bytes_read
     }
 
-    /// Moves consumed bytes out and appends the next chunk; false at the end of the object.
+    /// Object offset of the next unread byte.
+    fn offset(&self) -> u64 {
+        self.chunk_offset + self.cursor as u64
+    }
+
+    /// Moves on to the next chunk; false at the end of the object.
     fn refill(&mut self) -> Result<bool, JobError> {
         if self.exhausted {
             return Ok(false);
@@ -110,10 +132,9 @@ where
         match self.chunks.next() {
             Some(chunk) => {
                 let chunk = chunk.map_err(Into::into)?;
-                self.buf.drain(..self.cursor);
-                self.buf_offset += self.cursor as u64;
+                self.chunk_offset += self.chunk.len() as u64;
+                self.chunk = chunk;
                 self.cursor = 0;
-                self.buf.extend_from_slice(&chunk);
                 Ok(true)
             }
             None => {
@@ -123,43 +144,70 @@ where
         }
     }
 
-    /// The next raw line as `(start in buf, length without the newline)`, or None at the end.
-    fn next_raw(&mut self) -> Result<Option<(usize, usize)>, JobError> {
-        // Bytes after the cursor already searched; refill keeps them, moved to the front.
-        let mut searched = 0;
+    /// The next raw line, or None at the end of the object.
+    #[inline]
+    fn next_raw(&mut self) -> Result<Option<RawLine>, JobError> {
+        let Some(len) = memchr::memchr(b'\n', &self.chunk[self.cursor..]) else {
+            return self.next_raw_across_chunks();
+        };
+        if len as u64 > self.max_line {
+            return Err(self.line_too_long(self.offset()));
+        }
+        let start = self.cursor;
+        self.cursor += len + 1;
+        Ok(Some(RawLine {
+            in_carry: false,
+            start,
+            len,
+            took: len + 1,
+        }))
+    }
+
+    /// The next raw line when it does not end in the current chunk: gathered into `carry` from
+    /// the chunks it spans.
+    #[inline(never)]
+    fn next_raw_across_chunks(&mut self) -> Result<Option<RawLine>, JobError> {
+        let offset = self.offset();
+        self.carry.clear();
         loop {
-            let from = self.cursor + searched;
-            if let Some(i) = memchr::memchr(b'\n', &self.buf[from..]) {
-                let start = self.cursor;
-                let len = searched + i;
-                if len as u64 > self.max_line {
-                    return Err(self.line_too_long());
-                }
-                self.cursor = start + len + 1;
-                return Ok(Some((start, len)));
+            let rest = &self.chunk[self.cursor..];
+            let newline = memchr::memchr(b'\n', rest);
+            let piece = newline.unwrap_or(rest.len());
+            self.carry.extend_from_slice(&rest[..piece]);
+            if self.carry.len() as u64 > self.max_line {
+                return Err(self.line_too_long(offset));
             }
-            searched = self.buf.len() - self.cursor;
-            if searched as u64 > self.max_line {
-                return Err(self.line_too_long());
+            if newline.is_some() {
+                self.cursor += piece + 1;
+                let len = self.carry.len();
+                return Ok(Some(RawLine {
+                    in_carry: true,
+                    start: 0,
+                    len,
+                    took: len + 1,
+                }));
             }
+            self.cursor += piece;
             if !self.refill()? {
                 break;
             }
         }
-        if self.cursor < self.buf.len() {
-            let start = self.cursor;
-            self.cursor = self.buf.len();
-            return Ok(Some((start, self.buf.len() - start)));
-        }
-        Ok(None)
+        let len = self.carry.len();
+        Ok((len > 0).then_some(RawLine {
+            in_carry: true,
+            start: 0,
+            len,
+            took: len,
+        }))
     }
 }
 
 impl<C, E> RecordSource for SplitLines<C>
 where
-    C: Iterator<Item = Result<bytes::Bytes, E>>,
+    C: Iterator<Item = Result<Bytes, E>>,
     E: Into<JobError>,
 {
+    #[inline]
     fn next_record(&mut self) -> Result<Option<(u64, &[u8])>, JobError> {
         if self.done {
             return Ok(None);
@@ -171,18 +219,22 @@ where
                 return Ok(None);
             }
         }
-        let offset = self.buf_offset + self.cursor as u64;
+        let offset = self.offset();
         if offset >= self.end {
             self.done = true;
             return Ok(None);
         }
-        let Some((start, len)) = self.next_raw()? else {
+        let Some(raw) = self.next_raw()? else {
             self.done = true;
             return Ok(None);
         };
-        // `next_raw` left the cursor just past the line's terminator, if it has one.
-        self.bytes_read += (self.cursor - start) as u64;
-        let line = &self.buf[start..start + len];
+        self.bytes_read += raw.took as u64;
+        let bytes = if raw.in_carry {
+            &self.carry[..]
+        } else {
+            &self.chunk[..]
+        };
+        let line = &bytes[raw.start..raw.start + raw.len];
         Ok(Some((offset, line.strip_suffix(b"\r").unwrap_or(line))))
     }
 }
@@ -190,7 +242,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     /// Reads split `[start, end)` of `text`, delivered in chunks of `chunk` bytes: its lines,
     /// and the bytes the reader counted.
