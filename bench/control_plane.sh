@@ -76,6 +76,7 @@ echo "job of $maps maps and $reduces reduces: $wall ms wall (submit to done, $pa
 echo "CPU during the job: coordinator $coordinator_cpu s, simulated workers $sim_cpu s"
 echo "coordinator peak RSS: $(awk '/VmHWM/ {printf "%.0f MiB", $2 / 1024}' "/proc/$coordinator/status")"
 echo "coordinator CPU, idle after the job: $(idle_cpu 10)% of one core (10 s)"
+echo "reduce attempts killed (another attempt of the task finished first): $(grep -c '^killed' "$dir/sim.out" || true)"
 failures=$(wc -l < "$dir/sim.log")
 echo "simulated workers' failed calls: $failures"
 [ "$failures" -eq 0 ] || cut -c1-160 "$dir/sim.log" | sort | uniq -c | sort -rn | head -5

@@ -13,7 +13,8 @@
 //!
 //! `sim_workers --coordinator URL [--workers N] [--slots S] [--connections C] [--job NAME]`
 //! prints `registered N` once every worker has its assignment stream open, then runs until
-//! killed, printing on stderr any call that failed.
+//! killed, printing on stderr any call that failed, and on stdout each reduce attempt the
+//! coordinator no longer wanted (`killed: ...`).
 
 use quern_proto::tls::ClientTls;
 use quern_proto::{
@@ -296,8 +297,16 @@ fn beat(worker_id: &str, running: &Running) -> HeartbeatRequest {
 async fn run(ctx: Arc<Context>, assignment: Assignment, running: Running) {
     let attempt = assignment.attempt_id;
     if assignment.kind() == TaskKind::Reduce {
-        if let Err(e) = reduce(&ctx, &assignment).await {
-            failed("reduce", quern_proto::error_chain(&e));
+        match reduce(&ctx, &assignment).await {
+            Ok(()) => {}
+            // Killed by the coordinator (another attempt finished first, say): on stdout,
+            // counted by the bench apart from failures.
+            Err(TaskError::Coordinator(status))
+                if status.code() == tonic::Code::FailedPrecondition =>
+            {
+                println!("killed: reduce attempt {attempt}: {}", status.message());
+            }
+            Err(e) => failed("reduce", quern_proto::error_chain(&e)),
         }
     } else {
         let report = TaskReport {
