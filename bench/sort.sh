@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
 dir=${BENCH_DIR:-/tmp/quern-sort-bench}
+release=${CARGO_TARGET_DIR:-target}/release
 cargo build --release -q -p quern -p quern-testkit
 if [ ! -f "$dir/input/.complete" ]; then
   mkdir -p "$dir/input"
@@ -16,17 +17,23 @@ if [ ! -f "$dir/input/.complete" ]; then
   touch "$dir/input/.complete"
 fi
 echo "input: $(du -sh "$dir/input" | cut -f1) in $(ls "$dir/input" | wc -l) files"
-# Wall seconds and peak RSS (KB) of a command, as "SECONDS KB".
-measure() { /usr/bin/time -f "%e %M" "$@" 2>&1 >/dev/null | tail -1; }
+# Wall seconds and peak RSS (KB) of a command, as "SECONDS KB"; the bench stops if it fails.
+measure() {
+  local report
+  report=$(/usr/bin/time -f "%e %M" "$@" 2>&1 > /dev/null) || { echo "failed: $* $report" >&2; return 1; }
+  echo "$report" | tail -1
+}
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 gnu=(); mem=(); quern=(); gnu_kb=0; mem_kb=0; quern_kb=0
 for _ in $(seq "$runs"); do
-  read -r t kb < <(measure env LC_ALL=C sort -S 4G --parallel=2 -T "$dir" -o "$dir/gnu.txt" "$dir"/input/part-*.txt)
-  gnu+=("$t"); gnu_kb=$(( kb > gnu_kb ? kb : gnu_kb ))
-  read -r t kb < <(measure target/release/sort-baseline "$dir/input" "$dir/rayon.txt")
-  mem+=("$t"); mem_kb=$(( kb > mem_kb ? kb : mem_kb ))
-  read -r t kb < <(measure target/release/quern run sort --input "$dir/input" --output "$dir/quern-out" --reducers 4 --workers 2 --overwrite)
-  quern+=("$t"); quern_kb=$(( kb > quern_kb ? kb : quern_kb ))
+  # No output of an earlier run can pass the comparison below.
+  rm -rf "$dir/gnu.txt" "$dir/rayon.txt" "$dir/quern-out"
+  m=$(measure env LC_ALL=C sort -S 4G --parallel=2 -T "$dir" -o "$dir/gnu.txt" "$dir"/input/part-*.txt)
+  read -r t kb <<< "$m"; gnu+=("$t"); gnu_kb=$(( kb > gnu_kb ? kb : gnu_kb ))
+  m=$(measure "$release/sort-baseline" "$dir/input" "$dir/rayon.txt")
+  read -r t kb <<< "$m"; mem+=("$t"); mem_kb=$(( kb > mem_kb ? kb : mem_kb ))
+  m=$(measure "$release/quern" run sort --input "$dir/input" --output "$dir/quern-out" --reducers 4 --workers 2 --overwrite)
+  read -r t kb <<< "$m"; quern+=("$t"); quern_kb=$(( kb > quern_kb ? kb : quern_kb ))
 done
 cmp "$dir/gnu.txt" "$dir/rayon.txt"
 cmp "$dir/gnu.txt" <(cat "$dir"/quern-out/part-r-*)

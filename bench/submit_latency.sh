@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-21}
 dir=${BENCH_DIR:-/tmp/quern-bench}/submit
 cargo build --release -q -p quern
-quern=target/release/quern
+quern=${CARGO_TARGET_DIR:-target}/release/quern
 rm -rf "$dir" && mkdir -p "$dir"
 printf 'the quick brown fox\njumps over the lazy dog\n' > "$dir/in.txt"
 pids=()
