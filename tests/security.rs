@@ -20,6 +20,7 @@ use quern_proto::{
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tonic::transport::Channel;
 
 const TOKEN: &str = "the-cluster-token-of-this-test-0123456789";
 
@@ -484,16 +485,50 @@ fn nothing_a_cluster_prints_or_writes_holds_the_token() {
     }
 }
 
+/// A cluster of one worker, that worker's id, and a client that carries no session.
+async fn one_worker_and_a_client() -> (Cluster, String, CoordinatorClient<Channel>) {
+    let cluster = Cluster::start(1, 1);
+    let (workers, _) = cluster_view(&cluster.address);
+    let worker = workers.keys().next().expect("one worker").clone();
+    let client = CoordinatorClient::connect(cluster.address.clone())
+        .await
+        .unwrap();
+    (cluster, worker, client)
+}
+
+/// Sends heartbeats naming `workers`, in order, on a stream of their own that carries `session`;
+/// returns the error the coordinator ends the stream with.
+async fn heartbeats_refused(
+    client: &mut CoordinatorClient<Channel>,
+    workers: &[&str],
+    session: &str,
+) -> tonic::Status {
+    let beats: Vec<HeartbeatRequest> = workers
+        .iter()
+        .map(|&worker_id| HeartbeatRequest {
+            worker_id: worker_id.to_string(),
+            ..HeartbeatRequest::default()
+        })
+        .collect();
+    let mut request = tonic::Request::new(tokio_stream::iter(beats));
+    request
+        .metadata_mut()
+        .insert(SESSION_HEADER, session.parse().unwrap());
+    client
+        .heartbeats(request)
+        .await
+        .expect("the stream opens")
+        .into_inner()
+        .message()
+        .await
+        .expect_err("a heartbeat is refused")
+}
+
 /// A heartbeat stream belongs to the worker whose session opened it: a heartbeat naming another
 /// worker on it ends the stream with an error, and is not taken.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_heartbeat_stream_carries_one_workers_heartbeats() {
-    let cluster = Cluster::start(1, 1);
-    let (workers, _) = cluster_view(&cluster.address);
-    let other = workers.keys().next().expect("one worker").clone();
-    let mut client = CoordinatorClient::connect(cluster.address.clone())
-        .await
-        .unwrap();
+    let (_cluster, other, mut client) = one_worker_and_a_client().await;
     let registered = client
         .register_worker(RegisterWorkerRequest {
             address: "http://127.0.0.1:1".into(),
@@ -503,23 +538,8 @@ async fn a_heartbeat_stream_carries_one_workers_heartbeats() {
         .await
         .expect("a registration")
         .into_inner();
-    let beat = |worker_id: &str| HeartbeatRequest {
-        worker_id: worker_id.to_string(),
-        ..HeartbeatRequest::default()
-    };
-    let beats = [beat(&registered.worker_id), beat(&other)];
-    let mut request = tonic::Request::new(tokio_stream::iter(beats));
-    request
-        .metadata_mut()
-        .insert(SESSION_HEADER, registered.session.parse().unwrap());
-    let refused = client
-        .heartbeats(request)
-        .await
-        .expect("the stream opens")
-        .into_inner()
-        .message()
-        .await
-        .expect_err("the second heartbeat is refused");
+    let beats = [registered.worker_id.as_str(), &other];
+    let refused = heartbeats_refused(&mut client, &beats, &registered.session).await;
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
     assert_eq!(
         refused.message(),
@@ -532,12 +552,7 @@ async fn a_heartbeat_stream_carries_one_workers_heartbeats() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn calls_in_a_workers_name_without_its_session_are_refused() {
-    let cluster = Cluster::start(1, 1);
-    let (workers, _) = cluster_view(&cluster.address);
-    let worker = workers.keys().next().expect("one worker").clone();
-    let mut client = CoordinatorClient::connect(cluster.address.clone())
-        .await
-        .unwrap();
+    let (cluster, worker, mut client) = one_worker_and_a_client().await;
 
     let forged_leave = client
         .leave(LeaveRequest {
@@ -551,23 +566,8 @@ async fn calls_in_a_workers_name_without_its_session_are_refused() {
         format!("the call names {worker} but does not carry its session")
     );
 
-    let beat = HeartbeatRequest {
-        worker_id: worker.clone(),
-        ..HeartbeatRequest::default()
-    };
-    let mut guessed = tonic::Request::new(tokio_stream::iter([beat]));
-    guessed.metadata_mut().insert(
-        SESSION_HEADER,
-        "00000000000000000000000000000000".parse().unwrap(),
-    );
-    let forged_heartbeat = client
-        .heartbeats(guessed)
-        .await
-        .expect("the stream opens")
-        .into_inner()
-        .message()
-        .await
-        .expect_err("the heartbeat is refused");
+    let guessed = "00000000000000000000000000000000";
+    let forged_heartbeat = heartbeats_refused(&mut client, &[&worker], guessed).await;
     assert_eq!(forged_heartbeat.code(), tonic::Code::PermissionDenied);
 
     let forged_report = client
