@@ -200,10 +200,22 @@ fn check_answer(
     Ok(())
 }
 
+/// The view of `assignment`'s job, held while its events are read until complete (see
+/// [`catch_up`]): the worker's other reduces of the job wait and find it caught up.
+pub async fn caught_up<'a>(
+    ctx: &Context,
+    assignment: &Assignment,
+    view: &'a SharedView,
+) -> Result<tokio::sync::MutexGuard<'a, MapOutputView>, TaskError> {
+    let mut known = view.lock().await;
+    catch_up(ctx, assignment, &mut known).await?;
+    Ok(known)
+}
+
 /// Reads the events since the view's cursor until they are complete, waiting while maps are
 /// being (re)computed: the coordinator cancels this attempt if it stops waiting for it, and
 /// answers FailedPrecondition if asked after that.
-pub async fn catch_up(
+async fn catch_up(
     ctx: &Context,
     assignment: &Assignment,
     view: &mut MapOutputView,

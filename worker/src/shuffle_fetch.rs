@@ -1,6 +1,5 @@
 //! Shuffle fetch: a reduce task learns where the map outputs are (see [`crate::map_locations`])
-//! and streams its partition of
-//! each from the workers that hold them, several at once. A small segment stays in memory; past
+//! and streams its partition of each from the workers that hold them, several at once. A small segment stays in memory; past
 //! the budget, segments go to the task's local directory. Each segment is checked against the
 //! checksum its holder sends. A peer that cannot serve after a few tries, or that goes silent for
 //! [`FETCH_IDLE_TIMEOUT`] mid-fetch, or a corrupt segment, is reported to the coordinator, which
@@ -10,7 +9,7 @@
 use crate::attempt::Progress;
 use crate::context::Context;
 use crate::error::TaskError;
-use crate::map_locations::catch_up;
+use crate::map_locations::caught_up;
 use crate::merge::Segment;
 use crate::record::RecordReader;
 use futures::StreamExt;
@@ -80,11 +79,7 @@ pub async fn fetch_partition(
         out_of_reach: OutOfReach::default(),
     };
     let view = ctx.map_output_views.of(assignment);
-    let mut todo = {
-        let mut known = view.lock().await;
-        catch_up(ctx, assignment, &mut known).await?;
-        known.locations()?
-    };
+    let mut todo = caught_up(ctx, assignment, &view).await?.locations()?;
     let mut segments = Vec::with_capacity(todo.len());
     let mut bytes = 0;
     let mut backoff = Backoff::exponential(REFETCH_FIRST, REFETCH_MAX);
@@ -104,8 +99,7 @@ pub async fn fetch_partition(
         }
         tokio::time::sleep(backoff.next_delay()).await;
         // The events since: the maps run again, where their new outputs are.
-        let mut known = view.lock().await;
-        catch_up(ctx, assignment, &mut known).await?;
+        let known = caught_up(ctx, assignment, &view).await?;
         todo = lost
             .into_iter()
             .map(|map_task| known.location(map_task))
@@ -158,9 +152,7 @@ pub async fn locate_map_outputs(
     assignment: &Assignment,
 ) -> Result<usize, TaskError> {
     let view = ctx.map_output_views.of(assignment);
-    let mut known = view.lock().await;
-    catch_up(ctx, assignment, &mut known).await?;
-    known.located()
+    caught_up(ctx, assignment, &view).await?.located()
 }
 
 /// Bytes of fetched segments a reduce holds in memory: an eighth of its task's memory
