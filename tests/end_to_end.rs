@@ -98,6 +98,43 @@ fn quern_run_counts_the_corpus_exactly() {
     assert_eq!(read_output(&output, 3), expected_counts(&corpus));
 }
 
+/// Map output compressed with lz4 or zstd (spills too: the sort buffer is small) counts the corpus
+/// exactly on a real cluster, and the shuffle moves fewer bytes than the same job uncompressed.
+#[test]
+fn compressed_map_output_counts_the_corpus_exactly_and_shuffles_fewer_bytes() {
+    let cluster = Cluster::start(2, 2);
+    let out = tempfile::tempdir().unwrap();
+    let corpus = corpus();
+    let expected = expected_counts(&corpus);
+    let mut shuffled = BTreeMap::new();
+    for codec in ["none", "lz4", "zstd"] {
+        let output = out.path().join(codec);
+        let run = quern(&submit_wordcount(
+            &cluster.address,
+            corpus.to_str().unwrap(),
+            output.to_str().unwrap(),
+            &[
+                "--reducers",
+                "3",
+                "--split-size",
+                "1MiB",
+                "--sort-buffer",
+                "64KiB",
+                "--shuffle-compression",
+                codec,
+                "--wait",
+            ],
+        ));
+        assert!(run.status.success(), "{codec}: {}", stderr(&run));
+        let summary = stdout(&run);
+        assert!(summary_value(&summary, "map:", "spills") > 0, "{summary}");
+        assert_eq!(read_output(&output, 3), expected, "{codec}");
+        shuffled.insert(codec, summary_counter(&summary, "shuffle:"));
+    }
+    assert!(shuffled["lz4"] < shuffled["none"], "{shuffled:?}");
+    assert!(shuffled["zstd"] < shuffled["none"], "{shuffled:?}");
+}
+
 /// The `input` bytes count the lines each split owns, not what its reader read past its ends:
 /// over a thousand-byte split size, thousands of maps add up to exactly the corpus's size.
 #[test]

@@ -100,12 +100,34 @@ pub struct JobArgs {
     /// coordinator's --speculative].
     #[arg(long, value_name = "on|off", env = "QUERN_SPECULATIVE", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub speculative: Option<bool>,
+    /// How map output (spills and shuffle) is compressed: none, lz4 or zstd [default: none, the
+    /// fastest on one machine; a slow network may favour lz4 or zstd].
+    #[arg(long, value_enum, env = "QUERN_SHUFFLE_COMPRESSION")]
+    pub shuffle_compression: Option<Compression>,
     /// Replace an output that already holds a finished job.
     #[arg(long, env = "QUERN_OVERWRITE")]
     pub overwrite: bool,
     /// A job parameter, KEY=VALUE, for the job's code (repeatable).
     #[arg(short = 'D', long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
+}
+
+/// A codec for map output, as `--shuffle-compression` names it.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Lz4,
+    Zstd,
+}
+
+impl From<Compression> for quern_proto::ShuffleCompression {
+    fn from(compression: Compression) -> Self {
+        match compression {
+            Compression::None => quern_proto::ShuffleCompression::None,
+            Compression::Lz4 => quern_proto::ShuffleCompression::Lz4,
+            Compression::Zstd => quern_proto::ShuffleCompression::Zstd,
+        }
+    }
 }
 
 /// `KEY=VALUE`: a job parameter. The key is not empty; the value may be, and may hold `=`.

@@ -84,6 +84,10 @@ pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
         max_worker_losses: args.max_worker_losses,
         task_timeout_ms: args.task_timeout.map_or(0, |t| t.as_millis() as u64),
         speculative: args.speculative,
+        shuffle_compression: args
+            .shuffle_compression
+            .map_or(ShuffleCompression::Default, ShuffleCompression::from)
+            as i32,
         params: params
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

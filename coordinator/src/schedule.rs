@@ -95,6 +95,7 @@ impl State {
             attempt_id: attempt.0,
             reducers: j.spec.reducers,
             sort_buffer_bytes: j.spec.sort_buffer_bytes,
+            shuffle_compression: j.spec.shuffle_compression,
             max_line_bytes: j.spec.max_line_bytes,
             split,
             packed,

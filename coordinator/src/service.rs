@@ -27,6 +27,10 @@ use tonic::{Request, Response, Status, Streaming};
 const HEARTBEAT_ANSWERS_QUEUED: usize = 4;
 
 const DEFAULT_SORT_BUFFER: u64 = 64 << 20;
+/// Map output uncompressed: on one machine (shuffle over loopback, spills in the page cache)
+/// compressing costs CPU and saves nothing (`bench/sort.sh` and `bench/wordcount.sh` measure
+/// both; see README).
+const DEFAULT_SHUFFLE_COMPRESSION: ShuffleCompression = ShuffleCompression::None;
 const DEFAULT_MAX_ATTEMPTS: u32 = 4;
 /// Worker losses in a row that fail a task. With a reduce killed about a third of the time (the
 /// crash-loop test), 4 in a row happens about once in 80 jobs; 8, about twice in 10,000.
@@ -262,6 +266,9 @@ impl CoordinatorService {
             spec.task_timeout_ms = self.config.task_timeout.as_millis() as u64;
         }
         spec.speculative.get_or_insert(self.config.speculative);
+        if spec.shuffle_compression == ShuffleCompression::Default as i32 {
+            spec.shuffle_compression = DEFAULT_SHUFFLE_COMPRESSION as i32;
+        }
         Ok((spec, inputs, output))
     }
 

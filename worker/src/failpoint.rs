@@ -158,7 +158,8 @@ mod tests {
 
     /// A run of three partitions, the middle one empty.
     fn run_with_an_empty_partition(dir: &Path) -> Run {
-        let mut writer = RunWriter::create(&dir.join("output"), 3).unwrap();
+        let mut writer =
+            RunWriter::create(&dir.join("output"), 3, crate::codec::Codec::None).unwrap();
         writer.start_partition(0).unwrap();
         writer.write(b"apple", b"1").unwrap();
         writer.start_partition(2).unwrap();

@@ -19,6 +19,7 @@
 //! unless their environment variables are set.
 
 pub mod attempt;
+pub mod codec;
 pub mod commit;
 pub mod context;
 pub mod decompress;

@@ -5,6 +5,7 @@
 //! attempt stops its reader and mapper and leaves no directory behind (see [`crate::attempt`]).
 
 use crate::attempt::{AttemptDir, CancellableRecords, Progress, cancelled};
+use crate::codec::Codec;
 use crate::context::Context;
 use crate::decompress::Chunks;
 use crate::error::TaskError;
@@ -45,6 +46,7 @@ pub async fn run_map(
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
     let buffer = assignment.sort_buffer_bytes as usize;
+    let codec = Codec::of(assignment.shuffle_compression);
     // The blocking thread holds the directory too, so that a cancelled attempt's directory goes
     // only once its mapper stopped writing there.
     let blocking_dir = dir.clone();
@@ -56,6 +58,7 @@ pub async fn run_map(
             task_ctx.clone(),
             buffer,
             blocking_dir.path().into(),
+            codec,
         );
         let emitted = job.map(&task_ctx, &mut records, &mut writer)?;
         // A cancelled reader ends the chunks early, which looks like the end of the input.

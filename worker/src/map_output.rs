@@ -4,6 +4,7 @@
 //! combiner arrives here already folded by key (the SDK combines as its mapper emits), so the sort
 //! buffer holds few records; it combines again as it writes runs.
 
+use crate::codec::Codec;
 use crate::merge::{Grouping, Groups, Merge};
 use crate::sort_buffer::SortBuffer;
 use crate::spill::{Run, RunWriter, write_group};
@@ -27,6 +28,7 @@ pub struct MapOutputWriter {
     /// The map task the output is of: its combiner's counters go there.
     ctx: TaskContext,
     partitions: u32,
+    codec: Codec,
     buffer: SortBuffer,
     dir: PathBuf,
     spills: Vec<Run>,
@@ -34,17 +36,20 @@ pub struct MapOutputWriter {
 
 impl MapOutputWriter {
     /// A writer for the output of map task `ctx`, into `ctx.partitions` partitions, whose
-    /// spills and output go to `dir`, holding about `buffer_bytes` in memory.
+    /// spills and output go to `dir` compressed by `codec`, holding about `buffer_bytes` in
+    /// memory.
     pub fn new(
         job: Arc<dyn JobEngine>,
         ctx: TaskContext,
         buffer_bytes: usize,
         dir: PathBuf,
+        codec: Codec,
     ) -> Self {
         let buffer = SortBuffer::new(buffer_bytes);
         MapOutputWriter {
             job,
             partitions: ctx.partitions.max(1),
+            codec,
             ctx,
             buffer,
             dir,
@@ -54,7 +59,7 @@ impl MapOutputWriter {
 
     fn spill(&mut self) -> Result<(), JobError> {
         let path = self.dir.join(format!("spill-{}", self.spills.len()));
-        let mut out = RunWriter::create(&path, self.partitions)?;
+        let mut out = RunWriter::create(&path, self.partitions, self.codec)?;
         self.buffer
             .write_sorted(self.job.as_ref(), &self.ctx, &mut out)?;
         self.spills.push(out.finish()?);
@@ -64,7 +69,7 @@ impl MapOutputWriter {
     /// Writes the final map output to `dir/output`.
     pub fn finish(mut self) -> Result<MapOutput, JobError> {
         let path = self.dir.join("output");
-        let mut out = RunWriter::create(&path, self.partitions)?;
+        let mut out = RunWriter::create(&path, self.partitions, self.codec)?;
         if self.spills.is_empty() {
             self.buffer
                 .write_sorted(self.job.as_ref(), &self.ctx, &mut out)?;
@@ -175,8 +180,13 @@ mod tests {
             });
             let dir = tempfile::tempdir().unwrap();
             let ctx = tasks_of(partitions);
-            let mut writer =
-                MapOutputWriter::new(job.clone(), ctx.clone(), 1 << 20, dir.path().to_path_buf());
+            let mut writer = MapOutputWriter::new(
+                job.clone(),
+                ctx.clone(),
+                1 << 20,
+                dir.path().to_path_buf(),
+                Codec::None,
+            );
             let lines: Vec<&[u8]> = vec![b"a b c"];
             let error = job
                 .map(&ctx, &mut Text(lines.into_iter()), &mut writer)
@@ -210,16 +220,18 @@ mod tests {
             quern_examples::wordcount::TokenMapper,
             quern_examples::wordcount::SumReducer,
         ));
-        for (job, buffer) in [
+        let runs = [
             (&combined, 64),
             (&combined, 1 << 20),
             (&plain, 64),
             (&plain, 1 << 20),
-        ] {
+        ];
+        let codecs = [Codec::None, Codec::Lz4, Codec::Zstd];
+        for ((job, buffer), codec) in runs.into_iter().flat_map(|r| codecs.map(|c| (r, c))) {
             let dir = tempfile::tempdir().unwrap();
             let ctx = tasks_of(3);
-            let mut writer =
-                MapOutputWriter::new(job.clone(), ctx.clone(), buffer, dir.path().to_path_buf());
+            let path = dir.path().to_path_buf();
+            let mut writer = MapOutputWriter::new(job.clone(), ctx.clone(), buffer, path, codec);
             let lines: Vec<&[u8]> = text.iter().map(|l| l.as_bytes()).collect();
             job.map(&ctx, &mut Text(lines.into_iter()), &mut writer)
                 .unwrap();
@@ -235,7 +247,7 @@ mod tests {
             if job.has_combiner() {
                 assert_eq!(output.records as usize, expected.len());
             }
-            assert_eq!(merged, expected, "buffer {buffer}");
+            assert_eq!(merged, expected, "buffer {buffer}, {codec:?}");
             let left: Vec<_> = std::fs::read_dir(dir.path())
                 .unwrap()
                 .map(|e| e.unwrap().file_name())

@@ -6,6 +6,7 @@
 //! (segments spilled by the fetch) goes when it ends, however it ends.
 
 use crate::attempt::{AttemptDir, Progress};
+use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::merge::{Grouping, Groups, Merge};
@@ -36,6 +37,7 @@ pub async fn run_reduce(
     let (segments, shuffle_bytes) = fetch_partition(ctx, assignment, dir.path(), &progress).await?;
 
     let job = (job, task_ctx);
+    let segments = (segments, Codec::of(assignment.shuffle_compression));
     write_part(ctx, assignment, move |pieces| {
         let reduced = reduce_segments(job, segments, pieces, cancel, dir, progress)?;
         Ok(Counters {
@@ -46,13 +48,14 @@ pub async fn run_reduce(
     .await
 }
 
-/// Merges and reduces with `job` (its code, and the task's context for it), on the blocking
-/// thread of [`write_part`], into `pieces`. Stops at the next key group once `cancel` is raised,
+/// Merges the fetched `segments` (compressed as the codec with them says) and reduces them with
+/// `job` (its code, and the task's context for it), on the blocking thread of [`write_part`],
+/// into `pieces`. Stops at the next key group once `cancel` is raised,
 /// and holds `dir` (where fetched segments lie) until it ends. Returns what it counted: key
 /// groups, output records and the job code's own counters.
 fn reduce_segments(
     job: (Arc<dyn JobEngine>, TaskContext),
-    segments: Vec<Fetched>,
+    segments: (Vec<Fetched>, Codec),
     pieces: &mut Pieces,
     cancel: CancellationToken,
     dir: Arc<AttemptDir>,
@@ -60,9 +63,10 @@ fn reduce_segments(
 ) -> Result<Counters, TaskError> {
     let _dir = dir;
     let (job, task_ctx) = job;
+    let (segments, codec) = segments;
     let sources = segments
         .into_iter()
-        .map(Fetched::open)
+        .map(|segment| segment.open(codec))
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(TaskError::io("cannot open a fetched segment"))?;
     let merge = Merge::new(sources).map_err(TaskError::io("cannot read a fetched segment"))?;
@@ -120,7 +124,13 @@ mod tests {
             partitions: 1,
             ..TaskContext::default()
         };
-        let mut writer = MapOutputWriter::new(job.clone(), ctx.clone(), 1 << 20, dir.to_path_buf());
+        let mut writer = MapOutputWriter::new(
+            job.clone(),
+            ctx.clone(),
+            1 << 20,
+            dir.to_path_buf(),
+            Codec::None,
+        );
         job.map(
             &ctx,
             &mut Words(0..words, String::new()),

@@ -554,6 +554,7 @@ mod tests {
             path: work.path().join("job-5-0001/output"),
             offsets: vec![0, 0],
             crcs: vec![0],
+            codec: crate::codec::Codec::None,
         };
         ctx.outputs.insert("job-5-0001", 1, run, "");
         assert_eq!(held_jobs(&ctx).await, ["job-5-0001", "job-5-0003"]);
@@ -570,6 +571,7 @@ mod tests {
             path: dir.join("output"),
             offsets: vec![0, 0],
             crcs: vec![0],
+            codec: crate::codec::Codec::None,
         };
         ctx.outputs.insert("job-1-0001", 1, run.clone(), "");
         ctx.outputs.insert("job-1-0002", 2, run, "");

@@ -7,6 +7,7 @@
 //! as Hadoop's shuffle does.
 
 use crate::attempt::Progress;
+use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::map_locations::caught_up;
@@ -17,7 +18,6 @@ use quern_proto::{
     Assignment, Backoff, FailureKind, FetchFailureReport, FetchRequest, MapOutputLocation,
 };
 use std::collections::{HashMap, HashSet};
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -46,19 +46,23 @@ pub enum Fetched {
 }
 
 impl Fetched {
-    pub fn open(self) -> std::io::Result<Segment> {
-        Ok(match self {
-            Fetched::Memory(bytes) => RecordReader::new(Box::new(std::io::Cursor::new(bytes))),
+    /// The segment's records, decoded as the job's map output is compressed.
+    pub fn open(self, codec: Codec) -> std::io::Result<Segment> {
+        let buffer = crate::spill::SEGMENT_READ_BUFFER;
+        let stream = match self {
+            Fetched::Memory(bytes) => {
+                let len = bytes.len() as u64;
+                codec.decoder(std::io::Cursor::new(bytes), len, buffer)?
+            }
             Fetched::File(path) => {
                 let file = std::fs::File::open(&path)?;
+                let len = file.metadata()?.len();
                 // The segment is only read once; unlinking now means nothing is left behind.
                 std::fs::remove_file(&path)?;
-                RecordReader::new(Box::new(BufReader::with_capacity(
-                    crate::spill::SEGMENT_READ_BUFFER,
-                    file,
-                )))
+                codec.decoder(file, len, buffer)?
             }
-        })
+        };
+        Ok(RecordReader::new(stream))
     }
 }
 

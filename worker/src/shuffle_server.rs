@@ -162,6 +162,7 @@ mod tests {
             path,
             offsets: vec![0, 7],
             crcs: vec![crc32c::crc32c(b"word\t1\n")],
+            codec: crate::codec::Codec::None,
         };
         let service = ShuffleService {
             outputs: MapOutputs::default(),

@@ -1,13 +1,15 @@
 //! Sorted runs on the worker's local disk. A run holds every reduce partition of one map task in
-//! partition order, each partition's records sorted by key; `offsets[p]..offsets[p + 1]` is
-//! partition `p`, and `crcs[p]` its CRC-32C, which the shuffle sends along so that a reduce
-//! never merges a corrupt segment. Spills, and the final map output the shuffle serves, are runs.
+//! partition order, each partition's records sorted by key, and compressed as the job says (see
+//! [`crate::codec`]); `offsets[p]..offsets[p + 1]` is partition `p` as stored, and `crcs[p]` the
+//! CRC-32C of those bytes, which the shuffle sends along so that a reduce never merges a corrupt
+//! segment. Spills, and the final map output the shuffle serves, are runs.
 
+use crate::codec::{Codec, Encoder};
 use crate::merge::Segment;
 use crate::record::{RecordReader, write_record};
 use quern_sdk::{JobEngine, JobError, TaskContext, ValueStream};
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 const WRITE_BUFFER: usize = 256 << 10;
@@ -23,6 +25,7 @@ pub struct Run {
     pub offsets: Vec<u64>,
     /// The CRC-32C of each partition's bytes, as written.
     pub crcs: Vec<u32>,
+    pub codec: Codec,
 }
 
 impl Run {
@@ -40,24 +43,25 @@ impl Run {
     pub fn open_partition(&self, partition: u32) -> io::Result<Segment> {
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(self.offsets[partition as usize]))?;
-        let reader = BufReader::with_capacity(
-            SEGMENT_READ_BUFFER,
-            file.take(self.partition_len(partition)),
-        );
-        Ok(RecordReader::new(Box::new(reader)))
+        let len = self.partition_len(partition);
+        let stream = self.codec.decoder(file, len, SEGMENT_READ_BUFFER)?;
+        Ok(RecordReader::new(stream))
     }
 }
 
-/// A writer that keeps the CRC-32C of what passes through it since the last [`Checksummed::take`].
+/// A writer that counts the bytes that pass through it, and keeps their CRC-32C since the last
+/// [`Checksummed::take`].
 struct Checksummed<W> {
     inner: W,
     crc: u32,
+    written: u64,
 }
 
 impl<W: Write> Write for Checksummed<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.written += n as u64;
         Ok(n)
     }
 
@@ -72,12 +76,16 @@ impl<W> Checksummed<W> {
     }
 }
 
+type RunFile = Checksummed<BufWriter<File>>;
+
 /// Writes a run: call [`RunWriter::start_partition`] with non-decreasing partitions.
 pub struct RunWriter {
-    out: Checksummed<BufWriter<File>>,
+    /// The file, under the current partition's stream once its first record starts one (plain
+    /// between partitions). `None` only after a stream failed to start or end.
+    out: Option<Encoder<RunFile>>,
+    codec: Codec,
     path: PathBuf,
     partitions: u32,
-    written: u64,
     offsets: Vec<u64>,
     crcs: Vec<u32>,
     records: u64,
@@ -86,16 +94,17 @@ pub struct RunWriter {
 }
 
 impl RunWriter {
-    pub fn create(path: &Path, partitions: u32) -> io::Result<Self> {
+    pub fn create(path: &Path, partitions: u32, codec: Codec) -> io::Result<Self> {
         let file = File::create(path)?;
         Ok(RunWriter {
-            out: Checksummed {
+            out: Some(Encoder::Plain(Checksummed {
                 inner: BufWriter::with_capacity(WRITE_BUFFER, file),
                 crc: 0,
-            },
+                written: 0,
+            })),
+            codec,
             path: path.to_path_buf(),
             partitions,
-            written: 0,
             offsets: vec![0],
             crcs: Vec::new(),
             records: 0,
@@ -116,19 +125,34 @@ impl RunWriter {
             ));
         }
         while self.offsets.len() <= partition as usize {
-            self.end_partition();
+            self.end_partition()?;
         }
         Ok(())
     }
 
-    /// Ends the partition being written: the next one starts here.
-    fn end_partition(&mut self) {
-        self.offsets.push(self.written);
-        self.crcs.push(self.out.take());
+    /// Ends the partition being written (and its stream): the next one starts here.
+    fn end_partition(&mut self) -> io::Result<()> {
+        let mut file = self.out.take().ok_or_else(failed_earlier)?.finish()?;
+        self.offsets.push(file.written);
+        self.crcs.push(file.take());
+        self.out = Some(Encoder::Plain(file));
+        Ok(())
+    }
+
+    /// Where the current partition's records go: its stream, started at its first record.
+    #[inline]
+    fn stream(&mut self) -> io::Result<&mut Encoder<RunFile>> {
+        if self.codec != Codec::None
+            && let Some(Encoder::Plain(_)) = self.out
+            && let Some(Encoder::Plain(file)) = self.out.take()
+        {
+            self.out = Some(self.codec.encoder(file)?);
+        }
+        self.out.as_mut().ok_or_else(failed_earlier)
     }
 
     pub fn write(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
-        self.written += write_record(&mut self.out, key, value)?;
+        write_record(self.stream()?, key, value)?;
         self.records += 1;
         Ok(())
     }
@@ -140,15 +164,20 @@ impl RunWriter {
 
     pub fn finish(mut self) -> io::Result<Run> {
         while self.offsets.len() <= self.partitions as usize {
-            self.end_partition();
+            self.end_partition()?;
         }
-        self.out.flush()?;
+        self.out.take().ok_or_else(failed_earlier)?.flush()?;
         Ok(Run {
             path: self.path,
             offsets: self.offsets,
             crcs: self.crcs,
+            codec: self.codec,
         })
     }
+}
+
+fn failed_earlier() -> io::Error {
+    io::Error::other("the run's writer failed earlier")
 }
 
 /// Writes one key group: combined into one record where the job has a combiner, else as is.
@@ -181,7 +210,7 @@ mod tests {
     fn each_partition_carries_the_checksum_of_its_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run");
-        let mut writer = RunWriter::create(&path, 3).unwrap();
+        let mut writer = RunWriter::create(&path, 3, Codec::None).unwrap();
         writer.start_partition(0).unwrap();
         writer.write(b"a", b"1").unwrap();
         writer.start_partition(2).unwrap();
@@ -202,7 +231,7 @@ mod tests {
     #[test]
     fn a_run_refuses_a_partition_out_of_range() {
         let dir = tempfile::tempdir().unwrap();
-        let mut run = RunWriter::create(&dir.path().join("run"), 2).unwrap();
+        let mut run = RunWriter::create(&dir.path().join("run"), 2, Codec::None).unwrap();
         run.start_partition(1).unwrap();
         let error = run.start_partition(2).expect_err("out of range");
         assert!(
