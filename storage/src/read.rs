@@ -15,8 +15,9 @@ use crate::list::{InputObject, Version};
 use crate::{Location, StorageError, StorageUrl};
 use bytes::Bytes;
 use object_store::{GetOptions, GetRange, ObjectStore};
+use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 /// The version of a local file: its device, inode and modification time (to the nanosecond). A
@@ -109,14 +110,16 @@ impl InputSource {
                 "it was rewritten or replaced (its inode or modification time differs)".to_string(),
             ));
         }
-        let mut buf = vec![0; (range.end - range.start) as usize];
-        file.read_exact_at(&mut buf, range.start)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => {
-                    self.changed("it became shorter while it was read".to_string())
-                }
-                _ => io_error(e),
-            })?;
+        // Read into spare capacity, not a zeroed buffer: zeroing it first wrote every byte of
+        // the input twice (and, for a chunk glibc hands out from its heap, as a memset).
+        let len = range.end - range.start;
+        let mut buf = Vec::with_capacity(len as usize);
+        let mut file = file;
+        file.seek(SeekFrom::Start(range.start)).map_err(io_error)?;
+        file.take(len).read_to_end(&mut buf).map_err(io_error)?;
+        if (buf.len() as u64) < len {
+            return Err(self.changed("it became shorter while it was read".to_string()));
+        }
         Ok(buf.into())
     }
 
