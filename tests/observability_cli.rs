@@ -33,35 +33,33 @@ fn write_split_sized_files(dir: &Path, files: usize) -> u64 {
     line_count
 }
 
-/// Text as a terminal would hold it, roughly: escape sequences dropped, and each line cut at
-/// its last carriage return, as redrawn lines are.
-fn screen_lines(raw: &str) -> Vec<String> {
+/// What a terminal was sent, without its escape sequences (cursor moves, colours).
+fn without_escapes(raw: &str) -> String {
     let mut plain = String::new();
-    let mut chars = raw.chars().peekable();
+    let mut chars = raw.chars();
     while let Some(c) = chars.next() {
         if c != '\x1b' {
             plain.push(c);
             continue;
         }
         // CSI: ESC [ parameters, ended by a letter.
-        if chars.next_if_eq(&'[').is_some() {
+        if chars.next() == Some('[') {
             while chars.next().is_some_and(|c| !c.is_ascii_alphabetic()) {}
         }
     }
     plain
-        .split(['\n', '\r'])
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
 }
 
-/// The last line on `screen` starting with `name`, as `maps [====] 4/4 100%`.
-fn last_bar<'a>(screen: &'a [String], name: &str) -> &'a str {
-    screen
-        .iter()
-        .rev()
-        .find(|l| l.starts_with(name) && l.contains('['))
-        .unwrap_or_else(|| panic!("no {name} bar in {screen:#?}"))
+/// What the last `name` bar drawn on `screen` says after it, as `4/4 100%` of
+/// `maps [====] 4/4 100%`.
+fn last_bar(screen: &str, name: &str) -> String {
+    let start = screen
+        .rfind(&format!("{name} ["))
+        .unwrap_or_else(|| panic!("no {name} bar in {screen:?}"));
+    let after = &screen[start..];
+    let end = after.find(']').expect("a bar ends");
+    let words: Vec<&str> = after[end + 1..].split_whitespace().take(2).collect();
+    words.join(" ")
 }
 
 #[test]
@@ -86,11 +84,16 @@ fn progress_on_a_terminal_ends_with_every_map_and_reduce_done() {
         .expect("script (util-linux) runs");
     let terminal = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{terminal}");
-    assert!(terminal.contains('\x1b'), "not drawn as a terminal: {terminal:?}");
+    assert!(
+        terminal.contains('\x1b'),
+        "not drawn as a terminal: {terminal:?}"
+    );
 
-    let screen = screen_lines(&terminal);
-    assert!(last_bar(&screen, "maps").ends_with("4/4 100%"), "{screen:#?}");
-    assert!(last_bar(&screen, "reduces").ends_with("3/3 100%"), "{screen:#?}");
+    let screen = without_escapes(&terminal);
+    assert_eq!(last_bar(&screen, "maps"), "4/4 100%", "{screen}");
+    assert_eq!(last_bar(&screen, "reduces"), "3/3 100%", "{screen}");
+    // Nothing is drawn before the totals are known.
+    assert!(!screen.contains("0/0"), "{screen}");
     let summary = std::fs::read_to_string(&summary).unwrap();
     assert_eq!(summary_counter(&summary, "tasks:"), 4, "{summary}");
     assert_eq!(summary_counter(&summary, "input:"), records, "{summary}");
@@ -134,8 +137,7 @@ fn job_json(address: &str, job: &str) -> Value {
     serde_json::from_str(&stdout(&output)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&output)))
 }
 
-const NO_WORKER: &str =
-    "no connected worker has job 'wordcount' (no worker is connected at all); start workers \
+const NO_WORKER: &str = "no connected worker has job 'wordcount' (no worker is connected at all); start workers \
      from a binary that has it";
 
 #[test]
@@ -153,7 +155,10 @@ fn off_a_terminal_progress_is_plain_lines_that_say_why_the_job_waits() {
     let running = format!("quern: {job} running: maps ");
     let (last, before) = said.split_last().expect("progress lines");
     assert!(before.iter().all(|l| l.starts_with(&running)), "{stderr}");
-    assert!(said[0].ends_with(&format!("waiting: {NO_WORKER}")), "{stderr}");
+    assert!(
+        said[0].ends_with(&format!("waiting: {NO_WORKER}")),
+        "{stderr}"
+    );
     // Printed again only when something changed: the reason did not while the job waited.
     assert_eq!(stderr.matches("waiting:").count(), 1, "{stderr}");
     let done = format!("quern: {job} succeeded: maps 1/1, reduces 1/1, ");
@@ -163,7 +168,10 @@ fn off_a_terminal_progress_is_plain_lines_that_say_why_the_job_waits() {
     assert!(before.len() as u64 <= seconds, "{stderr}");
 
     let out: Vec<&str> = finished.stdout.lines().collect();
-    assert_eq!(out[0], format!("submitted {job}: 1 map tasks, 1 reduce tasks"));
+    assert_eq!(
+        out[0],
+        format!("submitted {job}: 1 map tasks, 1 reduce tasks")
+    );
     assert!(out[1].starts_with(&format!("job {job} (wordcount) succeeded in ")));
     assert_eq!(summary_counter(&finished.stdout, "input:"), 1);
     assert_eq!(summary_counter(&finished.stdout, "output:"), 2);
@@ -176,7 +184,10 @@ fn quiet_shows_no_progress_and_the_same_summary() {
     assert_eq!(waiting["waiting"], NO_WORKER, "{waiting}");
     assert_eq!(finished.stderr, "");
     let out: Vec<&str> = finished.stdout.lines().collect();
-    assert_eq!(out[0], format!("submitted {job}: 1 map tasks, 1 reduce tasks"));
+    assert_eq!(
+        out[0],
+        format!("submitted {job}: 1 map tasks, 1 reduce tasks")
+    );
     assert!(out[1].starts_with(&format!("job {job} (wordcount) succeeded in ")));
 }
 
@@ -239,7 +250,12 @@ fn status_json_matches_the_jobs_counters() {
     for worker in workers {
         assert_eq!(worker["ready"], true, "{view}");
         assert_eq!(worker["slots"], 2, "{view}");
-        assert!(worker["jobs"].as_array().unwrap().contains(&"wordcount".into()));
+        assert!(
+            worker["jobs"]
+                .as_array()
+                .unwrap()
+                .contains(&"wordcount".into())
+        );
     }
     let listed = &view["jobs"][0];
     assert_eq!(listed["id"], job_id.as_str(), "{view}");
@@ -307,10 +323,17 @@ fn json_logs_carry_job_task_and_attempt_on_a_tasks_lines() {
             .iter()
             .filter(|l| number(&l["span"]["attempt"]) == Some(id))
             .collect();
-        assert!(!said.is_empty(), "no log line of attempt {id}:\n{worker_log}");
+        assert!(
+            !said.is_empty(),
+            "no log line of attempt {id}:\n{worker_log}"
+        );
         for line in said {
             assert_eq!(line["span"]["job"], job_id.as_str(), "{line}");
-            assert_eq!(number(&line["span"]["task"]), attempt["task"].as_u64(), "{line}");
+            assert_eq!(
+                number(&line["span"]["task"]),
+                attempt["task"].as_u64(),
+                "{line}"
+            );
         }
     }
 }

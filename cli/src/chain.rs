@@ -187,7 +187,14 @@ impl Chain {
 /// Submits `spec` and waits for the job; an error unless it succeeded.
 async fn run_step(client: &mut Client, address: &str, spec: JobSpec) -> Result<JobStatus> {
     let submitted = client::submit(client, address, spec).await?;
-    let status = client::wait(client, address, &submitted.job_id, RECONNECT, &mut Progress::off()).await?;
+    let status = client::wait(
+        client,
+        address,
+        &submitted.job_id,
+        RECONNECT,
+        &mut Progress::off(),
+    )
+    .await?;
     if status.state != JobState::Succeeded as i32 {
         bail!("job {}: {}", status.job_id, status.error);
     }

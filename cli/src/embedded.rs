@@ -26,7 +26,14 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
             let submitted = client::submit(&mut client, &address, spec).await?;
             // The coordinator lives in this process: nothing to wait out.
             let mut progress = Progress::on_stderr(args.quiet);
-            client::wait(&mut client, &address, &submitted.job_id, Duration::ZERO, &mut progress).await
+            client::wait(
+                &mut client,
+                &address,
+                &submitted.job_id,
+                Duration::ZERO,
+                &mut progress,
+            )
+            .await
         })
         .await;
     cluster.stop().await;

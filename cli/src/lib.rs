@@ -216,8 +216,14 @@ async fn submit(args: SubmitArgs, registry: JobRegistry) -> Result<()> {
     if args.wait {
         let (address, id) = (&args.coordinator, &submitted.job_id);
         let mut progress = progress::Progress::on_stderr(args.quiet);
-        let status = client::wait(&mut client, address, id, args.reconnect_timeout, &mut progress)
-            .await?;
+        let status = client::wait(
+            &mut client,
+            address,
+            id,
+            args.reconnect_timeout,
+            &mut progress,
+        )
+        .await?;
         finish(&status)?;
     }
     Ok(())
@@ -259,7 +265,9 @@ async fn status(args: StatusArgs) -> Result<()> {
                 .into_inner()
                 .jobs;
             if args.json {
-                say(&status_json::to_text(&status_json::cluster(&cluster, &jobs)));
+                say(&status_json::to_text(&status_json::cluster(
+                    &cluster, &jobs,
+                )));
             } else {
                 say(&report::cluster(&cluster, &jobs));
             }

@@ -77,7 +77,9 @@ fn eta(status: &JobStatus) -> Option<Duration> {
         return None;
     }
     let left = f64::from(total - done.min(total)) / f64::from(done);
-    Some(Duration::from_millis((status.elapsed_ms as f64 * left) as u64))
+    Some(Duration::from_millis(
+        (status.elapsed_ms as f64 * left) as u64,
+    ))
 }
 
 /// The line under the bars, and the tail of a plain line: why the job waits, or how it goes.
@@ -109,67 +111,86 @@ pub fn line(status: &JobStatus) -> String {
     )
 }
 
-/// A bar each for maps and reduces, and a line of detail under them.
+/// A bar each for maps and reduces (none for a map-only job's), and a line of detail under
+/// them. Made at the first status, so that no bar is drawn before its length is known.
 struct Bars {
+    screen: MultiProgress,
+    shown: Option<Shown>,
+}
+
+/// The bars on screen.
+struct Shown {
     maps: ProgressBar,
-    reduces: ProgressBar,
+    reduces: Option<ProgressBar>,
     detail: ProgressBar,
-    /// Holds the bars on the screen; they draw through it.
-    _screen: MultiProgress,
 }
 
 impl Bars {
     fn new() -> Bars {
-        let screen = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        Bars {
+            screen: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            shown: None,
+        }
+    }
+
+    fn update(&mut self, status: &JobStatus) {
+        let screen = &self.screen;
+        let shown = self.shown.get_or_insert_with(|| Shown::new(screen, status));
+        shown.maps.set_position(u64::from(status.maps_done));
+        if let Some(reduces) = &shown.reduces {
+            reduces.set_position(u64::from(status.reduces_done));
+        }
+        shown.detail.set_message(detail(status));
+        if !is_running(status) {
+            shown.finish();
+        }
+    }
+}
+
+impl Shown {
+    fn new(screen: &MultiProgress, status: &JobStatus) -> Shown {
         let style = ProgressStyle::with_template(
             "{prefix:>7} [{bar:40.cyan/blue}] {pos}/{len} {percent:>3}%",
         )
         .expect("the bar template is valid")
         .progress_chars("=> ");
-        let bar = |name: &'static str| {
-            let bar = screen.add(ProgressBar::new(0).with_style(style.clone()));
+        let bar = |name: &'static str, total: u32| {
+            let bar = ProgressBar::new(u64::from(total)).with_style(style.clone());
             bar.set_prefix(name);
-            bar
+            screen.add(bar)
         };
-        let (maps, reduces) = (bar("maps"), bar("reduces"));
+        let maps = bar("maps", status.map_tasks);
+        let reduces = (status.reduce_tasks > 0).then(|| bar("reduces", status.reduce_tasks));
         let detail_style =
             ProgressStyle::with_template("{msg}").expect("the detail template is valid");
         let detail = screen.add(ProgressBar::new(0).with_style(detail_style));
-        Bars {
+        Shown {
             maps,
             reduces,
             detail,
-            _screen: screen,
         }
     }
 
-    fn update(&mut self, status: &JobStatus) {
-        set(&self.maps, status.maps_done, status.map_tasks);
-        set(&self.reduces, status.reduces_done, status.reduce_tasks);
-        self.detail.set_message(detail(status));
-        if !is_running(status) {
-            for bar in [&self.maps, &self.reduces, &self.detail] {
-                bar.finish();
-            }
+    /// Leaves the bars on screen as they are.
+    fn finish(&self) {
+        self.maps.finish();
+        if let Some(reduces) = &self.reduces {
+            reduces.finish();
         }
+        self.detail.finish();
     }
-}
-
-fn set(bar: &ProgressBar, done: u32, total: u32) {
-    bar.set_length(u64::from(total));
-    bar.set_position(u64::from(done));
 }
 
 /// Plain lines, for a stderr that is not a terminal.
 struct Lines {
     started: Instant,
-    /// When the last line was printed, and what it showed (tasks done, state, waiting).
-    last: Option<(Instant, Shown)>,
+    /// When the last line was printed, and what it said (tasks done, state, waiting).
+    last: Option<(Instant, Said)>,
 }
 
 /// What a plain line is printed again for when it changes.
 #[derive(PartialEq)]
-struct Shown {
+struct Said {
     maps_done: u32,
     reduces_done: u32,
     state: i32,
@@ -185,7 +206,7 @@ impl Lines {
     }
 
     fn update(&mut self, status: &JobStatus) {
-        let shown = Shown {
+        let said = Said {
             maps_done: status.maps_done,
             reduces_done: status.reduces_done,
             state: status.state,
@@ -193,13 +214,13 @@ impl Lines {
         };
         let due = match &self.last {
             None => is_running(status) && self.started.elapsed() >= LINE_EVERY,
-            Some((_, said)) if *said == shown => false,
+            Some((_, last)) if *last == said => false,
             Some((_, _)) if !is_running(status) => true,
             Some((at, _)) => at.elapsed() >= LINE_EVERY,
         };
         if due {
             eprintln!("quern: {}", line(status));
-            self.last = Some((Instant::now(), shown));
+            self.last = Some((Instant::now(), said));
         }
     }
 }
@@ -234,10 +255,7 @@ mod tests {
             eta(&status((2, 4), (0, 2), 1000)),
             Some(Duration::from_secs(2))
         );
-        assert_eq!(
-            eta(&status((4, 4), (2, 2), 1000)),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(eta(&status((4, 4), (2, 2), 1000)), Some(Duration::ZERO));
     }
 
     #[test]

@@ -521,7 +521,12 @@ mod tests {
              from a binary that has it"
         );
         let session = crate::session::new_session().expect("the system has randomness");
-        state.register_worker("http://o".to_string(), 1, vec!["other".to_string()], session);
+        state.register_worker(
+            "http://o".to_string(),
+            1,
+            vec!["other".to_string()],
+            session,
+        );
         assert_eq!(
             waiting(&state).unwrap(),
             "no connected worker has job 'wc'; start workers from a binary that has it"
@@ -530,7 +535,8 @@ mod tests {
         let (worker, _assignments) = add_worker(&mut state, 1);
         assert_eq!(waiting(&state), None);
         let job = state.jobs.get_mut(&id).expect("the job");
-        job.excluded.insert(worker, "3 tasks failed on it".to_string());
+        job.excluded
+            .insert(worker, "3 tasks failed on it".to_string());
         assert_eq!(
             waiting(&state).unwrap(),
             "every connected worker with job 'wc' is excluded from it"
