@@ -239,10 +239,10 @@ pub async fn wait(
                     )));
                 }
                 if !said_unreachable {
-                    eprintln!(
+                    progress.note(&format!(
                         "quern: the coordinator at {address} is unreachable; retrying for up to {} s",
                         reconnect.as_secs()
-                    );
+                    ));
                 }
                 said_unreachable = true;
                 tokio::time::sleep(RECONNECT_POLL).await;

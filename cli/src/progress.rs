@@ -46,6 +46,19 @@ impl Progress {
         }
     }
 
+    /// Prints `text` on stderr whatever the display (even `--quiet`): above the bars, if any,
+    /// so that they are not drawn over it.
+    pub fn note(&self, text: &str) {
+        match &self.display {
+            Display::Bars(bars) if bars.shown.is_some() => {
+                if bars.screen.println(text).is_err() {
+                    eprintln!("{text}");
+                }
+            }
+            _ => eprintln!("{text}"),
+        }
+    }
+
     /// Shows `status`; a status of an ended job is the last one shown.
     pub fn update(&mut self, status: &JobStatus) {
         match &mut self.display {
