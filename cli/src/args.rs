@@ -145,6 +145,9 @@ pub struct RunArgs {
     /// Workers in the embedded cluster [default: number of cores].
     #[arg(long, env = "QUERN_WORKERS")]
     pub workers: Option<u32>,
+    /// Show no progress on stderr while the job runs (the summary is still printed).
+    #[arg(long, short = 'q', env = "QUERN_QUIET")]
+    pub quiet: bool,
 }
 
 /// How a process proves it belongs to the cluster: the cluster token, from a file or from the
@@ -309,6 +312,9 @@ pub struct SubmitArgs {
     /// Wait for the job to finish and print its summary.
     #[arg(long)]
     pub wait: bool,
+    /// Show no progress on stderr while the job runs (the summary is still printed).
+    #[arg(long, short = 'q', env = "QUERN_QUIET")]
+    pub quiet: bool,
     /// While waiting, how long to keep trying a coordinator that stopped answering (one that
     /// is restarting, say) before giving up.
     #[arg(long, value_name = "DURATION", default_value = "60s", env = "QUERN_RECONNECT_TIMEOUT", value_parser = parse_duration)]
@@ -330,6 +336,9 @@ pub struct StatusArgs {
     pub tls: TlsClientArgs,
     /// A job id (job-0001): show it with its task history.
     pub job_id: Option<String>,
+    /// Print JSON for scripts instead of tables (field names are listed in README.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The number of cores, for defaults.

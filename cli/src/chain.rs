@@ -20,6 +20,7 @@
 use crate::args::JobArgs;
 use crate::client::{self, Client};
 use crate::embedded::LocalCluster;
+use crate::progress::Progress;
 use anyhow::{Context as _, Result, bail};
 use quern_proto::{JobSpec, JobState, JobStatus};
 use quern_sdk::JobRegistry;
@@ -186,7 +187,14 @@ impl Chain {
 /// Submits `spec` and waits for the job; an error unless it succeeded.
 async fn run_step(client: &mut Client, address: &str, spec: JobSpec) -> Result<JobStatus> {
     let submitted = client::submit(client, address, spec).await?;
-    let status = client::wait(client, address, &submitted.job_id, RECONNECT).await?;
+    let status = client::wait(
+        client,
+        address,
+        &submitted.job_id,
+        RECONNECT,
+        &mut Progress::off(),
+    )
+    .await?;
     if status.state != JobState::Succeeded as i32 {
         bail!("job {}: {}", status.job_id, status.error);
     }

@@ -2,6 +2,7 @@
 //! fetch status.
 
 use crate::args::JobArgs;
+use crate::progress::Progress;
 use anyhow::{Context as _, Result, anyhow, bail};
 use quern_proto::auth::{SendToken, Token};
 use quern_proto::coordinator_client::CoordinatorClient;
@@ -196,14 +197,15 @@ fn with_tls_hint(address: &str, error: anyhow::Error) -> anyhow::Error {
     }
 }
 
-/// Polls until the job ends; returns its final status. A coordinator out of reach (restarting,
-/// say) is tried again with backoff for up to `reconnect`, saying so once; one that comes back
-/// without the job is named as such.
+/// Polls until the job ends, showing each status on `progress`; returns the final status. A
+/// coordinator out of reach (restarting, say) is tried again with backoff for up to `reconnect`,
+/// saying so once; one that comes back without the job is named as such.
 pub async fn wait(
     client: &mut Client,
     address: &str,
     job_id: &str,
     reconnect: Duration,
+    progress: &mut Progress,
 ) -> Result<JobStatus> {
     let mut backoff = Backoff::exponential(FIRST_POLL, MAX_POLL);
     let mut unreachable_since: Option<std::time::Instant> = None;
@@ -216,6 +218,7 @@ pub async fn wait(
         match client.get_job(request).await {
             Ok(status) => {
                 let status = status.into_inner();
+                progress.update(&status);
                 if status.state != JobState::Running as i32 {
                     return Ok(status);
                 }
@@ -240,10 +243,10 @@ pub async fn wait(
                     )));
                 }
                 if !said_unreachable {
-                    eprintln!(
+                    progress.note(&format!(
                         "quern: the coordinator at {address} is unreachable; retrying for up to {} s",
                         reconnect.as_secs()
-                    );
+                    ));
                 }
                 said_unreachable = true;
                 tokio::time::sleep(RECONNECT_POLL).await;

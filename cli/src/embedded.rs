@@ -6,6 +6,7 @@
 
 use crate::args::{RunArgs, cores};
 use crate::client;
+use crate::progress::Progress;
 use anyhow::{Context as _, Result};
 use quern_proto::auth::Token;
 use quern_sdk::JobRegistry;
@@ -24,7 +25,15 @@ pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
         .drive(async {
             let submitted = client::submit(&mut client, &address, spec).await?;
             // The coordinator lives in this process: nothing to wait out.
-            client::wait(&mut client, &address, &submitted.job_id, Duration::ZERO).await
+            let mut progress = Progress::on_stderr(args.quiet);
+            client::wait(
+                &mut client,
+                &address,
+                &submitted.job_id,
+                Duration::ZERO,
+                &mut progress,
+            )
+            .await
         })
         .await;
     cluster.stop().await;

@@ -6,7 +6,9 @@
 //! - [`client`]: talking to a coordinator (submit, wait, status).
 //! - [`chain`]: jobs run one after another, each over the output of the one before.
 //! - [`embedded`]: `quern run`, a coordinator and workers in this process.
+//! - [`progress`]: the live view of a job being waited for, on stderr.
 //! - [`report`]: what gets printed.
+//! - [`status_json`]: `quern status --json`, for scripts.
 //!
 //! It re-exports the SDK as [`sdk`], and its [`prelude`], so a job binary depends on this crate
 //! alone: `use quern::prelude::*;`.
@@ -16,7 +18,9 @@ pub mod auth;
 pub mod chain;
 pub mod client;
 pub mod embedded;
+pub mod progress;
 pub mod report;
+pub mod status_json;
 
 pub use quern_sdk as sdk;
 pub use quern_sdk::prelude;
@@ -32,7 +36,10 @@ use std::process::ExitCode;
 /// 1 on any failure (the cause on one line on stderr), 2 on bad usage.
 pub fn main_with(registry: JobRegistry) -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.command);
+    if let Err(e) = init_logging(&cli.command) {
+        fail(e);
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => return fail(anyhow::Error::new(e).context("cannot start the async runtime")),
@@ -57,20 +64,54 @@ fn fail(e: anyhow::Error) -> ExitCode {
 }
 
 /// Daemons log at info; one-shot commands only warn. `QUERN_LOG` (tracing's filter syntax)
-/// overrides.
-fn init_logging(command: &Command) {
+/// overrides. `QUERN_LOG_FORMAT` picks text (the default) or JSON, one object a line, with the
+/// event's fields at the top and its spans under `span` (the innermost) and `spans` (all, outer
+/// first): a worker's task events thus carry `job`, `task` and `attempt`.
+fn init_logging(command: &Command) -> Result<()> {
+    let format = log_format(std::env::var_os("QUERN_LOG_FORMAT"))?;
     let default = match command {
         Command::Coordinator(_) | Command::Worker(_) => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("QUERN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            logs.with_ansi(ansi).init();
+        }
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+    Ok(())
+}
+
+#[derive(Debug, PartialEq)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The log format `QUERN_LOG_FORMAT` names (unset is text).
+fn log_format(value: Option<std::ffi::OsString>) -> Result<LogFormat> {
+    let Some(value) = value else {
+        return Ok(LogFormat::Text);
+    };
+    match value.to_str() {
+        Some("text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        _ => bail!(
+            "QUERN_LOG_FORMAT is '{}'; it must be text or json",
+            value.to_string_lossy()
+        ),
+    }
 }
 
 async fn dispatch(command: Command, registry: JobRegistry) -> Result<()> {
@@ -174,7 +215,15 @@ async fn submit(args: SubmitArgs, registry: JobRegistry) -> Result<()> {
     ));
     if args.wait {
         let (address, id) = (&args.coordinator, &submitted.job_id);
-        let status = client::wait(&mut client, address, id, args.reconnect_timeout).await?;
+        let mut progress = progress::Progress::on_stderr(args.quiet);
+        let status = client::wait(
+            &mut client,
+            address,
+            id,
+            args.reconnect_timeout,
+            &mut progress,
+        )
+        .await?;
         finish(&status)?;
     }
     Ok(())
@@ -196,8 +245,12 @@ async fn status(args: StatusArgs) -> Result<()> {
     match args.job_id {
         Some(job_id) => {
             let status = client::job_status(&mut client, address, &job_id, true).await?;
-            say(&format!("{}\n", report::summary(&status)));
-            say(&report::history(&status));
+            if args.json {
+                say(&status_json::to_text(&status_json::job(&status, true)));
+            } else {
+                say(&format!("{}\n", report::summary(&status)));
+                say(&report::history(&status));
+            }
         }
         None => {
             let cluster = client
@@ -211,8 +264,28 @@ async fn status(args: StatusArgs) -> Result<()> {
                 .map_err(client::call_failed(address))?
                 .into_inner()
                 .jobs;
-            say(&report::cluster(&cluster, &jobs));
+            if args.json {
+                say(&status_json::to_text(&status_json::cluster(
+                    &cluster, &jobs,
+                )));
+            } else {
+                say(&report::cluster(&cluster, &jobs));
+            }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_format_is_text_json_or_an_error_naming_the_value() {
+        assert_eq!(log_format(None).unwrap(), LogFormat::Text);
+        assert_eq!(log_format(Some("text".into())).unwrap(), LogFormat::Text);
+        assert_eq!(log_format(Some("json".into())).unwrap(), LogFormat::Json);
+        let error = log_format(Some("yaml".into())).unwrap_err().to_string();
+        assert_eq!(error, "QUERN_LOG_FORMAT is 'yaml'; it must be text or json");
+    }
 }

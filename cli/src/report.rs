@@ -2,7 +2,7 @@
 
 use quern_proto::{AttemptState, ClusterStatusResponse, JobState, JobStatus, TaskKind};
 
-fn state_name(state: i32) -> &'static str {
+pub(crate) fn state_name(state: i32) -> &'static str {
     match JobState::try_from(state) {
         Ok(JobState::Running) => "running",
         Ok(JobState::Succeeded) => "succeeded",
@@ -11,13 +11,22 @@ fn state_name(state: i32) -> &'static str {
     }
 }
 
-fn attempt_state_name(state: i32) -> &'static str {
+pub(crate) fn attempt_state_name(state: i32) -> &'static str {
     match AttemptState::try_from(state) {
         Ok(AttemptState::Running) => "running",
         Ok(AttemptState::Succeeded) => "succeeded",
         Ok(AttemptState::Failed) => "failed",
         Ok(AttemptState::Killed) => "killed",
         _ => "unknown",
+    }
+}
+
+/// A task kind as people read it; its first letter starts a task's name (`m-00003`).
+pub(crate) fn kind_name(kind: i32) -> &'static str {
+    match TaskKind::try_from(kind) {
+        Ok(TaskKind::Map) => "map",
+        Ok(TaskKind::Sample) => "sample",
+        _ => "reduce",
     }
 }
 
@@ -75,11 +84,7 @@ pub fn history(status: &JobStatus) -> String {
         "TASK", "ATTEMPT", "WORKER", "STATE", "START_MS", "DURATION_MS", "BACKUP"
     );
     for a in &status.attempts {
-        let letter = match TaskKind::try_from(a.kind) {
-            Ok(TaskKind::Map) => 'm',
-            Ok(TaskKind::Sample) => 's',
-            _ => 'r',
-        };
+        let letter = &kind_name(a.kind)[..1];
         text += &format!(
             "{:<9} {:>8} {:<10} {:<10} {:>9} {:>12} {:<6}  {}\n",
             format!("{letter}-{:05}", a.task),

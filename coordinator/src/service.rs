@@ -10,7 +10,7 @@ use crate::journal::{Grant, Journal, JournalError, RecoveredJob};
 use crate::session::{new_session, session_of};
 use crate::split::{Split, make_splits};
 use crate::state::{Action, State};
-use crate::status::{cluster_status, job_status};
+use crate::status::{cluster_status, job_status_in};
 use crate::wire::{AboutAttempt, FromWorker};
 use quern_proto::coordinator_server::Coordinator;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
@@ -521,9 +521,7 @@ impl Coordinator for CoordinatorService {
             .jobs
             .get(&id)
             .ok_or(CoordinatorError::UnknownJob(request.job_id))?;
-        let mut status = job_status(job, request.history);
-        status.waiting = state.waiting_for(job).unwrap_or_default();
-        Ok(Response::new(status))
+        Ok(Response::new(job_status_in(&state, job, request.history)))
     }
 
     async fn list_jobs(
@@ -531,7 +529,11 @@ impl Coordinator for CoordinatorService {
         _: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
         let state = self.lock();
-        let jobs = state.jobs.values().map(|j| job_status(j, false)).collect();
+        let jobs = state
+            .jobs
+            .values()
+            .map(|j| job_status_in(&state, j, false))
+            .collect();
         Ok(Response::new(ListJobsResponse { jobs }))
     }
 

@@ -180,8 +180,9 @@ impl State {
         self.reserved_outputs.remove(output.trim_end_matches('/'));
     }
 
-    /// Why `job` cannot make progress now, if the coordinator can tell: no connected worker
-    /// carries its job code, or every one that does is excluded from the job.
+    /// Why `job` cannot make progress now, if the coordinator can tell: no worker is connected,
+    /// no connected worker carries its job code, or every one that does is excluded from the
+    /// job. One pass over the workers, at most: cheap enough for every status call.
     pub fn waiting_for(&self, job: &Job) -> Option<String> {
         if !job.has_runnable() {
             return None;
@@ -189,6 +190,10 @@ impl State {
         let name = &job.spec.job_name;
         let mut carriers = self.workers.values().filter(|w| w.jobs.contains(name));
         match carriers.next() {
+            None if self.workers.is_empty() => Some(format!(
+                "no connected worker has job '{name}' (no worker is connected at all); start \
+                 workers from a binary that has it"
+            )),
             None => Some(format!(
                 "no connected worker has job '{name}'; start workers from a binary that has it"
             )),
@@ -503,6 +508,39 @@ mod tests {
             map_output_records: 3 * records,
             ..Counters::default()
         }
+    }
+
+    #[test]
+    fn a_job_says_why_no_worker_takes_its_tasks() {
+        let mut state = State::default();
+        let id = add_job(&mut state, 2, 4);
+        let waiting = |state: &State| state.waiting_for(&state.jobs[&id]);
+        assert_eq!(
+            waiting(&state).unwrap(),
+            "no connected worker has job 'wc' (no worker is connected at all); start workers \
+             from a binary that has it"
+        );
+        let session = crate::session::new_session().expect("the system has randomness");
+        state.register_worker(
+            "http://o".to_string(),
+            1,
+            vec!["other".to_string()],
+            session,
+        );
+        assert_eq!(
+            waiting(&state).unwrap(),
+            "no connected worker has job 'wc'; start workers from a binary that has it"
+        );
+        // One slot for two maps: a map is still runnable, and a worker can take it later.
+        let (worker, _assignments) = add_worker(&mut state, 1);
+        assert_eq!(waiting(&state), None);
+        let job = state.jobs.get_mut(&id).expect("the job");
+        job.excluded
+            .insert(worker, "3 tasks failed on it".to_string());
+        assert_eq!(
+            waiting(&state).unwrap(),
+            "every connected worker with job 'wc' is excluded from it"
+        );
     }
 
     #[test]

@@ -56,6 +56,13 @@ pub fn job_status(job: &Job, history: bool) -> JobStatus {
     }
 }
 
+/// The status of `job` as [`job_status`] makes it, with why it waits, if it does, in `state`.
+pub fn job_status_in(state: &State, job: &Job, history: bool) -> JobStatus {
+    let mut status = job_status(job, history);
+    status.waiting = state.waiting_for(job).unwrap_or_default();
+    status
+}
+
 pub fn cluster_status(state: &State) -> ClusterStatusResponse {
     let mut workers: Vec<WorkerInfo> = state
         .workers
