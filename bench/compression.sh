@@ -8,6 +8,8 @@
 #   bash bench/compression.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# No progress lines on stderr: the bench prints its own results.
+export QUERN_QUIET=1
 runs=${1:-3}
 release=${CARGO_TARGET_DIR:-target}/release
 sort_dir=${BENCH_DIR:-/tmp/quern-sort-bench}

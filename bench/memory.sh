@@ -10,6 +10,8 @@
 #   bash bench/memory.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# No progress lines on stderr: the bench prints its own results.
+export QUERN_QUIET=1
 release=${CARGO_TARGET_DIR:-target}/release
 cargo build --release -q -p quern
 mkdir -p "${BENCH_DIR:-/tmp/quern-bench}"

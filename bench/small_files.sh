@@ -8,6 +8,8 @@
 #   bash bench/small_files.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# No progress lines on stderr: the bench prints its own results.
+export QUERN_QUIET=1
 runs=${1:-5}
 dir=${BENCH_DIR:-/tmp/quern-small-bench}
 quern=${CARGO_TARGET_DIR:-target}/release/quern

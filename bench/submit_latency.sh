@@ -7,6 +7,8 @@
 #   bash bench/submit_latency.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# No progress lines on stderr: the bench prints its own results.
+export QUERN_QUIET=1
 runs=${1:-21}
 dir=${BENCH_DIR:-/tmp/quern-bench}/submit
 cargo build --release -q -p quern

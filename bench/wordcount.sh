@@ -9,6 +9,8 @@
 #   bash bench/wordcount.sh [RUNS] [many|big|both]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# No progress lines on stderr: the bench prints its own results.
+export QUERN_QUIET=1
 runs=${1:-5}
 which=${2:-both}
 dir=${BENCH_DIR:-/tmp/quern-bench}
