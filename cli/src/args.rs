@@ -146,7 +146,7 @@ pub struct RunArgs {
     #[arg(long, env = "QUERN_WORKERS")]
     pub workers: Option<u32>,
     /// Show no progress on stderr while the job runs (the summary is still printed).
-    #[arg(long, short = 'q', env = "QUERN_QUIET")]
+    #[arg(long, short = 'q', env = "QUERN_QUIET", value_parser = clap::builder::FalseyValueParser::new())]
     pub quiet: bool,
 }
 
@@ -313,7 +313,7 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub wait: bool,
     /// Show no progress on stderr while the job runs (the summary is still printed).
-    #[arg(long, short = 'q', env = "QUERN_QUIET")]
+    #[arg(long, short = 'q', env = "QUERN_QUIET", value_parser = clap::builder::FalseyValueParser::new())]
     pub quiet: bool,
     /// While waiting, how long to keep trying a coordinator that stopped answering (one that
     /// is restarting, say) before giving up.
