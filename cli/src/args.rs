@@ -123,6 +123,9 @@ pub struct RunArgs {
     /// Workers in the embedded cluster [default: number of cores].
     #[arg(long, env = "QUERN_WORKERS")]
     pub workers: Option<u32>,
+    /// Serve the embedded cluster's status page on this address (loopback only) while it runs.
+    #[arg(long, value_name = "ADDR", env = "QUERN_HTTP")]
+    pub http: Option<SocketAddr>,
 }
 
 /// How a process proves it belongs to the cluster: the cluster token, from a file or from the
@@ -203,6 +206,9 @@ pub struct CoordinatorArgs {
     /// own ids, when it is restarted with the same directory [default: memory only].
     #[arg(long, value_name = "DIR", env = "QUERN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Serve the status page, its JSON API and /metrics on this address (HTTP).
+    #[arg(long, value_name = "ADDR", env = "QUERN_HTTP")]
+    pub http: Option<SocketAddr>,
 }
 
 impl CoordinatorArgs {
