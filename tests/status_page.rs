@@ -79,7 +79,7 @@ fn colours(png_path: &std::path::Path, width: u32, height: u32) -> usize {
         std::fs::File::open(png_path).unwrap(),
     ));
     let mut reader = decoder.read_info().unwrap();
-    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let mut pixels = vec![0; reader.output_buffer_size()];
     let frame = reader.next_frame(&mut pixels).unwrap();
     assert_eq!((frame.width, frame.height), (width, height));
     let channels = frame.color_type.samples();
