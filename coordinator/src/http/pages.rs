@@ -17,13 +17,13 @@ h2 { font-size: 1.1em; margin: 1.4em 0 .4em; }
 table { border-collapse: collapse; background: #fff; }
 th, td { text-align: left; padding: .25em .7em; border-bottom: 1px solid #e3e6ea; vertical-align: top; }
 th { font-weight: 600; background: #f0f2f5; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td { white-space: nowrap; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .state { padding: .05em .5em; border-radius: .7em; font-size: .9em; color: #fff; }
 .state.running, .state.ready { background: #2f6fd6; } .state.succeeded { background: #2e9d4f; }
 .state.failed, .state.lost { background: #cf3434; } .state.killed, .state.left, .state.registering { background: #8a8f98; }
 .progress { width: 140px; height: .8em; background: #e3e6ea; border-radius: .4em; overflow: hidden; display: inline-block; vertical-align: middle; }
 .progress span { display: block; height: 100%; background: #2e9d4f; }
-.error { white-space: pre-wrap; font-family: ui-monospace, monospace; color: #a12020; margin: 0; }
+.error { white-space: pre-wrap !important; font-family: ui-monospace, monospace; color: #a12020; margin: 0; }
 .muted { color: #6b7280; }
 svg.timeline { background: #fff; border: 1px solid #e3e6ea; }
 svg .worker, svg .tick { font: 11px ui-monospace, monospace; fill: #4b5563; }

@@ -1,6 +1,7 @@
 //! A job's attempts as an inline SVG timeline: one row per worker, one bar per attempt from its
 //! start to its end (to now, while it runs), coloured by state, a backup attempt outlined in
-//! dashes. Stragglers and failures show at a glance. Each bar carries `data-attempt` (its id)
+//! dashes. Attempts that overlap on a worker (it has several slots) take lanes of its row, so
+//! no bar hides another. Stragglers and failures show at a glance. Each bar carries `data-attempt` (its id)
 //! and a tooltip with its task, state and duration; nothing else in the page does, so a test
 //! can count bars.
 
@@ -11,8 +12,10 @@ use std::fmt::Write as _;
 
 const WIDTH: f64 = 1000.0;
 const LABEL: f64 = 150.0;
-const ROW: f64 = 22.0;
-const BAR: f64 = 16.0;
+const ROW: f64 = 18.0;
+const BAR: f64 = 15.0;
+/// Space between two workers' rows.
+const GAP: f64 = 6.0;
 const AXIS: f64 = 20.0;
 /// Narrowest bar drawn, so that an attempt of a few milliseconds still shows.
 const MIN_BAR: f64 = 2.0;
@@ -27,22 +30,31 @@ pub fn svg(attempts: &[AttemptView], elapsed_ms: u64) -> String {
         .max()
         .unwrap_or(1) as f64;
     let scale = (WIDTH - LABEL) / span;
-    let height = AXIS + ROW * rows.len() as f64;
+    let rows: Vec<(&str, Vec<Vec<&AttemptView>>)> = rows
+        .into_iter()
+        .map(|(worker, attempts)| (worker, lanes(attempts)))
+        .collect();
+    let lane_count: usize = rows.iter().map(|(_, lanes)| lanes.len()).sum();
+    let height = AXIS + ROW * lane_count as f64 + GAP * rows.len() as f64;
     let mut out = format!(
         r#"<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="attempt timeline">"#
     );
     axis(&mut out, span, scale);
-    for (row, (worker, bars)) in rows.iter().enumerate() {
-        let y = AXIS + ROW * row as f64;
+    let mut y = AXIS;
+    for (worker, lanes) in &rows {
         let _ = write!(
             out,
             r#"<text class="worker" x="0" y="{}">{}</text>"#,
             y + BAR - 3.0,
             esc(worker)
         );
-        for attempt in bars {
-            bar(&mut out, attempt, y, scale);
+        for lane in lanes {
+            for attempt in lane {
+                bar(&mut out, attempt, y, scale);
+            }
+            y += ROW;
         }
+        y += GAP;
     }
     out.push_str("</svg>");
     out
@@ -55,6 +67,24 @@ fn rows(attempts: &[AttemptView]) -> BTreeMap<&str, Vec<&AttemptView>> {
         rows.entry(&attempt.worker).or_default().push(attempt);
     }
     rows
+}
+
+/// `attempts` (of one worker, in start order) in lanes: each goes in the first lane free by
+/// its start.
+fn lanes(mut attempts: Vec<&AttemptView>) -> Vec<Vec<&AttemptView>> {
+    attempts.sort_by_key(|a| a.start_ms);
+    let mut lanes: Vec<Vec<&AttemptView>> = Vec::new();
+    for attempt in attempts {
+        let free = lanes.iter_mut().find(|lane| {
+            lane.last()
+                .is_none_or(|last| last.start_ms + last.duration_ms <= attempt.start_ms)
+        });
+        match free {
+            Some(lane) => lane.push(attempt),
+            None => lanes.push(vec![attempt]),
+        }
+    }
+    lanes
 }
 
 /// Ticks at five points of the span, in seconds.
@@ -116,5 +146,18 @@ mod tests {
         assert_eq!(svg.matches(r#"class="worker""#).count(), 2);
         assert!(svg.contains(r#"class="bar killed backup" data-attempt="3""#));
         assert!(svg.contains(r#"class="bar failed" data-attempt="2""#));
+    }
+
+    #[test]
+    fn overlapping_attempts_of_a_worker_take_lanes() {
+        let mut overlapping = attempt(2, "w", "running", false);
+        overlapping.start_ms = 120;
+        let (first, after) = (attempt(1, "w", "succeeded", false), attempt(3, "w", "killed", false));
+        let lanes = lanes(vec![&after, &overlapping, &first]);
+        let ids: Vec<Vec<u64>> = lanes
+            .iter()
+            .map(|lane| lane.iter().map(|a| a.attempt_id).collect())
+            .collect();
+        assert_eq!(ids, [vec![1, 3], vec![2]]);
     }
 }
