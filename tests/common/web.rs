@@ -166,9 +166,8 @@ pub struct Sample {
 pub fn parse_metrics(text: &str) -> Vec<Sample> {
     let mut typed: Vec<String> = Vec::new();
     let mut samples = Vec::new();
-    let mut lines = text.lines().peekable();
     let mut ended = false;
-    while let Some(line) = lines.next() {
+    for line in text.lines() {
         assert!(!ended, "a line after # EOF: {line:?}");
         if line == "# EOF" {
             ended = true;

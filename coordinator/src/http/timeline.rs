@@ -152,7 +152,10 @@ mod tests {
     fn overlapping_attempts_of_a_worker_take_lanes() {
         let mut overlapping = attempt(2, "w", "running", false);
         overlapping.start_ms = 120;
-        let (first, after) = (attempt(1, "w", "succeeded", false), attempt(3, "w", "killed", false));
+        let (first, after) = (
+            attempt(1, "w", "succeeded", false),
+            attempt(3, "w", "killed", false),
+        );
         let lanes = lanes(vec![&after, &overlapping, &first]);
         let ids: Vec<Vec<u64>> = lanes
             .iter()
