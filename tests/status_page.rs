@@ -209,3 +209,38 @@ fn with_a_token_the_page_needs_a_login_and_the_code_works_once() {
     assert!(again.header("set-cookie").is_none());
     assert!(again.body.contains("was used already"), "{}", again.body);
 }
+
+#[test]
+fn with_a_certificate_the_page_is_served_over_tls_and_its_cookie_is_secure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = quern_testkit::certificates(dir.path(), "page");
+    let env = vec![("QUERN_TOKEN", TOKEN.to_string())];
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let cluster = start_with_page(env, 0, 1, &["--tls-cert", cert, "--tls-key", key]);
+    assert!(
+        cluster.page.starts_with("https://127.0.0.1:"),
+        "{}",
+        cluster.page
+    );
+    let login = cluster.login.clone().expect("a login URL");
+    assert!(
+        login.starts_with(&format!("{}login?code=", cluster.page)),
+        "{login}"
+    );
+
+    assert_eq!(get_tls(&cluster.page, &ca, &[]).status, 401);
+    let bearer = format!("Bearer {TOKEN}");
+    let api = get_tls(
+        &format!("{}api/jobs", cluster.page),
+        &ca,
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!((api.status, api.body.as_str()), (200, "[]"));
+    let first = get_tls(&login, &ca, &[]);
+    assert_eq!(first.status, 303, "{}", first.body);
+    let cookie = first.header("set-cookie").expect("a session cookie");
+    assert!(
+        cookie.ends_with("; HttpOnly; SameSite=Strict; Secure"),
+        "{cookie}"
+    );
+}
