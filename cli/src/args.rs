@@ -148,6 +148,9 @@ pub struct RunArgs {
     /// Show no progress on stderr while the job runs (the summary is still printed).
     #[arg(long, short = 'q', env = "QUERN_QUIET", value_parser = clap::builder::FalseyValueParser::new())]
     pub quiet: bool,
+    /// Serve the embedded cluster's status page on this address (loopback only) while it runs.
+    #[arg(long, value_name = "ADDR", env = "QUERN_HTTP")]
+    pub http: Option<SocketAddr>,
 }
 
 /// How a process proves it belongs to the cluster: the cluster token, from a file or from the
@@ -228,6 +231,9 @@ pub struct CoordinatorArgs {
     /// own ids, when it is restarted with the same directory [default: memory only].
     #[arg(long, value_name = "DIR", env = "QUERN_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Serve the status page, its JSON API and /metrics on this address (HTTP).
+    #[arg(long, value_name = "ADDR", env = "QUERN_HTTP")]
+    pub http: Option<SocketAddr>,
 }
 
 impl CoordinatorArgs {

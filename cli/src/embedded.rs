@@ -7,10 +7,12 @@
 use crate::args::{RunArgs, cores};
 use crate::client;
 use crate::progress::Progress;
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
+use quern_coordinator::http::StatusPage;
 use quern_proto::auth::Token;
 use quern_sdk::JobRegistry;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -18,7 +20,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub async fn run(args: RunArgs, registry: JobRegistry) -> Result<()> {
     let spec = client::job_spec(&args.job, &registry)?;
-    let mut cluster = LocalCluster::start(registry, args.workers.unwrap_or_else(cores)).await?;
+    let workers = args.workers.unwrap_or_else(cores);
+    let mut cluster = LocalCluster::start_with_page(registry, workers, args.http).await?;
     let mut client = cluster.connect().await?;
     let address = cluster.address().to_string();
     let outcome = cluster
@@ -55,6 +58,16 @@ impl LocalCluster {
     /// Starts a coordinator and `workers` workers (at least one) carrying the jobs of
     /// `registry`.
     pub async fn start(registry: JobRegistry, workers: u32) -> Result<LocalCluster> {
+        LocalCluster::start_with_page(registry, workers, None).await
+    }
+
+    /// Like [`LocalCluster::start`], with the status page on `http` (a loopback address), if
+    /// given; its address and login URL go to stderr, so that stdout stays the job's summary.
+    pub async fn start_with_page(
+        registry: JobRegistry,
+        workers: u32,
+        http: Option<SocketAddr>,
+    ) -> Result<LocalCluster> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .context("cannot open a loopback port")?;
@@ -69,8 +82,13 @@ impl LocalCluster {
             token: Some(token.clone()),
             ..Default::default()
         };
+        let page = match http {
+            Some(http) => Some(status_page(http, &token).await?),
+            None => None,
+        };
         let stopped = until_stopped(stop_coordinator.subscribe());
-        let coordinator = tokio::spawn(quern_coordinator::serve(listener, config, stopped));
+        let serve = quern_coordinator::serve_with_page(listener, config, page, stopped);
+        let coordinator = tokio::spawn(serve);
         let mut cluster = LocalCluster {
             address: format!("http://{port}"),
             token,
@@ -128,6 +146,17 @@ impl LocalCluster {
         let _ = self.stop_coordinator.send(true);
         let _ = self.coordinator.await;
     }
+}
+
+/// The embedded cluster's status page: on loopback only, as it has no TLS to guard its login.
+async fn status_page(http: SocketAddr, token: &Token) -> Result<StatusPage> {
+    if !http.ip().is_loopback() {
+        bail!("--http {http}: the embedded cluster's status page serves on loopback only");
+    }
+    let page = StatusPage::bind(http, Some(token.clone()), None).await?;
+    eprintln!("quern: status page on {}", page.url());
+    crate::announce_login(&page);
+    Ok(page)
 }
 
 async fn until_stopped(mut stop: watch::Receiver<bool>) {

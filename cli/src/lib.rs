@@ -28,6 +28,7 @@ pub use quern_sdk::prelude;
 use anyhow::{Context as _, Result, bail};
 use args::{Cli, Command, CoordinatorArgs, StatusArgs, SubmitArgs, WorkerArgs, cores};
 use clap::Parser;
+use quern_coordinator::http::StatusPage;
 use quern_proto::{ClusterStatusRequest, JobState, ListJobsRequest};
 use quern_sdk::JobRegistry;
 use std::process::ExitCode;
@@ -173,9 +174,44 @@ async fn coordinator(args: CoordinatorArgs) -> Result<()> {
     say(&format!(
         "quern coordinator listening on {scheme}://{address}\n"
     ));
-    quern_coordinator::serve(listener, config, shutdown_signal())
+    let page = match args.http {
+        Some(http) => Some(status_page(&args, http, config.token.clone()).await?),
+        None => None,
+    };
+    quern_coordinator::serve_with_page(listener, config, page, shutdown_signal())
         .await
         .map_err(|e| anyhow::anyhow!("coordinator failed: {}", quern_proto::error_chain(&*e)))
+}
+
+/// The coordinator's status page on `http`, under the rule of every listener, over TLS if the
+/// coordinator has a certificate; says where it is, and how to log in.
+async fn status_page(
+    args: &CoordinatorArgs,
+    http: std::net::SocketAddr,
+    token: Option<quern_proto::auth::Token>,
+) -> Result<StatusPage> {
+    auth::check_listener(
+        "the status page",
+        http,
+        token.as_ref(),
+        args.allow_unauthenticated,
+    )?;
+    let tls = args.tls.tls_cert.clone().zip(args.tls.tls_key.clone());
+    if tls.is_none() && token.is_some() && !http.ip().is_loopback() {
+        tracing::warn!(%http, "the status page serves plain HTTP off loopback: its login crosses the network in clear; give --tls-cert");
+    }
+    let page = StatusPage::bind(http, token, tls).await?;
+    // Scripts and tests read this line, after the listening one.
+    say(&format!("quern status page on {}\n", page.url()));
+    announce_login(&page);
+    Ok(page)
+}
+
+/// Prints the status page's one-time login URL, if it has one, on stderr, as Jupyter does.
+pub fn announce_login(page: &StatusPage) {
+    if let Some(login) = page.login_url() {
+        eprintln!("quern: log in to the status page at {login} (the code works once)");
+    }
 }
 
 async fn worker(args: WorkerArgs, registry: JobRegistry) -> Result<()> {

@@ -127,6 +127,7 @@ impl State {
                     .get_mut(&commit.job)
                     .expect("the job was found above");
                 job.history[commit.record].close(state, &error);
+                self.metrics.attempt_ended(&job.history[commit.record]);
                 RunningAttempt {
                     job: commit.job,
                     task: commit.task,

@@ -100,6 +100,7 @@ impl State {
         kind: FailureKind,
         map_attempt: AttemptId,
     ) -> (bool, Vec<Action>) {
+        self.metrics.fetch_failure();
         let State {
             jobs,
             workers,

@@ -4,7 +4,7 @@
 //! that a running job still needs, are scheduled again.
 
 use crate::job::JobPhase;
-use crate::state::{Action, State};
+use crate::state::{Action, State, Worker};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{AttemptProgress, HeartbeatResponse};
 use std::collections::HashSet;
@@ -108,6 +108,7 @@ impl State {
         let Some(worker) = self.remove_worker(id) else {
             return Vec::new();
         };
+        self.remember_gone(&worker, gone);
         let mut actions = Vec::new();
         match gone {
             Gone::Left => {
@@ -134,10 +135,52 @@ impl State {
         }
         actions
     }
+
+    /// Keeps `worker`, which just went, in view for a while (see [`GoneWorker`]).
+    fn remember_gone(&mut self, worker: &Worker, gone: Gone) {
+        if gone == Gone::Lost {
+            self.metrics.worker_lost();
+        }
+        let now = Instant::now();
+        while self.gone_workers.len() >= GONE_WORKERS_KEPT
+            || self
+                .gone_workers
+                .front()
+                .is_some_and(|w| now.duration_since(w.gone_at) > GONE_WORKERS_SHOWN_FOR)
+        {
+            self.gone_workers.pop_front();
+        }
+        self.gone_workers.push_back(GoneWorker {
+            id: worker.id,
+            address: worker.address.clone(),
+            slots: worker.slots,
+            lost: gone == Gone::Lost,
+            last_seen: worker.last_seen,
+            gone_at: now,
+        });
+    }
+}
+
+/// How many workers that went the coordinator keeps in view, at most.
+pub const GONE_WORKERS_KEPT: usize = 64;
+/// How long a worker that went stays in view.
+pub const GONE_WORKERS_SHOWN_FOR: Duration = Duration::from_secs(600);
+
+/// A worker that went lately: the state forgets it at once (its id is never used again), but a
+/// person watching the cluster should see that it was there and went, and how.
+#[derive(Debug, Clone)]
+pub struct GoneWorker {
+    pub id: WorkerId,
+    pub address: String,
+    pub slots: u32,
+    /// It missed heartbeats (rather than saying goodbye).
+    pub lost: bool,
+    pub last_seen: Instant,
+    pub gone_at: Instant,
 }
 
 /// How a worker went.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Gone {
     /// It said goodbye: nothing it ran is to blame.
     Left,

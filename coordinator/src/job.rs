@@ -452,6 +452,16 @@ impl Job {
         self.maps_done as usize == self.maps.len()
     }
 
+    /// Tasks waiting to start (sample tasks, maps and reduces not yet running): the job's part
+    /// of the scheduling queue.
+    pub fn pending_tasks(&self) -> usize {
+        if self.phase != JobPhase::Running {
+            return 0;
+        }
+        let sampling = self.sampling.as_ref().map_or(0, |s| s.pending.len());
+        sampling + self.pending_maps.len() + self.pending_reduces.len()
+    }
+
     /// Whether a task could start now: maps first; reduces once every map is done.
     pub fn has_runnable(&self) -> bool {
         if self.phase != JobPhase::Running {

@@ -19,6 +19,8 @@
 //! - [`resume`]: a restarted coordinator picks up the jobs its journal holds.
 //! - [`journal`]: what survives a restart (`--state-dir`), kept in a [`journal_store`].
 //! - [`service`]: the gRPC service over all of the above.
+//! - [`http`]: the status page, its JSON API and Prometheus metrics (`--http`); [`metrics`]:
+//!   what the state machine counts for them.
 //! - [`error`]: what the coordinator refuses, and its gRPC codes.
 
 pub mod commit;
@@ -27,10 +29,12 @@ mod failpoint;
 pub mod failure;
 pub mod fetch_failure;
 pub mod heartbeat;
+pub mod http;
 pub mod job;
 pub mod journal;
 pub mod journal_store;
 pub mod map_events;
+pub mod metrics;
 pub mod progress;
 pub mod resume;
 pub mod retention;
@@ -113,6 +117,16 @@ pub async fn serve(
     config: CoordinatorConfig,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    serve_with_page(listener, config, None, stop).await
+}
+
+/// Like [`serve`], with the status page too, if given; it stops with the coordinator.
+pub async fn serve_with_page(
+    listener: TcpListener,
+    config: CoordinatorConfig,
+    page: Option<http::StatusPage>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let require_token = RequireToken(config.token.clone());
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = config.tls.clone() {
@@ -121,6 +135,13 @@ pub async fn serve(
     let (service, unfinished) = CoordinatorService::open(config)?;
     service.resume(unfinished).await;
     let reaper = tokio::spawn(reap_dead_workers(service.clone()));
+    let (page_stop, page_stopped) = tokio::sync::oneshot::channel::<()>();
+    let page = page.map(|page| {
+        let stopped = async {
+            let _ = page_stopped.await;
+        };
+        tokio::spawn(page.serve(service.clone(), stopped))
+    });
     let server = CoordinatorServer::new(service)
         .max_decoding_message_size(MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -133,6 +154,11 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming(listener), stop)
         .await;
     reaper.abort();
+    let _ = page_stop.send(());
+    if let Some(page) = page {
+        // Open browser connections may hold it up; they get a moment, not a veto.
+        let _ = tokio::time::timeout(Duration::from_secs(1), page).await;
+    }
     Ok(result?)
 }
 

@@ -4,7 +4,9 @@
 
 use crate::error::CoordinatorError;
 use crate::fetch_failure::Confirmation;
+use crate::heartbeat::GoneWorker;
 use crate::job::{AttemptRecord, Job, JobPhase, TaskRef, TaskState};
+use crate::metrics::Metrics;
 use crate::wire::{AboutAttempt, AttemptCall};
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::{
@@ -12,7 +14,7 @@ use quern_proto::{
     TaskReport,
 };
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -92,6 +94,11 @@ pub struct State {
     /// How long a lone witness of fetch failures must keep reporting (see
     /// [`crate::fetch_failure`]).
     pub fetch_confirmation: Confirmation,
+    /// What transitions count, for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Workers that went lately, newest last, kept a while for the status page (see
+    /// [`crate::heartbeat::GoneWorker`]).
+    pub gone_workers: VecDeque<GoneWorker>,
     next_job: u32,
     next_worker: u32,
     next_attempt: u64,
@@ -286,6 +293,7 @@ impl State {
         if let Some(job) = self.jobs.get_mut(&running.job) {
             job.attempt_stopped(running.task, attempt);
             job.history[running.record].close(state, error);
+            self.metrics.attempt_ended(&job.history[running.record]);
         }
         Some(running)
     }
@@ -339,6 +347,9 @@ impl State {
         let Some(job) = self.jobs.get_mut(&running.job) else {
             return Vec::new();
         };
+        if running.task.kind == TaskKind::Reduce {
+            self.metrics.shuffled(counters.shuffle_bytes);
+        }
         let losers = job.task_done(running.task, attempt, running.worker, counters);
         if running.task.kind == TaskKind::Map
             && !job.map_only()

@@ -4,6 +4,7 @@
 
 pub mod netns;
 pub mod watch;
+pub mod web;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
