@@ -6,7 +6,7 @@ mod common;
 use common::watch::{Finished, Submission, lines, summary_counter};
 use common::*;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -205,15 +205,17 @@ fn succeeded_tasks(job: &Value, kind: &str) -> Vec<u64> {
     tasks
 }
 
-#[test]
-fn status_json_matches_the_jobs_counters() {
-    let cluster = Cluster::start(2, 2);
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    let records = write_split_sized_files(&input, 3);
-    let counts = expected_counts(&input);
-    let bytes: u64 = (3 * SPLIT) as u64;
-    let output = dir.path().join("out");
+/// Word count on `cluster` over `files` split-sized files written under `dir` (one map each),
+/// into two reduces, waited for: the input directory, its line count, the job's id and its
+/// `status --json`.
+fn word_count_of_split_sized_files(
+    cluster: &Cluster,
+    dir: &Path,
+    files: usize,
+) -> (PathBuf, u64, String, Value) {
+    let input = dir.join("in");
+    let records = write_split_sized_files(&input, files);
+    let output = dir.join("out");
     let split = SPLIT.to_string();
     let extra = ["--split-size", split.as_str(), "--reducers", "2", "--wait"];
     let args = submit_wordcount(
@@ -225,8 +227,17 @@ fn status_json_matches_the_jobs_counters() {
     let submitted = quern(&args);
     assert!(submitted.status.success(), "{}", stderr(&submitted));
     let job_id = watch::newest_job(&cluster.address, None, Instant::now());
-
     let job = job_json(&cluster.address, &job_id);
+    (input, records, job_id, job)
+}
+
+#[test]
+fn status_json_matches_the_jobs_counters() {
+    let cluster = Cluster::start(2, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let (input, records, job_id, job) = word_count_of_split_sized_files(&cluster, dir.path(), 3);
+    let counts = expected_counts(&input);
+    let bytes: u64 = (3 * SPLIT) as u64;
     assert_eq!(job["id"], job_id.as_str());
     assert_eq!(job["name"], "wordcount");
     assert_eq!(job["state"], "succeeded");
@@ -279,21 +290,7 @@ fn json_logs_carry_job_task_and_attempt_on_a_tasks_lines() {
     ];
     let mut cluster = Cluster::start_logging(env, 1, 2, &[], Some(logs.path()));
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    write_split_sized_files(&input, 2);
-    let output = dir.path().join("out");
-    let split = SPLIT.to_string();
-    let extra = ["--split-size", split.as_str(), "--reducers", "2", "--wait"];
-    let args = submit_wordcount(
-        &cluster.address,
-        input.to_str().unwrap(),
-        output.to_str().unwrap(),
-        &extra,
-    );
-    let submitted = quern(&args);
-    assert!(submitted.status.success(), "{}", stderr(&submitted));
-    let job_id = watch::newest_job(&cluster.address, None, Instant::now());
-    let job = job_json(&cluster.address, &job_id);
+    let (_, _, job_id, job) = word_count_of_split_sized_files(&cluster, dir.path(), 2);
     cluster.kill(1);
     cluster.kill(0);
 
