@@ -73,12 +73,15 @@ fn is_running(status: &JobStatus) -> bool {
     status.state == JobState::Running as i32
 }
 
-/// Input read per second of the job's time so far: bytes and records.
+/// Input read per second of the job's time so far, bytes and records: by the maps done, and the
+/// maps running as far as they have got.
 fn throughput(status: &JobStatus) -> String {
     let seconds = (status.elapsed_ms as f64 / 1000.0).max(0.001);
     let counters = status.counters.clone().unwrap_or_default();
-    let bytes = (counters.input_bytes as f64 / seconds) as u64;
-    let records = (counters.input_records as f64 / seconds) as u64;
+    let bytes = counters.input_bytes + status.running_input_bytes;
+    let records = counters.input_records + status.running_input_records;
+    let bytes = (bytes as f64 / seconds) as u64;
+    let records = (records as f64 / seconds) as u64;
     format!("{}/s, {records} records/s in", ByteSize(bytes))
 }
 

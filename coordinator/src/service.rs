@@ -10,7 +10,7 @@ use crate::journal::{Grant, Journal, JournalError, RecoveredJob};
 use crate::session::{new_session, session_of};
 use crate::split::{Split, make_splits};
 use crate::state::{Action, State};
-use crate::status::{cluster_status, job_status_in};
+use crate::status::{cluster_status, job_status_in, running_input};
 use crate::wire::{AboutAttempt, FromWorker};
 use quern_proto::coordinator_server::Coordinator;
 use quern_proto::ids::{AttemptId, JobId, WorkerId};
@@ -521,7 +521,9 @@ impl Coordinator for CoordinatorService {
             .jobs
             .get(&id)
             .ok_or(CoordinatorError::UnknownJob(request.job_id))?;
-        Ok(Response::new(job_status_in(&state, job, request.history)))
+        let mut status = job_status_in(&state, job, request.history);
+        (status.running_input_records, status.running_input_bytes) = running_input(&state, id);
+        Ok(Response::new(status))
     }
 
     async fn list_jobs(

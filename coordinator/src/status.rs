@@ -2,7 +2,8 @@
 
 use crate::job::{Job, JobPhase};
 use crate::state::State;
-use quern_proto::{AttemptInfo, ClusterStatusResponse, JobState, JobStatus, WorkerInfo};
+use quern_proto::ids::JobId;
+use quern_proto::{AttemptInfo, ClusterStatusResponse, JobState, JobStatus, TaskKind, WorkerInfo};
 use std::time::Instant;
 
 fn millis(d: std::time::Duration) -> u64 {
@@ -53,6 +54,7 @@ pub fn job_status(job: &Job, history: bool) -> JobStatus {
             .iter()
             .map(|(worker, why)| format!("{worker} ({why})"))
             .collect(),
+        ..JobStatus::default()
     }
 }
 
@@ -61,6 +63,17 @@ pub fn job_status_in(state: &State, job: &Job, history: bool) -> JobStatus {
     let mut status = job_status(job, history);
     status.waiting = state.waiting_for(job).unwrap_or_default();
     status
+}
+
+/// Records and bytes that the running maps of `job` have read so far, as their heartbeats said.
+pub fn running_input(state: &State, job: JobId) -> (u64, u64) {
+    state
+        .attempts
+        .values()
+        .filter(|a| a.job == job && a.task.kind == TaskKind::Map)
+        .fold((0, 0), |(records, bytes), a| {
+            (records + a.progress.0, bytes + a.progress.1)
+        })
 }
 
 pub fn cluster_status(state: &State) -> ClusterStatusResponse {
@@ -78,4 +91,31 @@ pub fn cluster_status(state: &State) -> ClusterStatusResponse {
         .collect();
     workers.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
     ClusterStatusResponse { workers }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+    use quern_proto::ids::WorkerId;
+    use quern_proto::{Assignment, AttemptProgress};
+
+    #[test]
+    fn running_input_adds_up_what_the_running_maps_of_the_job_last_reported() {
+        let (mut state, id, mut assignments) = one_job(3, 4);
+        let (first, second) = (next(&mut assignments), next(&mut assignments));
+        let worker: WorkerId = first.worker_id.parse().unwrap();
+        assert_eq!(running_input(&state, id), (0, 0), "nothing reported yet");
+        let report = |attempt: &Assignment, records| AttemptProgress {
+            attempt_id: attempt.attempt_id,
+            records,
+            bytes: 100 * records,
+        };
+        let now = Instant::now();
+        state.record_progress(worker, &[report(&first, 3), report(&second, 4)], now);
+        assert_eq!(running_input(&state, id), (7, 700));
+        // A later report replaces the earlier one; it does not add to it.
+        state.record_progress(worker, &[report(&first, 5), report(&second, 4)], now);
+        assert_eq!(running_input(&state, id), (9, 900));
+    }
 }
