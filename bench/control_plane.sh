@@ -11,6 +11,8 @@
 #                                       PERF_DATA=FILE records a perf profile of the job)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# No progress lines on stderr: the bench prints its own results.
+export QUERN_QUIET=1
 workers=${WORKERS:-2000} slots=${SLOTS:-4} maps=${MAPS:-200000} reduces=${REDUCES:-5000}
 connections=${CONNECTIONS:-50}
 target=${CARGO_TARGET_DIR:-target}
