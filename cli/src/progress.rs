@@ -118,7 +118,7 @@ pub fn line(status: &JobStatus) -> String {
     format!(
         "{} {}: maps {}/{}, reduces {}/{}, {}",
         status.job_id,
-        crate::report::state_name(status.state),
+        quern_proto::names::job_state(status.state),
         status.maps_done,
         status.map_tasks,
         status.reduces_done,

@@ -1,34 +1,7 @@
 //! What the CLI prints: the job summary, the task history table, the cluster.
 
-use quern_proto::{AttemptState, ClusterStatusResponse, JobState, JobStatus, TaskKind};
-
-pub(crate) fn state_name(state: i32) -> &'static str {
-    match JobState::try_from(state) {
-        Ok(JobState::Running) => "running",
-        Ok(JobState::Succeeded) => "succeeded",
-        Ok(JobState::Failed) => "failed",
-        _ => "unknown",
-    }
-}
-
-pub(crate) fn attempt_state_name(state: i32) -> &'static str {
-    match AttemptState::try_from(state) {
-        Ok(AttemptState::Running) => "running",
-        Ok(AttemptState::Succeeded) => "succeeded",
-        Ok(AttemptState::Failed) => "failed",
-        Ok(AttemptState::Killed) => "killed",
-        _ => "unknown",
-    }
-}
-
-/// A task kind as people read it; its first letter starts a task's name (`m-00003`).
-pub(crate) fn kind_name(kind: i32) -> &'static str {
-    match TaskKind::try_from(kind) {
-        Ok(TaskKind::Map) => "map",
-        Ok(TaskKind::Sample) => "sample",
-        _ => "reduce",
-    }
-}
+use quern_proto::names;
+use quern_proto::{ClusterStatusResponse, JobStatus};
 
 /// The few lines printed when a job ends.
 pub fn summary(status: &JobStatus) -> String {
@@ -38,7 +11,7 @@ pub fn summary(status: &JobStatus) -> String {
         "job {} ({}) {} in {:.3} s\n",
         status.job_id,
         spec.job_name,
-        state_name(status.state),
+        names::job_state(status.state),
         status.elapsed_ms as f64 / 1000.0
     );
     text += &format!(
@@ -84,13 +57,12 @@ pub fn history(status: &JobStatus) -> String {
         "TASK", "ATTEMPT", "WORKER", "STATE", "START_MS", "DURATION_MS", "BACKUP"
     );
     for a in &status.attempts {
-        let letter = &kind_name(a.kind)[..1];
         text += &format!(
             "{:<9} {:>8} {:<10} {:<10} {:>9} {:>12} {:<6}  {}\n",
-            format!("{letter}-{:05}", a.task),
+            names::task(a.kind, a.task),
             a.attempt_id,
             a.worker,
-            attempt_state_name(a.state),
+            names::attempt_state(a.state),
             a.start_ms,
             a.duration_ms,
             if a.backup { "backup" } else { "-" },
@@ -120,7 +92,7 @@ pub fn cluster(cluster: &ClusterStatusResponse, jobs: &[JobStatus]) -> String {
             "  {:<10} {:<12} {:<10} maps {}/{} reduces {}/{}\n",
             j.job_id,
             name,
-            state_name(j.state),
+            names::job_state(j.state),
             j.maps_done,
             j.map_tasks,
             j.reduces_done,

@@ -3,7 +3,7 @@
 //! may be added, never renamed. States and task kinds are the words the tables use, counters
 //! the names of the summary's; a job with no error (or nothing to wait for) has `null` there.
 
-use crate::report::{attempt_state_name, kind_name, state_name};
+use quern_proto::names;
 use quern_proto::{AttemptInfo, ClusterStatusResponse, Counters, JobStatus, WorkerInfo};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -109,11 +109,11 @@ fn counters(c: &Counters) -> CountersJson {
 
 fn attempt(a: &AttemptInfo) -> AttemptJson<'_> {
     AttemptJson {
-        kind: kind_name(a.kind),
+        kind: names::task_kind(a.kind),
         task: a.task,
         attempt: a.attempt_id,
         worker: &a.worker,
-        state: attempt_state_name(a.state),
+        state: names::attempt_state(a.state),
         start_ms: a.start_ms,
         duration_ms: a.duration_ms,
         backup: a.backup,
@@ -131,7 +131,7 @@ pub fn job(status: &JobStatus, attempts: bool) -> JobJson<'_> {
     JobJson {
         id: &status.job_id,
         name: spec.map_or("", |s| s.job_name.as_str()),
-        state: state_name(status.state),
+        state: names::job_state(status.state),
         elapsed_ms: status.elapsed_ms,
         inputs: spec.map_or(&[], |s| s.inputs.as_slice()),
         output: spec.map_or("", |s| s.output.as_str()),

@@ -7,6 +7,7 @@
 //! - [`tls`]: TLS for servers (certificate, key) and clients (a private CA, or the system's roots);
 //! - [`backoff`]: the delays of every retry loop over the wire;
 //! - [`error_text`]: errors on one line, as users and the wire see them;
+//! - [`names`]: the words people read for states, kinds and tasks;
 //! - [`failpoint`]: test only, the marker files and stops of the test failpoints.
 
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod backoff;
 pub mod error_text;
 pub mod failpoint;
 pub mod ids;
+pub mod names;
 pub mod tls;
 
 pub use backoff::Backoff;

@@ -8,7 +8,8 @@ use crate::heartbeat::{GONE_WORKERS_SHOWN_FOR, GoneWorker};
 use crate::state::State;
 use crate::status::{cluster_status, job_status};
 use quern_proto::ids::{JobId, WorkerId};
-use quern_proto::{AttemptInfo, AttemptState, Counters, JobSpec, JobState, JobStatus, TaskKind};
+use quern_proto::names;
+use quern_proto::{AttemptInfo, AttemptState, Counters, JobSpec, JobStatus};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -140,7 +141,7 @@ fn summary(status: &JobStatus) -> JobSummary {
     JobSummary {
         id: status.job_id.clone(),
         name: spec.job_name.clone(),
-        state: job_state(status.state()),
+        state: names::job_state(status.state),
         map_tasks: status.map_tasks,
         maps_done: status.maps_done,
         reduce_tasks: status.reduce_tasks,
@@ -179,40 +180,14 @@ fn attempt(info: &AttemptInfo, job_elapsed_ms: u64) -> AttemptView {
         _ => info.duration_ms,
     };
     AttemptView {
-        task: task_name(info.kind(), info.task),
+        task: names::task(info.kind, info.task),
         attempt_id: info.attempt_id,
         worker: info.worker.clone(),
-        state: attempt_state(state),
+        state: names::attempt_state(info.state),
         start_ms: info.start_ms,
         duration_ms,
         backup: info.backup,
         error: info.error.clone(),
-    }
-}
-
-fn task_name(kind: TaskKind, index: u32) -> String {
-    let letter = match kind {
-        TaskKind::Reduce => 'r',
-        TaskKind::Sample => 's',
-        _ => 'm',
-    };
-    format!("{letter}-{index:05}")
-}
-
-fn job_state(state: JobState) -> &'static str {
-    match state {
-        JobState::Succeeded => "succeeded",
-        JobState::Failed => "failed",
-        _ => "running",
-    }
-}
-
-fn attempt_state(state: AttemptState) -> &'static str {
-    match state {
-        AttemptState::Succeeded => "succeeded",
-        AttemptState::Failed => "failed",
-        AttemptState::Killed => "killed",
-        _ => "running",
     }
 }
 
