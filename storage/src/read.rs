@@ -100,7 +100,7 @@ impl InputSource {
                 source,
             },
         };
-        let file = std::fs::File::open(path).map_err(io_error)?;
+        let mut file = std::fs::File::open(path).map_err(io_error)?;
         let meta = file.metadata().map_err(io_error)?;
         self.check_size(meta.len())?;
         if let Version::Tag(listed) = &self.object.version
@@ -114,7 +114,6 @@ impl InputSource {
         // the input twice (and, for a chunk glibc hands out from its heap, as a memset).
         let len = range.end - range.start;
         let mut buf = Vec::with_capacity(len as usize);
-        let mut file = file;
         file.seek(SeekFrom::Start(range.start)).map_err(io_error)?;
         file.take(len).read_to_end(&mut buf).map_err(io_error)?;
         if (buf.len() as u64) < len {

@@ -131,15 +131,13 @@ mod tests {
         encoder.finish().unwrap()
     }
 
-    fn decode(codec: Codec, stream: Vec<u8>) -> Vec<u8> {
-        let len = stream.len() as u64;
+    /// Decodes the partition that is the first `len` bytes of `bytes`.
+    fn decode(codec: Codec, bytes: Vec<u8>, len: u64) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         codec
-            .decoder(io::Cursor::new(stream), len, 4096)
-            .unwrap()
-            .read_to_end(&mut out)
-            .unwrap();
-        out
+            .decoder(io::Cursor::new(bytes), len, 4096)?
+            .read_to_end(&mut out)?;
+        Ok(out)
     }
 
     #[test]
@@ -152,7 +150,8 @@ mod tests {
             if codec != Codec::None {
                 assert!(stream.len() < text.len() / 4, "{codec:?}: {}", stream.len());
             }
-            assert_eq!(decode(codec, stream), text, "{codec:?}");
+            let len = stream.len() as u64;
+            assert_eq!(decode(codec, stream, len).unwrap(), text, "{codec:?}");
         }
     }
 
@@ -162,13 +161,8 @@ mod tests {
             let mut bytes = encode(codec, b"first partition");
             let len = bytes.len() as u64;
             bytes.extend(encode(codec, b"second"));
-            let mut out = Vec::new();
-            codec
-                .decoder(io::Cursor::new(bytes), len, 4096)
-                .unwrap()
-                .read_to_end(&mut out)
-                .unwrap();
-            assert_eq!(out, b"first partition", "{codec:?}");
+            let first = decode(codec, bytes, len).unwrap();
+            assert_eq!(first, b"first partition", "{codec:?}");
         }
     }
 
@@ -179,11 +173,12 @@ mod tests {
             let mut stream = encode(codec, &text);
             stream.truncate(stream.len() / 2);
             let len = stream.len() as u64;
-            let mut out = Vec::new();
-            let result = codec
-                .decoder(io::Cursor::new(stream), len, 4096)
-                .and_then(|mut d| d.read_to_end(&mut out));
-            assert!(result.is_err(), "{codec:?} read {} bytes", out.len());
+            let result = decode(codec, stream, len);
+            assert!(
+                result.is_err(),
+                "{codec:?} read {:?} bytes",
+                result.map(|o| o.len())
+            );
         }
     }
 }
