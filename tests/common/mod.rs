@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 pub const QUERN: &str = env!("CARGO_BIN_EXE_quern");
 
-/// The public-domain books shared beside the repository.
+/// The public-domain books the tests count (Project Gutenberg texts, kept in the repository so
+/// that a clone anywhere runs the tests).
 pub fn corpus() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/gutenberg");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/corpus/gutenberg");
     assert!(
         dir.is_dir(),
         "the test corpus is missing at {}",
