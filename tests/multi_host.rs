@@ -182,35 +182,36 @@ impl HostCluster {
         }
     }
 
-    /// Polls the job until `worker` has finished `maps` map tasks; fails if the job gets past
-    /// its maps first (a bigger input would fix that), and returns the job's view then.
-    fn wait_for_maps_done_by(
+    /// Polls the job until some worker has finished `maps` map tasks, and returns that worker
+    /// (the first to get there) with the job's view then. Fails if the job gets past its maps
+    /// first (a bigger input would fix that). Whichever worker it is, it holds map outputs the
+    /// reduces need; waiting for one named in advance made the test hang on that worker's luck.
+    fn wait_for_a_worker_with_maps(
         &self,
         job_id: &str,
-        worker: &str,
         maps: usize,
         deadline: Instant,
-    ) -> JobView {
+    ) -> (String, JobView) {
         loop {
-            let view = parse_job_view(&self.status(Some(job_id)));
+            let text = self.status(Some(job_id));
+            let view = parse_job_view(&text);
             let succeeded = |a: &&Attempt| a.task.starts_with("m-") && a.state == "succeeded";
             let done = view.attempts.iter().filter(succeeded).count();
-            let by_worker = view
-                .attempts
-                .iter()
-                .filter(succeeded)
-                .filter(|a| a.worker == worker)
-                .count();
             assert!(
                 view.state == "running" && done < view.map_tasks,
-                "the job got past its maps before {worker} finished {maps}: make the input larger"
+                "the job got past its maps before any worker finished {maps}: make the input larger\n{text}"
             );
-            if by_worker >= maps {
-                return view;
+            let mut by_worker: HashMap<&str, usize> = HashMap::new();
+            for attempt in view.attempts.iter().filter(succeeded) {
+                *by_worker.entry(attempt.worker.as_str()).or_default() += 1;
+            }
+            let ready = by_worker.into_iter().filter(|&(_, n)| n >= maps).min();
+            if let Some((worker, _)) = ready {
+                return (worker.to_string(), view);
             }
             assert!(
                 Instant::now() < deadline,
-                "{worker} never finished {maps} maps"
+                "no worker finished {maps} maps\n{text}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -406,9 +407,9 @@ fn a_worker_cut_off_past_the_timeout_and_back_loses_nothing() {
         return;
     };
 
-    let hosts = cluster.worker_hosts();
-    let (victim, &host) = hosts.iter().min().expect("workers are registered");
-    cluster.wait_for_maps_done_by(&job_id, victim, 2, deadline);
+    let (victim, _) = cluster.wait_for_a_worker_with_maps(&job_id, 2, deadline);
+    let victim = victim.as_str();
+    let host = cluster.worker_hosts()[victim];
     let victim_host = &cluster.workers[host];
     cluster.net.set_link(victim_host, CONTROL, false);
     cluster.net.set_link(victim_host, SHUFFLE, false);
@@ -460,10 +461,13 @@ fn a_worker_its_peers_cannot_reach_has_its_maps_run_elsewhere() {
         return;
     };
 
-    let hosts = cluster.worker_hosts();
-    let (victim, &host) = hosts.iter().min().expect("workers are registered");
-    let view = cluster.wait_for_maps_done_by(&job_id, victim, 2, deadline);
-    cluster.net.set_link(&cluster.workers[host], SHUFFLE, false);
+    let (victim, view) = cluster.wait_for_a_worker_with_maps(&job_id, 2, deadline);
+    let victim = victim.as_str();
+    cluster.net.set_link(
+        &cluster.workers[cluster.worker_hosts()[victim]],
+        SHUFFLE,
+        false,
+    );
     eprintln!(
         "cut {victim} off its peers at {:?}, with {} of {} maps done",
         started.elapsed(),
