@@ -2,7 +2,7 @@
 //! Chromium renders `/` and `/jobs/JOB_ID`. The rendered DOM shows the job and its state, the
 //! workers, and one timeline bar per attempt of the history `quern status JOB` gives; a
 //! screenshot is not blank. With a cluster token, the page needs a login, and the one-time
-//! login code works once.
+//! login code works once. `quern run --http` serves the page while its job runs.
 
 mod common;
 
@@ -243,4 +243,92 @@ fn with_a_certificate_the_page_is_served_over_tls_and_its_cookie_is_secure() {
         cookie.ends_with("; HttpOnly; SameSite=Strict; Secure"),
         "{cookie}"
     );
+}
+
+/// `quern run --http` serves the page while its job runs: the one-time login URL it prints on
+/// stderr logs in, and `/api/jobs` lists the job, running. The job holds still long enough to be
+/// seen because its map over the line `QUERN-HANG` hangs until the 1 s task timeout (the fault
+/// jobs' `hangcount`); it then runs again, and the job ends with exact counts. The process
+/// exits too, though the hung map's thread never returns.
+#[test]
+fn quern_run_serves_the_page_while_its_job_runs() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("0.txt"), "one two\nQUERN-HANG two\n").unwrap();
+    std::fs::write(input.join("1.txt"), "three three three\n").unwrap();
+    let output = dir.path().join("out");
+    let mut run = Command::new(example_binary("fault_jobs"))
+        .args(["run", "hangcount", "--workers", "2", "--reducers", "1"])
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .args(["--http", "127.0.0.1:0", "--task-timeout", "1s"])
+        .args(["--speculative", "off", "--quiet"])
+        .env("QUERN_HANG_MARKER", dir.path().join("hung"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("quern run starts");
+
+    // stderr is read on its own thread to the end, so the run never blocks writing to it.
+    let (lines, said) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(run.stderr.take().expect("stderr is piped"));
+    let reader = std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let prefix = "quern: log in to the status page at ";
+    let login = loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let line = said
+            .recv_timeout(wait)
+            .expect("quern run printed no login URL");
+        if let Some(rest) = line.strip_prefix(prefix) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let page = &login[..login.find("login?code=").expect("a login URL")];
+
+    let first = get(&login, &[]);
+    assert_eq!(first.status, 303, "{}", first.body);
+    let cookie = first.header("set-cookie").expect("a session cookie");
+    let session = cookie.split(';').next().unwrap().to_string();
+    // The page is up before the job is submitted: poll until it is listed.
+    let jobs = loop {
+        let jobs = get(&format!("{page}api/jobs"), &[("Cookie", &session)]);
+        assert_eq!(jobs.status, 200, "{}", jobs.body);
+        let jobs: serde_json::Value = serde_json::from_str(&jobs.body).unwrap();
+        if jobs.as_array().is_some_and(|listed| !listed.is_empty()) {
+            break jobs;
+        }
+        assert!(Instant::now() < deadline, "the job never showed up");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let listed = jobs.as_array().expect("a list of jobs");
+    assert_eq!(listed.len(), 1, "{jobs}");
+    assert_eq!(listed[0]["name"], "hangcount", "{jobs}");
+    assert_eq!(listed[0]["state"], "running", "{jobs}");
+
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("quern run did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    reader.join().unwrap();
+    let rest: Vec<String> = said.try_iter().collect();
+    assert!(status.success(), "{}", rest.join("\n"));
+    assert_eq!(read_output(&output, 1), expected_counts(&input));
+    assert!(output.join("_SUCCESS").exists());
 }

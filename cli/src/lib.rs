@@ -45,11 +45,19 @@ pub fn main_with(registry: JobRegistry) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(anyhow::Error::new(e).context("cannot start the async runtime")),
     };
-    match runtime.block_on(dispatch(cli.command, registry)) {
+    let result = runtime.block_on(dispatch(cli.command, registry));
+    // A task thread can outlive its command: a map stuck in a user's loop is given up on (its
+    // task timeout) and runs again elsewhere, but its thread cannot be stopped from outside.
+    // Dropping the runtime would wait for it forever after the job had succeeded.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(e),
     }
 }
+
+/// How long a finished command waits for task threads still running before it exits anyway.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The async runtime `command` runs on. The coordinator's calls all go through one lock (its
 /// state machine), so a second thread buys it nothing and costs it wakeups: on one thread, its
