@@ -6,7 +6,8 @@
 # 5,000 reduces: the input is a sparse file cut into 1 KiB splits that no one reads; maps succeed
 # at once, reduces learn every map output's location and commit an empty part file.
 # Prints the coordinator's CPU while the workers only heartbeat, the job's wall time, and the
-# coordinator's peak RSS.
+# coordinator's peak RSS; then the floor under that idle CPU, the same heartbeats taken by a
+# plain TCP loop (testkit/src/bin/heartbeat-floor.rs), and the coordinator's ratio to it.
 #   bash bench/control_plane.sh        (WORKERS, SLOTS, MAPS, REDUCES, CONNECTIONS override;
 #                                       PERF_DATA=FILE records a perf profile of the job)
 set -euo pipefail
@@ -16,11 +17,13 @@ export QUERN_QUIET=1
 workers=${WORKERS:-2000} slots=${SLOTS:-4} maps=${MAPS:-200000} reduces=${REDUCES:-5000}
 connections=${CONNECTIONS:-50}
 target=${CARGO_TARGET_DIR:-target}
-# Two builds: a target flag (--example) limits every -p of its command to that target.
+# Three builds: a target flag (--example, --bin) limits every -p of its command to that target.
 cargo build --release -q -p quern
 cargo build --release -q -p quern-worker --example sim_workers
+cargo build --release -q -p quern-testkit --bin heartbeat-floor
 quern=$target/release/quern
 sim=$target/release/examples/sim_workers
+floor=$target/release/heartbeat-floor
 dir=$(mktemp -d "${TMPDIR:-/tmp}/quern-control-plane.XXXXXX")
 pids=()
 cleanup() {
@@ -54,19 +57,20 @@ echo "$workers simulated workers ($slots slots, $connections control + $connecti
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-$coordinator}/stat"; }
 cpu_seconds() { echo "scale=1; ($2 - $1) / $ticks" | bc; }
-idle_window() { # SECONDS: the coordinator's CPU over that long, as % of one core
-  local before after; before=$(cpu_ticks); sleep "$1"; after=$(cpu_ticks)
+idle_window() { # SECONDS [PID]: the process's CPU over that long, as % of one core
+  local before after; before=$(cpu_ticks "${2:-}"); sleep "$1"; after=$(cpu_ticks "${2:-}")
   echo "scale=1; 100 * ($after - $before) / $ticks / $1" | bc
 }
 # The machine is noisy: the median of three 10 s windows, each shown.
-idle_cpu() {
+idle_cpu() { # [PID], the coordinator's by default
   local windows=() median
-  for _ in 1 2 3; do windows+=("$(idle_window 10)"); done
+  for _ in 1 2 3; do windows+=("$(idle_window 10 "${1:-}")"); done
   median=$(printf '%s\n' "${windows[@]}" | sort -n | sed -n 2p)
   echo "${median}% of one core (median of 10 s windows: ${windows[*]})"
 }
 sleep 3
-echo "coordinator CPU, idle with $workers heartbeating workers: $(idle_cpu)"
+idle=$(idle_cpu)
+echo "coordinator CPU, idle with $workers heartbeating workers: $idle"
 
 if [ -n "${PERF_DATA:-}" ]; then
   perf record -g -o "$PERF_DATA" -p "$coordinator" 2> /dev/null &
@@ -90,3 +94,18 @@ failures=$(wc -l < "$dir/sim.log")
 echo "simulated workers' failed calls: $failures"
 [ "$failures" -eq 0 ] || cut -c1-160 "$dir/sim.log" | sort | uniq -c | sort -rn | head -5
 grep -c 'worker lost' "$dir/coordinator.log" | sed 's/^/workers declared lost: /' || true
+
+# The floor: the same heartbeats taken by a plain TCP loop (testkit/src/bin/heartbeat-floor.rs),
+# the coordinator and its workers stopped first.
+kill "${pids[@]}" 2>/dev/null || true
+wait 2>/dev/null || true
+pids=()
+"$floor" receive 127.0.0.1:0 > "$dir/floor.out" &
+pids+=($!)
+until grep -q 'listening on' "$dir/floor.out" 2>/dev/null; do sleep 0.05; done
+"$floor" send "$(sed -n 's/.*listening on //p' "$dir/floor.out")" "$workers" "$connections" &
+pids+=($!)
+sleep 3
+floor_idle=$(idle_cpu "${pids[0]}")
+echo "a plain TCP loop taking the same heartbeats: $floor_idle"
+echo "coordinator over the floor: $(echo "scale=2; ${idle%%%*} / ${floor_idle%%%*}" | bc)x"
