@@ -14,8 +14,10 @@ const LARGE_BLOCK: i32 = 8 << 20;
 /// Freed bytes an arena keeps at the top of its heap rather than returning them. Fixing the mmap
 /// threshold also fixes glibc's trim threshold at its 128 KiB default, so each freed read chunk
 /// (4 MiB, below [`LARGE_BLOCK`]) went back to the system and the next one faulted its pages in
-/// afresh: 150,000 page faults in a word count of 1 GiB. Room for a map's chunks in flight.
-const KEPT_FREE: i32 = 16 << 20;
+/// afresh: 150,000 page faults in a word count of 1 GiB. Two chunks' room: 16 MiB per arena
+/// took the sort of `bench/memory.sh` to 295 MiB, past its bound of 278 (slots x sort buffer +
+/// 150 MiB); 8 MiB keeps it at 195 MiB and word count's faults at 40,000.
+const KEPT_FREE: i32 = 8 << 20;
 
 /// Fixes the allocator's mmap threshold for this process. Idempotent.
 pub fn release_large_blocks_on_free() {
