@@ -1,6 +1,7 @@
 //! Worker loss end to end, on real processes (issue 7): workers SIGKILLed while reduces fetch
 //! from them, paused, or killed and restarted over and over. Every job still succeeds with
-//! exactly the right word counts, computed here independently.
+//! exactly the right word counts, computed here independently. A coordinator paused past the
+//! worker timeout keeps its workers.
 
 mod common;
 
@@ -246,5 +247,35 @@ fn jobs_finish_exactly_while_workers_are_killed_and_restarted_in_a_loop() {
             started.elapsed()
         );
         previous = Some(job_id);
+    }
+}
+
+/// A coordinator stopped (SIGSTOP) for longer than the worker timeout while its workers run on:
+/// once continued, it reads the heartbeats that waited for it and keeps both workers under the
+/// same ids, rather than declaring them dead in the moment before it reads them (and having
+/// them register again, their map outputs lost).
+#[test]
+fn a_coordinator_paused_past_the_worker_timeout_keeps_its_workers() {
+    let cluster = Cluster::start_with(
+        2,
+        1,
+        &["--heartbeat-interval", "100ms", "--worker-timeout", "1s"],
+    );
+    let workers = || {
+        let (workers, _) = cluster_view(&cluster.address);
+        workers
+            .into_keys()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let before = workers();
+    assert_eq!(before.len(), 2, "{before:?}");
+    cluster.signal(0, "STOP");
+    std::thread::sleep(Duration::from_millis(2500));
+    cluster.signal(0, "CONT");
+    // For two worker timeouts after, the same two workers.
+    let watch_until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < watch_until {
+        assert_eq!(workers(), before, "the workers changed after the pause");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

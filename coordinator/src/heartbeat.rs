@@ -94,6 +94,20 @@ impl State {
         actions
     }
 
+    /// The coordinator itself stood still (its process stopped, its machine paused, or starved
+    /// of CPU), so it took no heartbeat meanwhile, and a worker's silence over that time says
+    /// nothing about the worker. Every worker, and every running attempt's progress clock, starts
+    /// afresh from `now`: after a pause longer than the worker timeout, the workers are not all
+    /// declared dead at once, their tasks run again, for heartbeats that were waiting to be read.
+    pub fn excuse_stall(&mut self, now: Instant) {
+        for worker in self.workers.values_mut() {
+            worker.last_seen = now;
+        }
+        for running in self.attempts.values_mut() {
+            running.progressed = now;
+        }
+    }
+
     /// A worker says it is shutting down: its work is rescheduled at once.
     pub fn worker_left(&mut self, id: WorkerId) -> Vec<Action> {
         let actions = self.worker_gone(id, Gone::Left);

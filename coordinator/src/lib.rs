@@ -169,16 +169,25 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
 }
 
 /// Declares silent workers dead and hung attempts failed, starts backups, and retires finished
-/// jobs, a few times per worker timeout.
+/// jobs, a few times per worker timeout. A round that comes more than half a worker timeout after
+/// the last means the coordinator stood still in between: workers are not blamed for that time
+/// (see [`state::State::excuse_stall`]).
 async fn reap_dead_workers(service: CoordinatorService) {
     let timeout = service.config().worker_timeout;
     let mut tick = tokio::time::interval((timeout / 4).max(Duration::from_millis(10)));
+    let mut last_round = std::time::Instant::now();
     loop {
         tick.tick().await;
+        let now = std::time::Instant::now();
+        let stood_still = now.duration_since(last_round);
+        last_round = now;
         let actions = {
             let mut state = service.lock();
+            if stood_still > timeout / 2 {
+                tracing::warn!(stood_still = ?stood_still, "the coordinator stood still; every worker gets a fresh timeout");
+                state.excuse_stall(now);
+            }
             let mut actions = state.reap(timeout);
-            let now = std::time::Instant::now();
             actions.extend(state.time_out_hung_attempts(now));
             state.speculate(now);
             state.retire_finished_jobs(service.config().retention, now);
