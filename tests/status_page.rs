@@ -252,7 +252,6 @@ fn with_a_certificate_the_page_is_served_over_tls_and_its_cookie_is_secure() {
 /// exits too, though the hung map's thread never returns.
 #[test]
 fn quern_run_serves_the_page_while_its_job_runs() {
-    use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -276,24 +275,7 @@ fn quern_run_serves_the_page_while_its_job_runs() {
         .spawn()
         .expect("quern run starts");
 
-    // stderr is read on its own thread to the end, so the run never blocks writing to it.
-    let (lines, said) = std::sync::mpsc::channel();
-    let stderr = BufReader::new(run.stderr.take().expect("stderr is piped"));
-    let reader = std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = lines.send(line);
-        }
-    });
-    let prefix = "quern: log in to the status page at ";
-    let login = loop {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        let line = said
-            .recv_timeout(wait)
-            .expect("quern run printed no login URL");
-        if let Some(rest) = line.strip_prefix(prefix) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let login = login_line(run.stderr.take().expect("stderr is piped"));
     let page = &login[..login.find("login?code=").expect("a login URL")];
 
     let first = get(&login, &[]);
@@ -326,9 +308,10 @@ fn quern_run_serves_the_page_while_its_job_runs() {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    reader.join().unwrap();
-    let rest: Vec<String> = said.try_iter().collect();
-    assert!(status.success(), "{}", rest.join("\n"));
+    assert!(
+        status.success(),
+        "quern run failed (QUERN_TEST_LOGS=1 shows its stderr)"
+    );
     assert_eq!(read_output(&output, 1), expected_counts(&input));
     assert!(output.join("_SUCCESS").exists());
 }
