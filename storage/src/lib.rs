@@ -5,7 +5,8 @@
 //!   path; `s3` configures S3-compatible stores from the environment.
 //! - [`list`]: expands inputs (files, directories, globs) into the objects to split, with the
 //!   size and version each had when listed.
-//! - [`read`]: ranged reads of a listed input object, failing if it changed since.
+//! - [`read`]: ranged reads of a listed input object, failing if it changed since; the buffers
+//!   local reads fill are kept for the next read (`read_buffer`).
 //! - [`compression`]: which input objects are compressed (`.gz`, `.zst`), by their names.
 //! - [`commit`]: the output committer: only the attempt the coordinator accepts makes its part file
 //!   final (a rename on local disk, completing the multipart upload on S3); `_SUCCESS` comes last.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod list;
 pub mod overwrite;
 pub mod read;
+mod read_buffer;
 mod s3;
 pub mod url;
 
@@ -28,4 +30,5 @@ pub use error::StorageError;
 pub use list::{InputObject, Version, list_inputs};
 pub use overwrite::{check_output_apart, remove_output};
 pub use read::InputSource;
+pub use read_buffer::READ_BUFFER_BYTES;
 pub use url::{Location, StorageUrl};

@@ -12,6 +12,7 @@
 //!   mtime and size).
 
 use crate::list::{InputObject, Version};
+use crate::read_buffer;
 use crate::{Location, StorageError, StorageUrl};
 use bytes::Bytes;
 use object_store::{GetOptions, GetRange, ObjectStore};
@@ -111,15 +112,15 @@ impl InputSource {
             ));
         }
         // Read into spare capacity, not a zeroed buffer: zeroing it first wrote every byte of
-        // the input twice (and, for a chunk glibc hands out from its heap, as a memset).
+        // the input twice. A chunk-sized buffer is one an earlier read filled.
         let len = range.end - range.start;
-        let mut buf = Vec::with_capacity(len as usize);
+        let mut buf = read_buffer::buffer_for(len as usize);
         file.seek(SeekFrom::Start(range.start)).map_err(io_error)?;
         file.take(len).read_to_end(&mut buf).map_err(io_error)?;
         if (buf.len() as u64) < len {
             return Err(self.changed("it became shorter while it was read".to_string()));
         }
-        Ok(buf.into())
+        Ok(read_buffer::into_bytes(buf))
     }
 
     async fn read_store(

@@ -16,14 +16,14 @@ use crate::split_reader::{read_start, split_source};
 use bytes::Bytes;
 use quern_proto::{Assignment, Counters, MapSplit};
 use quern_sdk::{InputCursor, InputFormat, JobError, MapInput, TaskContext};
-use quern_storage::{InputSource, StorageError};
+use quern_storage::{InputSource, READ_BUFFER_BYTES, StorageError};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-/// Bytes per ranged read of the split.
-const READ_CHUNK: u64 = 4 << 20;
+/// Bytes per ranged read of the split: a buffer storage keeps for the next read.
+const READ_CHUNK: u64 = READ_BUFFER_BYTES as u64;
 /// Bytes per ranged read past the split's end, where only the rest of one line is wanted.
 const TAIL_CHUNK: u64 = 4 << 10;
 /// Chunks read ahead of the mapper.

@@ -11,21 +11,28 @@
 /// the 4 MiB read chunks, which the heap reuses: mapped afresh, each cost its page faults.
 const LARGE_BLOCK: i32 = 8 << 20;
 
-/// Freed bytes an arena keeps at the top of its heap rather than returning them. Fixing the mmap
-/// threshold also fixes glibc's trim threshold at its 128 KiB default, so each freed read chunk
-/// (4 MiB, below [`LARGE_BLOCK`]) went back to the system and the next one faulted its pages in
-/// afresh: 150,000 page faults in a word count of 1 GiB. Two chunks' room: 16 MiB per arena
-/// took the sort of `bench/memory.sh` to 295 MiB, past its bound of 278 (slots x sort buffer +
-/// 150 MiB); 8 MiB keeps it at 195 MiB and word count's faults at 40,000.
-const KEPT_FREE: i32 = 8 << 20;
+/// Fixing the mmap threshold also fixes glibc's trim threshold at its 128 KiB default, so each
+/// arena returns what it frees at the top of its heap. Read chunks, which would then be faulted in
+/// afresh by each read (150,000 page faults in a word count of 1 GiB), never reach the allocator when read from local disk:
+/// storage keeps their buffers for the next read.
+///
+/// glibc also gives threads up to eight arenas per core, each keeping its own free memory, and a
+/// long job's threads touch more of them: word count's peak grew from 87 MiB at 1 GiB to 105 at
+/// 10 GiB. One arena per core, as Hadoop's `MALLOC_ARENA_MAX=4` caps its daemons, held it at 76
+/// and 88 MiB, with page faults a third as many.
+fn arenas() -> i32 {
+    std::thread::available_parallelism().map_or(1, |n| i32::try_from(n.get()).unwrap_or(i32::MAX))
+}
 
-/// Fixes the allocator's mmap threshold for this process. Idempotent.
-pub fn release_large_blocks_on_free() {
+/// Fixes the allocator's mmap threshold and arena count for this process. Idempotent; arenas
+/// made before the first call stay.
+pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets the allocator's tunables; any value is valid for
-    // M_MMAP_THRESHOLD up to HEAP_MAX_SIZE / 2 (32 MiB on 64-bit).
+    // M_MMAP_THRESHOLD up to HEAP_MAX_SIZE / 2 (32 MiB on 64-bit), and any positive one for
+    // M_ARENA_MAX.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE_BLOCK);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, KEPT_FREE);
+        libc::mallopt(libc::M_ARENA_MAX, arenas());
     }
 }

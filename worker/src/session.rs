@@ -146,7 +146,7 @@ pub async fn run(
     registry: JobRegistry,
     stop: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
-    crate::memory::release_large_blocks_on_free();
+    crate::memory::tune_allocator();
     let host = advertised_host(&config)?;
     let listener =
         TcpListener::bind(config.listen)
