@@ -6,6 +6,7 @@
 //! - [`client`]: talking to a coordinator (submit, wait, status).
 //! - [`chain`]: jobs run one after another, each over the output of the one before.
 //! - [`embedded`]: `quern run`, a coordinator and workers in this process.
+//! - [`huge_pages`]: the coordinator's heap on transparent huge pages.
 //! - [`progress`]: the live view of a job being waited for, on stderr.
 //! - [`report`]: what gets printed.
 //! - [`status_json`]: `quern status --json`, for scripts.
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod chain;
 pub mod client;
 pub mod embedded;
+pub mod huge_pages;
 pub mod progress;
 pub mod report;
 pub mod status_json;
@@ -37,9 +39,17 @@ use std::process::ExitCode;
 /// 1 on any failure (the cause on one line on stderr), 2 on bad usage.
 pub fn main_with(registry: JobRegistry) -> ExitCode {
     let cli = Cli::parse();
+    // Before any thread starts: the process is replaced, if it can be.
+    let not_restarted = match cli.command {
+        Command::Coordinator(_) => huge_pages::restart_with_huge_pages(),
+        _ => None,
+    };
     if let Err(e) = init_logging(&cli.command) {
         fail(e);
         return ExitCode::from(2);
+    }
+    if let Some(e) = not_restarted {
+        tracing::warn!(error = %e, "cannot restart with the heap on huge pages; going on without");
     }
     let runtime = match runtime_for(&cli.command) {
         Ok(runtime) => runtime,
