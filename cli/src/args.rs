@@ -78,9 +78,10 @@ pub struct JobArgs {
     /// Bytes of input per map task (64MiB, 1KiB, 1000).
     #[arg(long, default_value = "64MiB", env = "QUERN_SPLIT_SIZE", value_parser = parse_size)]
     pub split_size: u64,
-    /// Map-side sort buffer per task; it spills to disk past this size.
-    #[arg(long, default_value = "64MiB", env = "QUERN_SORT_BUFFER", value_parser = parse_size)]
-    pub sort_buffer: u64,
+    /// Map-side sort buffer per task; it spills to disk past this size [default: 96MiB, the
+    /// coordinator's].
+    #[arg(long, env = "QUERN_SORT_BUFFER", value_parser = parse_size)]
+    pub sort_buffer: Option<u64>,
     /// Longest input line; a longer one fails the job, naming the object and offset.
     #[arg(long, default_value = "64MiB", env = "QUERN_MAX_LINE", value_parser = parse_size)]
     pub max_line: u64,

@@ -79,7 +79,8 @@ pub fn job_spec(args: &JobArgs, registry: &JobRegistry) -> Result<JobSpec> {
         total_order: job.total_order(),
         split_size: args.split_size,
         overwrite: args.overwrite,
-        sort_buffer_bytes: args.sort_buffer,
+        // Unset: the coordinator's default.
+        sort_buffer_bytes: args.sort_buffer.unwrap_or(0),
         max_line_bytes: args.max_line,
         max_attempts: args.max_attempts,
         max_worker_losses: args.max_worker_losses,
