@@ -241,6 +241,7 @@ async fn garbage_is_refused_and_the_cluster_keeps_serving() {
         .get_job(GetJobRequest {
             job_id: "../../etc/passwd".into(),
             history: true,
+            wait_ms: 0,
         })
         .await
         .unwrap_err();

@@ -17,9 +17,9 @@ use tonic::transport::Channel;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Status polls start fast, so a tiny job is seen to end within milliseconds, and back off.
-const FIRST_POLL: Duration = Duration::from_millis(1);
-const MAX_POLL: Duration = Duration::from_millis(100);
+/// How long each status call may be held by the coordinator, which answers at once when the job
+/// ends: how often the progress shown is brought up to date.
+const STATUS_WAIT: Duration = Duration::from_millis(100);
 /// Between tries to reach a coordinator that stopped answering.
 const RECONNECT_POLL: Duration = Duration::from_millis(200);
 
@@ -160,6 +160,7 @@ pub async fn job_status(
     let request = GetJobRequest {
         job_id: job_id.to_string(),
         history,
+        wait_ms: 0,
     };
     let response = client
         .get_job(request)
@@ -198,7 +199,8 @@ fn with_tls_hint(address: &str, error: anyhow::Error) -> anyhow::Error {
     }
 }
 
-/// Polls until the job ends, showing each status on `progress`; returns the final status. A
+/// Asks for the job's status until it ends, each call held by the coordinator until the job ends
+/// or [`STATUS_WAIT`] passes, showing each status on `progress`; returns the final status. A
 /// coordinator out of reach (restarting, say) is tried again with backoff for up to `reconnect`,
 /// saying so once; one that comes back without the job is named as such.
 pub async fn wait(
@@ -208,14 +210,15 @@ pub async fn wait(
     reconnect: Duration,
     progress: &mut Progress,
 ) -> Result<JobStatus> {
-    let mut backoff = Backoff::exponential(FIRST_POLL, MAX_POLL);
     let mut unreachable_since: Option<std::time::Instant> = None;
     let mut said_unreachable = false;
     loop {
         let request = GetJobRequest {
             job_id: job_id.to_string(),
             history: false,
+            wait_ms: STATUS_WAIT.as_millis() as u32,
         };
+        let asked = std::time::Instant::now();
         match client.get_job(request).await {
             Ok(status) => {
                 let status = status.into_inner();
@@ -254,6 +257,7 @@ pub async fn wait(
                 continue;
             }
         }
-        tokio::time::sleep(backoff.next_delay()).await;
+        // A coordinator that predates `wait_ms` answered at once: wait here instead.
+        tokio::time::sleep(STATUS_WAIT.saturating_sub(asked.elapsed())).await;
     }
 }

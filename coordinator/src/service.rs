@@ -17,7 +17,7 @@ use quern_proto::ids::{AttemptId, JobId, WorkerId};
 use quern_proto::*;
 use quern_storage::{OutputDir, StorageUrl, check_output_apart, list_inputs};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 use tonic::{Request, Response, Status, Streaming};
@@ -31,6 +31,9 @@ const HEARTBEAT_ANSWERS_QUEUED: usize = 4;
 /// merged the spills, and `bench/sort.sh` took 5.8-6.3 s against 5.1-5.3 s at 96 MiB, with the
 /// same peak RSS (a buffer is touched only as it fills). Hadoop's tuning advice is the same: size
 /// the sort buffer so a map spills once.
+/// The longest a `GetJob` call is held for its job to end.
+const MAX_STATUS_WAIT: Duration = Duration::from_secs(10);
+
 const DEFAULT_SORT_BUFFER: u64 = 96 << 20;
 /// Map output uncompressed: on one machine (shuffle over loopback, spills in the page cache)
 /// compressing costs CPU and saves nothing (`bench/sort.sh` and `bench/wordcount.sh` measure
@@ -122,6 +125,26 @@ impl CoordinatorService {
         let worker = body.worker_id().parse().ok();
         self.lock().check_session(worker, &session)?;
         Ok(body)
+    }
+
+    /// Returns when job `id` has ended, or `wait` (at most [`MAX_STATUS_WAIT`]) has passed; at
+    /// once if the job is not running (or not known).
+    async fn until_job_ends(&self, id: JobId, wait: Duration) {
+        if wait.is_zero() {
+            return;
+        }
+        let ended;
+        let notified;
+        {
+            let state = self.lock();
+            if !state.jobs.get(&id).is_some_and(|job| job.is_active()) {
+                return;
+            }
+            // Made under the lock, so an end that comes before the wait still wakes it.
+            ended = state.job_ended.clone();
+            notified = ended.notified();
+        }
+        let _ = tokio::time::timeout(wait.min(MAX_STATUS_WAIT), notified).await;
     }
 
     /// Takes one worker's heartbeats as they come on its stream, until it ends, answering those
@@ -521,6 +544,8 @@ impl Coordinator for CoordinatorService {
     ) -> Result<Response<JobStatus>, Status> {
         let request = request.into_inner();
         let id = parse_job(&request.job_id)?;
+        self.until_job_ends(id, Duration::from_millis(request.wait_ms.into()))
+            .await;
         let state = self.lock();
         let job = state
             .jobs
@@ -774,7 +799,55 @@ impl Coordinator for CoordinatorService {
 
 #[cfg(test)]
 mod tests {
-    use super::check_worker_address;
+    use super::{CoordinatorService, check_worker_address};
+    use crate::CoordinatorConfig;
+    use crate::testing::add_job;
+    use quern_proto::coordinator_server::Coordinator;
+    use quern_proto::{GetJobRequest, JobState};
+    use std::time::Duration;
+    use tokio::time::Instant;
+    use tonic::Request;
+
+    /// The job's state as `GetJob` answers with a wait of `wait_ms`, and how long it took.
+    async fn status_after(
+        service: &CoordinatorService,
+        job: String,
+        wait_ms: u32,
+    ) -> (i32, Duration) {
+        let start = Instant::now();
+        let request = GetJobRequest {
+            job_id: job,
+            history: false,
+            wait_ms,
+        };
+        let status = service.get_job(Request::new(request)).await.unwrap();
+        (status.into_inner().state, start.elapsed())
+    }
+
+    /// On tokio's paused clock: time moves only to the next timer, so the durations are exact.
+    #[tokio::test(start_paused = true)]
+    async fn a_status_call_that_may_wait_is_answered_when_its_job_ends() {
+        let (service, _) = CoordinatorService::open(CoordinatorConfig::default()).unwrap();
+        let id = add_job(&mut service.lock(), 1, 1);
+        // Nothing happens: answered when the wait runs out, the job still running.
+        let running = status_after(&service, id.to_string(), 300).await;
+        assert_eq!(
+            running,
+            (JobState::Running as i32, Duration::from_millis(300))
+        );
+        // The job fails 50 ms into a wait of 10 s: answered then.
+        let waiting = tokio::spawn({
+            let service = service.clone();
+            async move { status_after(&service, id.to_string(), 10_000).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        service.lock().fail_job(id, "stopped by the test".into());
+        let ended = waiting.await.unwrap();
+        assert_eq!(ended, (JobState::Failed as i32, Duration::from_millis(50)));
+        // An ended job is answered at once, however long the call may wait.
+        let after = status_after(&service, id.to_string(), 10_000).await;
+        assert_eq!(after, (JobState::Failed as i32, Duration::ZERO));
+    }
 
     #[test]
     fn a_worker_address_must_be_an_http_url_with_a_host_and_port() {

@@ -99,6 +99,9 @@ pub struct State {
     /// Workers that went lately, newest last, kept a while for the status page (see
     /// [`crate::heartbeat::GoneWorker`]).
     pub gone_workers: VecDeque<GoneWorker>,
+    /// Woken each time a job ends, succeeded or failed: clients waiting for a job (`GetJob` with
+    /// a wait) answer then.
+    pub job_ended: Arc<tokio::sync::Notify>,
     next_job: u32,
     next_worker: u32,
     next_attempt: u64,
@@ -421,6 +424,7 @@ impl State {
         };
         job.fail(error);
         self.active.remove(&id);
+        self.job_ended.notify_waiters();
         for attempt in self.attempts_of(id) {
             self.end_attempt(attempt, AttemptState::Killed, "job failed");
         }
@@ -449,6 +453,7 @@ impl State {
                 job.phase = JobPhase::Succeeded;
                 job.finished = Some(Instant::now());
                 tracing::info!(job = %id, "job succeeded");
+                self.job_ended.notify_waiters();
                 Vec::new()
             }
             Err(error) => {
