@@ -26,14 +26,14 @@ use tonic::{Request, Response, Status, Streaming};
 /// up only its own stream.
 const HEARTBEAT_ANSWERS_QUEUED: usize = 4;
 
+/// The longest a `GetJob` call is held for its job to end.
+const MAX_STATUS_WAIT: Duration = Duration::from_secs(10);
+
 /// Room for a default split (64 MiB) of 100-byte records with their index entries (24 bytes
 /// each), so such a map sorts once and writes its output once: at 64 MiB it spilled twice and
 /// merged the spills, and `bench/sort.sh` took 5.8-6.3 s against 5.1-5.3 s at 96 MiB, with the
 /// same peak RSS (a buffer is touched only as it fills). Hadoop's tuning advice is the same: size
 /// the sort buffer so a map spills once.
-/// The longest a `GetJob` call is held for its job to end.
-const MAX_STATUS_WAIT: Duration = Duration::from_secs(10);
-
 const DEFAULT_SORT_BUFFER: u64 = 96 << 20;
 /// Map output uncompressed: on one machine (shuffle over loopback, spills in the page cache)
 /// compressing costs CPU and saves nothing (`bench/sort.sh` and `bench/wordcount.sh` measure

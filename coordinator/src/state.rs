@@ -423,12 +423,18 @@ impl State {
             return Vec::new();
         };
         job.fail(error);
-        self.active.remove(&id);
-        self.job_ended.notify_waiters();
+        self.ended(id);
         for attempt in self.attempts_of(id) {
             self.end_attempt(attempt, AttemptState::Killed, "job failed");
         }
         vec![Action::CleanUpJob(id)]
+    }
+
+    /// Job `id` has ended, succeeded or failed: scheduling no longer looks at it, and clients
+    /// waiting for its end are answered.
+    fn ended(&mut self, id: JobId) {
+        self.active.remove(&id);
+        self.job_ended.notify_waiters();
     }
 
     /// Job `id`'s map output events from `from` on, a page at most (see [`crate::map_events`]).
@@ -449,11 +455,10 @@ impl State {
         };
         match result {
             Ok(()) => {
-                self.active.remove(&id);
                 job.phase = JobPhase::Succeeded;
                 job.finished = Some(Instant::now());
                 tracing::info!(job = %id, "job succeeded");
-                self.job_ended.notify_waiters();
+                self.ended(id);
                 Vec::new()
             }
             Err(error) => {

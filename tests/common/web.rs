@@ -76,8 +76,9 @@ fn line_after(reader: &mut impl BufRead, prefix: &str) -> String {
         .to_string()
 }
 
-/// The login URL from a coordinator's (or `quern run`'s) stderr; the rest of its stderr is drained in the
-/// background (to the test's stderr with QUERN_TEST_LOGS), so that it never blocks on a pipe.
+/// The login URL from a coordinator's (or `quern run`'s) stderr; the rest of its stderr is
+/// drained in the background (to the test's stderr with QUERN_TEST_LOGS), so that it never
+/// blocks on a pipe.
 pub fn login_line(stderr: impl Read + Send + 'static) -> String {
     let (found, receive) = mpsc::channel();
     let show = std::env::var_os("QUERN_TEST_LOGS").is_some();

@@ -11,21 +11,21 @@
 /// the 4 MiB read chunks, which the heap reuses: mapped afresh, each cost its page faults.
 const LARGE_BLOCK: i32 = 8 << 20;
 
-/// Fixing the mmap threshold also fixes glibc's trim threshold at its 128 KiB default, so each
-/// arena returns what it frees at the top of its heap. Read chunks, which would then be faulted in
-/// afresh by each read (150,000 page faults in a word count of 1 GiB), never reach the allocator when read from local disk:
-/// storage keeps their buffers for the next read.
-///
-/// glibc also gives threads up to eight arenas per core, each keeping its own free memory, and a
-/// long job's threads touch more of them: word count's peak grew from 87 MiB at 1 GiB to 105 at
-/// 10 GiB. One arena per core, as Hadoop's `MALLOC_ARENA_MAX=4` caps its daemons, held it at 76
-/// and 88 MiB, with page faults a third as many.
+/// Malloc arenas: one per core. glibc gives threads up to eight per core, each keeping its own
+/// free memory, and a long job's threads touch more of them: word count's peak grew from 87 MiB
+/// at 1 GiB to 105 at 10 GiB. One per core, as Hadoop's `MALLOC_ARENA_MAX=4` caps its daemons,
+/// held it at 76 and 88 MiB, with page faults a third as many.
 fn arenas() -> i32 {
     std::thread::available_parallelism().map_or(1, |n| i32::try_from(n.get()).unwrap_or(i32::MAX))
 }
 
 /// Fixes the allocator's mmap threshold and arena count for this process. Idempotent; arenas
 /// made before the first call stay.
+///
+/// Fixing the mmap threshold also fixes glibc's trim threshold at its 128 KiB default, so each
+/// arena returns what it frees at the top of its heap. Local read chunks, which would then be
+/// faulted in afresh by each read (150,000 page faults in a word count of 1 GiB), never reach
+/// the allocator: storage keeps their buffers for the next read.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets the allocator's tunables; any value is valid for
