@@ -106,8 +106,15 @@ impl SortBuffer {
     ) -> Result<(), JobError> {
         let arena = &self.arena;
         self.entries.sort_unstable_by(|a, b| a.cmp_in(b, arena));
+        let entries = &self.entries;
         let same_group = |a: &Entry, b: &Entry| a.cmp_in(b, arena).is_eq();
-        for group in self.entries.chunk_by(same_group) {
+        // Where the next group starts in `entries`.
+        let mut at = 0;
+        for group in entries.chunk_by(same_group) {
+            for ahead in at + PREFETCH_AHEAD..at + PREFETCH_AHEAD + group.len() {
+                prefetch(arena, entries.get(ahead));
+            }
+            at += group.len();
             let first = group[0];
             out.start_partition(first.partition)?;
             let key = first.key(arena);
@@ -125,6 +132,28 @@ impl SortBuffer {
         self.entries.clear();
         Ok(())
     }
+}
+
+/// How many entries ahead of the one being written its record is fetched into the cache. The
+/// sorted order visits the arena at random, so without this every record written is a cache and
+/// TLB miss: a quarter of a sort job's time went to that wait in `memmove`.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Asks the CPU to start loading `entry`'s record (its first and last cache lines) now.
+fn prefetch(arena: &[u8], entry: Option<&Entry>) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(entry) = entry {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let start = entry.key_start as usize;
+        let last = (start + (entry.key_len + entry.value_len) as usize).saturating_sub(1);
+        for byte in [arena.get(start), arena.get(last)].into_iter().flatten() {
+            // SAFETY: a prefetch is only a hint to the cache: it reads nothing into the program
+            // and cannot fault; the address is in the arena besides.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(byte).cast()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (arena, entry);
 }
 
 /// The records of one group of sorted entries: one exact key, as combining needs.
