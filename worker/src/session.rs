@@ -202,6 +202,7 @@ pub async fn run(
     };
     let address = advertised_address(scheme, host.as_deref(), local);
     tracing::info!(%address, listen = %local, slots = config.slots, "worker started");
+    let _listing = ctx.outputs.list_in_process(&address);
     let registered = Registration::default();
     let refused = tokio::select! {
         _ = stop => None,

@@ -1,7 +1,8 @@
 //! Shuffle fetch: a reduce task learns where the map outputs are (see [`crate::map_locations`])
-//! and streams its partition of each from the workers that hold them, several at once. A small segment stays in memory; past
-//! the budget, segments go to the task's local directory. Each segment is checked against the
-//! checksum its holder sends. A peer that cannot serve after a few tries, or that goes silent for
+//! and streams its partition of each from the workers that hold them, several at once. A small
+//! segment stays in memory; past the budget, segments go to the task's local directory. An output
+//! held by a worker of this process is read where it lies instead. Each segment is checked
+//! against the checksum its holder keeps. A peer that cannot serve after a few tries, or that goes silent for
 //! [`FETCH_IDLE_TIMEOUT`] mid-fetch, or a corrupt segment, is reported to the coordinator, which
 //! may run that map again; the reduce keeps what it fetched and fetches the lost output anew,
 //! as Hadoop's shuffle does.
@@ -13,6 +14,8 @@ use crate::error::TaskError;
 use crate::map_locations::caught_up;
 use crate::merge::Segment;
 use crate::record::RecordReader;
+use crate::shuffle_server::{MapOutputs, no_partition, unreadable};
+use crate::spill::Run;
 use futures::StreamExt;
 use quern_proto::{
     Assignment, Backoff, FailureKind, FetchFailureReport, FetchRequest, MapOutputLocation,
@@ -32,6 +35,8 @@ const REFETCH_MAX: Duration = Duration::from_secs(2);
 /// Map outputs fetched at once.
 const PARALLEL_FETCHES: usize = 8;
 const FETCH_TRIES: u32 = 3;
+/// Read buffer of the checksum check of a map output read in this process.
+const CHECK_BUFFER: usize = 256 << 10;
 /// Between fetch tries: 200 ms, then 400 ms.
 const RETRY_STEP: Duration = Duration::from_millis(200);
 /// A fetch that receives nothing (no response, no next chunk) for this long fails at once, with
@@ -42,7 +47,10 @@ pub const FETCH_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// One fetched segment.
 pub enum Fetched {
     Memory(Vec<u8>),
+    /// A file of the task's own, removed once opened.
     File(PathBuf),
+    /// A map output of a worker in this process, at the segment's first byte: this many bytes.
+    InProcess(std::fs::File, u64),
 }
 
 impl Fetched {
@@ -61,6 +69,7 @@ impl Fetched {
                 std::fs::remove_file(&path)?;
                 codec.decoder(file, len, buffer)?
             }
+            Fetched::InProcess(file, len) => codec.decoder(file, len, buffer)?,
         };
         Ok(RecordReader::new(stream))
     }
@@ -386,6 +395,10 @@ async fn fetch_one(
     target: &Target<'_>,
 ) -> Result<(Fetched, u64), FetchError> {
     let partition = reduce.task;
+    let (job, attempt, secret) = (&reduce.job_id, location.attempt_id, &reduce.job_secret);
+    if let Some(run) = MapOutputs::in_process(&location.address, job, attempt, secret) {
+        return open_in_process(run, partition, target).await;
+    }
     let mut client = ctx.peer(&location.address).map_err(FetchError::Peer)?;
     let request = FetchRequest {
         job_id: reduce.job_id.clone(),
@@ -425,6 +438,51 @@ async fn fetch_one(
         None => Ok(Fetched::Memory(Vec::new())),
     }
     .map(|fetched| (fetched, total))
+}
+
+/// Partition `partition` of `run`, a map output held by a worker of this process, checked against
+/// its checksum where it lies; the merge reads it from there. Failures are the ones its shuffle
+/// service would answer.
+async fn open_in_process(
+    run: Run,
+    partition: u32,
+    target: &Target<'_>,
+) -> Result<(Fetched, u64), FetchError> {
+    let (start, len, crc) = run
+        .partition(partition)
+        .ok_or_else(|| FetchError::Peer(no_partition(partition)))?;
+    let path = run.path;
+    let read = tokio::task::spawn_blocking(move || {
+        checksum_of(&path, start, len).map_err(|e| FetchError::Peer(unreadable(&path, e)))
+    });
+    let (file, read, read_crc) = read
+        .await
+        .map_err(|e| FetchError::Peer(tonic::Status::internal(e.to_string())))??;
+    check_whole(Some((crc, len)), read, read_crc)?;
+    target.progress.add(0, len);
+    Ok((Fetched::InProcess(file, len), len))
+}
+
+/// The bytes of `path` from `start` up to `len` of them, and their CRC-32C, with the file open at
+/// `start`.
+fn checksum_of(path: &Path, start: u64, len: u64) -> std::io::Result<(std::fs::File, u64, u32)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = (&mut file).take(len);
+    let mut buffer = vec![0; CHECK_BUFFER.min(len as usize)];
+    let (mut read, mut crc) = (0, 0);
+    loop {
+        match bytes.read(&mut buffer)? {
+            0 => break,
+            n => {
+                read += n as u64;
+                crc = crc32c::crc32c_append(crc, &buffer[..n]);
+            }
+        }
+    }
+    file.seek(SeekFrom::Start(start))?;
+    Ok((file, read, crc))
 }
 
 /// Where one segment's bytes go as they arrive: memory, if the segment's announced size fits
@@ -664,6 +722,7 @@ mod tests {
                     path.file_name().unwrap().to_string_lossy(),
                     std::fs::metadata(&path).unwrap().len()
                 ),
+                Fetched::InProcess(..) => panic!("a fetched segment is read in place"),
             });
         }
         assert_eq!(
@@ -675,6 +734,99 @@ mod tests {
                 "file segment-00003 1"
             ]
         );
+    }
+
+    /// Fetches partition 1 of a two-partition map output (map task 3, attempt 9) that a worker
+    /// of this process lists at `address` while `listed`, in one round; the segment, or the error
+    /// the round lost it with.
+    async fn fetch_in_process(
+        address: &str,
+        partitions: [&[u8]; 2],
+        listed: bool,
+    ) -> Result<Fetched, TaskError> {
+        let work = tempfile::tempdir().unwrap();
+        let path = work.path().join("map-output");
+        std::fs::write(&path, partitions.concat()).unwrap();
+        let first = partitions[0].len() as u64;
+        let run = Run {
+            path,
+            offsets: vec![0, first, first + partitions[1].len() as u64],
+            // As written: before any damage the caller did.
+            crcs: vec![crc32c::crc32c(b"\x01a"), crc32c::crc32c(b"\x02bc")],
+            codec: Codec::None,
+        };
+        let outputs = MapOutputs::default();
+        outputs.insert("job-1-0001", 9, run, "secret");
+        let listing = outputs.list_in_process(address);
+        if !listed {
+            drop(listing);
+        }
+        let ctx = context(
+            &crate::testing::black_hole(),
+            work.path(),
+            JobRegistry::new(),
+        );
+        let assignment = Assignment {
+            job_id: "job-1-0001".into(),
+            job_secret: "secret".into(),
+            task: 1,
+            ..Assignment::default()
+        };
+        let location = MapOutputLocation {
+            map_task: 3,
+            attempt_id: 9,
+            address: address.into(),
+            worker_id: "worker-1".into(),
+        };
+        let progress = Progress::default();
+        let target = Target {
+            dir: work.path(),
+            budget: AtomicI64::new(1 << 20),
+            progress: &progress,
+            out_of_reach: OutOfReach::default(),
+        };
+        let mut round = fetch_round(&ctx, &assignment, vec![location], &target).await?;
+        match (round.fetched.pop(), round.lost.pop()) {
+            (Some((fetched, bytes)), None) => {
+                assert_eq!(bytes, partitions[1].len() as u64);
+                Ok(fetched)
+            }
+            (None, Some((_, lost))) => Err(lost),
+            _ => panic!("not one segment fetched or lost"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_map_output_of_a_worker_in_this_process_is_read_where_it_lies() {
+        // Nothing listens at this address: only the in-process listing can serve it.
+        let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("http://{}", nobody.local_addr().unwrap());
+        drop(nobody);
+        let partitions: [&[u8]; 2] = [b"\x01a", b"\x02bc"];
+        match fetch_in_process(&address, partitions, true).await {
+            Ok(Fetched::InProcess(mut file, len)) => {
+                let mut read = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, len), &mut read)
+                    .unwrap();
+                assert_eq!(read, b"\x02bc");
+            }
+            Ok(_) => panic!("the segment was copied"),
+            Err(e) => panic!("not read in this process: {e}"),
+        }
+        // Damaged after it was written: the checksum catches it, as a fetch's would.
+        match fetch_in_process(&address, [b"\x01a", b"\x02bd"], true).await {
+            Err(e @ TaskError::CorruptMapOutput { map_task: 3, .. }) => {
+                assert!(e.to_string().contains("does not match"), "{e}")
+            }
+            Err(e) => panic!("not refused as corrupt: {e}"),
+            Ok(_) => panic!("a corrupt segment was taken"),
+        }
+        // Once its worker is gone, the address is asked over the network, where nobody answers.
+        match fetch_in_process(&address, partitions, false).await {
+            Err(TaskError::Fetch { source, .. }) => assert!(is_connect_failure(&source)),
+            Err(e) => panic!("not a fetch failure: {e}"),
+            Ok(_) => panic!("read from a worker that is gone"),
+        }
     }
 
     #[test]

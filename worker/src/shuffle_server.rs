@@ -1,12 +1,15 @@
 //! The shuffle service: serves one reduce partition of one finished map output, streamed from the
-//! worker's local disk in chunks. Map outputs are registered here when their task finishes.
+//! worker's local disk in chunks. Map outputs are registered here when their task finishes, and
+//! listed for the reduces of this process, which read them where they lie (see
+//! [`MapOutputs::in_process`]).
 
 use crate::spill::Run;
 use bytes::Bytes;
 use quern_proto::shuffle_server::Shuffle;
 use quern_proto::{FetchChunk, FetchRequest, HeldMapOutputs};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::{Arc, LazyLock, Mutex};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
@@ -24,11 +27,57 @@ pub struct MapOutputs {
 /// (job, map attempt) → (its output, its job's secret).
 type Held = HashMap<(String, u64), (Run, String)>;
 
+/// The map outputs of each worker running in this process, by the address it advertises.
+static IN_PROCESS: LazyLock<Mutex<HashMap<String, MapOutputs>>> = LazyLock::new(Mutex::default);
+
+fn in_process() -> std::sync::MutexGuard<'static, HashMap<String, MapOutputs>> {
+    IN_PROCESS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Keeps a worker's map outputs listed in this process until it drops.
+pub struct InProcessListing {
+    address: String,
+    outputs: MapOutputs,
+}
+
+impl Drop for InProcessListing {
+    fn drop(&mut self) {
+        let mut listed = in_process();
+        // A worker started since at the same address keeps its own listing.
+        if listed
+            .get(&self.address)
+            .is_some_and(|outputs| Arc::ptr_eq(&outputs.runs, &self.outputs.runs))
+        {
+            listed.remove(&self.address);
+        }
+    }
+}
+
 impl MapOutputs {
     /// Serves `run`, the output of map `attempt` of `job`, to fetches that carry `secret`.
     pub fn insert(&self, job: &str, attempt: u64, run: Run, secret: &str) {
         self.lock()
             .insert((job.to_string(), attempt), (run, secret.to_string()));
+    }
+
+    /// Lists these outputs, of the worker that advertises `address`, for the reduces of this
+    /// process until the listing drops: see [`MapOutputs::in_process`].
+    pub fn list_in_process(&self, address: &str) -> InProcessListing {
+        in_process().insert(address.to_string(), self.clone());
+        InProcessListing {
+            address: address.to_string(),
+            outputs: self.clone(),
+        }
+    }
+
+    /// The output of map `attempt` of `job` held by the worker at `address`, if that worker
+    /// runs in this process and `secret` is the job's. A reduce reads such an output from its
+    /// file rather than through gRPC, as Spark reads its local shuffle blocks: each worker's own
+    /// outputs, and in `quern run`'s embedded cluster every output, are neither streamed through
+    /// HTTP/2 nor written again to the reduce's directory.
+    pub fn in_process(address: &str, job: &str, attempt: u64, secret: &str) -> Option<Run> {
+        let outputs = in_process().get(address)?.clone();
+        outputs.get(job, attempt, secret)
     }
 
     /// Jobs with map outputs here.
@@ -98,35 +147,37 @@ impl Shuffle for ShuffleService {
                 ))
             })?;
         let partition = request.partition;
-        if partition as usize + 1 >= run.offsets.len() {
-            return Err(Status::invalid_argument(format!(
-                "no partition {partition} in the map output"
-            )));
-        }
+        let (start, total, crc) = run
+            .partition(partition)
+            .ok_or_else(|| no_partition(partition))?;
         let (sender, receiver) = mpsc::channel(2);
         tokio::spawn(async move {
-            if let Err(e) = stream_partition(&run, partition, &sender).await {
-                let _ = sender
-                    .send(Err(Status::internal(format!(
-                        "cannot read {}: {e}",
-                        run.path.display()
-                    ))))
-                    .await;
+            if let Err(e) = stream_partition(&run.path, (start, total, crc), &sender).await {
+                let _ = sender.send(Err(unreadable(&run.path, e))).await;
             }
         });
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 }
 
+/// The answer to a fetch of a partition the map output does not have.
+pub fn no_partition(partition: u32) -> Status {
+    Status::invalid_argument(format!("no partition {partition} in the map output"))
+}
+
+/// The answer to a fetch of a map output that cannot be read.
+pub fn unreadable(path: &Path, e: std::io::Error) -> Status {
+    Status::internal(format!("cannot read {}: {e}", path.display()))
+}
+
+/// Streams the bytes of `path` at `(start, total)`, sending `crc` with the first chunk.
 async fn stream_partition(
-    run: &Run,
-    partition: u32,
+    path: &Path,
+    (start, total, crc): (u64, u64, u32),
     sender: &mpsc::Sender<Result<FetchChunk, Status>>,
 ) -> std::io::Result<()> {
-    let mut file = tokio::fs::File::open(&run.path).await?;
-    file.seek(std::io::SeekFrom::Start(run.offsets[partition as usize]))
-        .await?;
-    let total = run.partition_len(partition);
+    let mut file = tokio::fs::File::open(path).await?;
+    file.seek(std::io::SeekFrom::Start(start)).await?;
     let mut left = total;
     // The first chunk goes even for an empty partition: it carries the checksum.
     let mut first = true;
@@ -139,7 +190,7 @@ async fn stream_partition(
             ..FetchChunk::default()
         };
         if std::mem::take(&mut first) {
-            message.crc32c = run.crcs[partition as usize];
+            message.crc32c = crc;
             message.partition_bytes = total;
         }
         if sender.send(Ok(message)).await.is_err() {

@@ -34,6 +34,14 @@ impl Run {
         self.offsets[p + 1] - self.offsets[p]
     }
 
+    /// Where partition `partition` lies in the file, and its checksum: (first byte, length,
+    /// CRC-32C); None if the run has no such partition.
+    pub fn partition(&self, partition: u32) -> Option<(u64, u64, u32)> {
+        let p = partition as usize;
+        let (start, end) = (*self.offsets.get(p)?, *self.offsets.get(p + 1)?);
+        Some((start, end - start, *self.crcs.get(p)?))
+    }
+
     /// Bytes of each partition.
     pub fn partition_lens(&self) -> Vec<u64> {
         self.offsets.windows(2).map(|w| w[1] - w[0]).collect()
