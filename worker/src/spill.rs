@@ -29,11 +29,6 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn partition_len(&self, partition: u32) -> u64 {
-        let p = partition as usize;
-        self.offsets[p + 1] - self.offsets[p]
-    }
-
     /// Where partition `partition` lies in the file, and its checksum: (first byte, length,
     /// CRC-32C); None if the run has no such partition.
     pub fn partition(&self, partition: u32) -> Option<(u64, u64, u32)> {
@@ -49,9 +44,14 @@ impl Run {
 
     /// Opens one partition of the run for reading.
     pub fn open_partition(&self, partition: u32) -> io::Result<Segment> {
+        let (start, len, _) = self.partition(partition).ok_or_else(|| {
+            io::Error::other(format!(
+                "no partition {partition} in {}",
+                self.path.display()
+            ))
+        })?;
         let mut file = File::open(&self.path)?;
-        file.seek(SeekFrom::Start(self.offsets[partition as usize]))?;
-        let len = self.partition_len(partition);
+        file.seek(SeekFrom::Start(start))?;
         let stream = self.codec.decoder(file, len, SEGMENT_READ_BUFFER)?;
         Ok(RecordReader::new(stream))
     }
