@@ -36,3 +36,33 @@ pub fn tune_allocator() {
         libc::mallopt(libc::M_ARENA_MAX, arenas());
     }
 }
+
+/// The size of a transparent huge page on x86-64 and most arm64 kernels.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Asks the kernel to back the whole huge pages within `block` (a large allocation, mapped on its
+/// own) with transparent huge pages where it allows them on request, as Debian's default
+/// (`madvise`) does. A map's sort buffer is written once and then read in key order, at random:
+/// on 4 KiB pages every 96 MiB buffer took 25,000 page faults to fill, and each record read a
+/// TLB miss. Does nothing where huge pages are off, or on memory too small to hold one.
+pub fn advise_huge_pages<T>(block: &[T]) {
+    let start = block.as_ptr() as usize;
+    let end = start + std::mem::size_of_val(block);
+    let (first, last) = (
+        start.next_multiple_of(HUGE_PAGE),
+        end / HUGE_PAGE * HUGE_PAGE,
+    );
+    if last <= first {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    // SAFETY: MADV_HUGEPAGE changes only how the kernel backs these pages, never their contents,
+    // and [first, last) lies within `block`, which the caller holds.
+    unsafe {
+        libc::madvise(
+            first as *mut libc::c_void,
+            last - first,
+            libc::MADV_HUGEPAGE,
+        );
+    }
+}

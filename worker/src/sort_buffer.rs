@@ -59,12 +59,15 @@ pub struct SortBuffer {
 }
 
 impl SortBuffer {
-    /// A buffer holding about `limit` bytes of records and index.
+    /// A buffer holding about `limit` bytes of records and index. Both are reserved whole up
+    /// front (address space only, until written), on huge pages where the kernel gives them,
+    /// so that neither is moved as it grows.
     pub fn new(limit: usize) -> Self {
+        let limit = limit.clamp(1, MAX_LIMIT);
         SortBuffer {
-            arena: Vec::new(),
-            entries: Vec::new(),
-            limit: limit.clamp(1, MAX_LIMIT),
+            arena: reserved(limit),
+            entries: reserved(limit / std::mem::size_of::<Entry>()),
+            limit,
         }
     }
 
@@ -132,6 +135,17 @@ impl SortBuffer {
         self.entries.clear();
         Ok(())
     }
+}
+
+/// An empty vector with room for `len` items on huge pages (see
+/// [`crate::memory::advise_huge_pages`]), or, if that much address space cannot be had, one
+/// that grows as it is filled.
+fn reserved<T>(len: usize) -> Vec<T> {
+    let mut items = Vec::new();
+    if items.try_reserve_exact(len).is_ok() {
+        crate::memory::advise_huge_pages(items.spare_capacity_mut());
+    }
+    items
 }
 
 /// How many entries ahead of the one being written its record is fetched into the cache. The
