@@ -14,6 +14,7 @@
 
 use crate::overwrite::PreviousOutput;
 use crate::{Location, StorageError, StorageUrl};
+use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
@@ -378,8 +379,9 @@ impl PartUpload {
         }
     }
 
-    /// Appends `data`; memory stays bounded by one part.
-    pub async fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+    /// Appends `data`; memory stays bounded by one part. A staged part takes the bytes as they
+    /// are, uncopied.
+    pub async fn write(&mut self, data: Bytes) -> Result<(), StorageError> {
         self.bytes += data.len() as u64;
         match &mut self.writer {
             PartWriter::Staged { writer, .. } => {
@@ -387,7 +389,7 @@ impl PartUpload {
                     .wait_for_capacity(UPLOADS_IN_FLIGHT)
                     .await
                     .map_err(self.target.error())?;
-                writer.write(data);
+                writer.put(data);
             }
             PartWriter::Multipart {
                 multipart,
@@ -395,7 +397,7 @@ impl PartUpload {
                 parts,
                 buffer,
             } => {
-                buffer.extend_from_slice(data);
+                buffer.extend_from_slice(&data);
                 while buffer.len() >= PART_SIZE {
                     let rest = buffer.split_off(PART_SIZE);
                     let full = std::mem::replace(buffer, rest);
@@ -512,7 +514,9 @@ mod tests {
 
     async fn pending(out: &OutputDir, partition: u32, attempt: u64, text: &str) -> PendingPart {
         let mut part = out.create_part(partition, attempt, None).await.unwrap();
-        part.write(text.as_bytes()).await.unwrap();
+        part.write(Bytes::copy_from_slice(text.as_bytes()))
+            .await
+            .unwrap();
         part.finish().await.unwrap()
     }
 

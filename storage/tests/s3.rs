@@ -5,6 +5,7 @@
 //! One test function: the S3 settings come from the process environment, which is set once here
 //! before any store is made, with no other test thread reading it.
 
+use bytes::Bytes;
 use quern_storage::{OutputDir, StorageError, StorageUrl, list_inputs};
 use quern_testkit::S3Server;
 
@@ -91,9 +92,9 @@ async fn only_the_committed_attempt_completes_its_upload(server: &S3Server) {
     assert_eq!(server.open_uploads().len(), 2);
     // More than one 8 MiB part for the winner, so completion joins parts.
     let big: Vec<u8> = (0..9 << 20).map(|i| b'a' + (i % 26) as u8).collect();
-    winner.write(&big).await.unwrap();
-    winner.write(b"tail\n").await.unwrap();
-    loser.write(b"loser\n").await.unwrap();
+    winner.write(big.clone().into()).await.unwrap();
+    winner.write(Bytes::from_static(b"tail\n")).await.unwrap();
+    loser.write(Bytes::from_static(b"loser\n")).await.unwrap();
     let winner = winner.finish().await.unwrap();
     let loser = loser.finish().await.unwrap();
     assert_eq!(
@@ -124,7 +125,9 @@ async fn uploads_of_attempts_that_never_commit_are_aborted(server: &S3Server) {
         .expect("S3 holds uploads open");
     let mut dead = out.create_part(1, 9, Some(id.clone())).await.unwrap();
     assert_eq!(dead.upload_id(), Some(id.as_str()));
-    dead.write(b"half written\n").await.unwrap();
+    dead.write(Bytes::from_static(b"half written\n"))
+        .await
+        .unwrap();
     drop(dead); // the worker died: nobody finishes or aborts this upload
     assert_eq!(server.open_uploads().len(), 1);
     out.abort_upload(1, &id).await.unwrap();

@@ -101,7 +101,10 @@ mod tests {
         let ctx = context(&fake.serve().await, work.path(), JobRegistry::new());
         let out = OutputDir::open(&StorageUrl::Local(work.path().join("out"))).unwrap();
         let mut upload = out.create_part(0, 7, None).await.unwrap();
-        upload.write(b"word\t1\n").await.unwrap();
+        upload
+            .write(bytes::Bytes::from_static(b"word\t1\n"))
+            .await
+            .unwrap();
         let part = upload.finish().await.unwrap();
         let staged = work.path().join("out/_temporary/attempt-7/part-r-00000");
         assert!(staged.is_file());

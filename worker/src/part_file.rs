@@ -13,6 +13,9 @@ use tokio::sync::mpsc;
 
 /// Output is handed to the uploader in pieces of about this size.
 const OUTPUT_PIECE: usize = 1 << 20;
+/// Room a piece has past [`OUTPUT_PIECE`], so that the key group that fills it is not copied
+/// to a larger buffer, as a `Vec` grows, unless it is larger than this.
+const PIECE_ROOM: usize = OUTPUT_PIECE + (128 << 10);
 
 /// Text output a blocking thread appends, handed to the uploader a piece at a time.
 pub struct Pieces {
@@ -31,7 +34,7 @@ impl Pieces {
         if self.out.len() < OUTPUT_PIECE {
             return Ok(());
         }
-        let piece = std::mem::replace(&mut self.out, Vec::with_capacity(OUTPUT_PIECE));
+        let piece = std::mem::replace(&mut self.out, Vec::with_capacity(PIECE_ROOM));
         self.send(piece)
     }
 
@@ -42,11 +45,12 @@ impl Pieces {
             .map_err(|_| crate::attempt::cancelled())
     }
 
-    fn finish(self) -> Result<(), JobError> {
+    fn finish(mut self) -> Result<(), JobError> {
         if self.out.is_empty() {
             return Ok(());
         }
-        self.send(self.out.clone())
+        let last = std::mem::take(&mut self.out);
+        self.send(last)
     }
 }
 
@@ -113,14 +117,14 @@ where
     let producer = tokio::task::spawn_blocking(move || {
         let mut pieces = Pieces {
             sender,
-            out: Vec::with_capacity(OUTPUT_PIECE),
+            out: Vec::with_capacity(PIECE_ROOM),
         };
         let counters = produce(&mut pieces)?;
         pieces.finish()?;
         Ok(counters)
     });
     while let Some(piece) = receiver.recv().await {
-        upload.write(&piece).await?;
+        upload.write(piece.into()).await?;
     }
     producer.await.map_err(TaskError::from_join)?
 }
