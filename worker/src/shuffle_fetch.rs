@@ -2,10 +2,10 @@
 //! and streams its partition of each from the workers that hold them, several at once. A small
 //! segment stays in memory; past the budget, segments go to the task's local directory. An output
 //! held by a worker of this process is read where it lies instead. Each segment is checked
-//! against the checksum its holder keeps. A peer that cannot serve after a few tries, or that goes silent for
-//! [`FETCH_IDLE_TIMEOUT`] mid-fetch, or a corrupt segment, is reported to the coordinator, which
-//! may run that map again; the reduce keeps what it fetched and fetches the lost output anew,
-//! as Hadoop's shuffle does.
+//! against the checksum its holder keeps. A peer that cannot serve after a few tries, or that
+//! goes silent for [`FETCH_IDLE_TIMEOUT`] mid-fetch, or a corrupt segment, is reported to the
+//! coordinator, which may run that map again; the reduce keeps what it fetched and fetches the
+//! lost output anew, as Hadoop's shuffle does.
 
 use crate::attempt::Progress;
 use crate::codec::Codec;

@@ -4,6 +4,8 @@
 //!
 //! Each index entry carries the key's first eight bytes as a big-endian integer, so most
 //! comparisons in the sort are one integer compare instead of a `memcmp` into the arena.
+//! Writing the sorted records reads the arena in key order, at random, so the arena sits on huge
+//! pages where the kernel allows and each record is prefetched a few entries ahead.
 
 use crate::spill::{RunWriter, write_group};
 use quern_sdk::engine::EncodedRecord;
