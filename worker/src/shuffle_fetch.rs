@@ -49,8 +49,14 @@ pub enum Fetched {
     Memory(Vec<u8>),
     /// A file of the task's own, removed once opened.
     File(PathBuf),
-    /// A map output of a worker in this process, at the segment's first byte: this many bytes.
-    InProcess(std::fs::File, u64),
+    /// A map output of a worker in this process: the segment is `len` bytes from `start`.
+    /// Opened only when merged, as a file of the task's own is, so that a reduce holds no more
+    /// files open than its merge does.
+    InProcess {
+        path: PathBuf,
+        start: u64,
+        len: u64,
+    },
 }
 
 impl Fetched {
@@ -69,7 +75,11 @@ impl Fetched {
                 std::fs::remove_file(&path)?;
                 codec.decoder(file, len, buffer)?
             }
-            Fetched::InProcess(file, len) => codec.decoder(file, len, buffer)?,
+            Fetched::InProcess { path, start, len } => {
+                let mut file = std::fs::File::open(&path)?;
+                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
+                codec.decoder(file, len, buffer)?
+            }
         };
         Ok(RecordReader::new(stream))
     }
@@ -199,6 +209,18 @@ struct Reach {
     /// Cancelled once the peer is found out of reach.
     gone: CancellationToken,
     why: Option<tonic::Status>,
+}
+
+impl Target<'_> {
+    /// Whether `bytes` more fit what is left of the memory budget; if so, they are taken from it.
+    fn take_budget(&self, bytes: u64) -> bool {
+        let size = i64::try_from(bytes).unwrap_or(i64::MAX);
+        if self.budget.fetch_sub(size, Ordering::Relaxed) >= size {
+            return true;
+        }
+        self.budget.fetch_add(size, Ordering::Relaxed);
+        false
+    }
 }
 
 impl OutOfReach {
@@ -441,8 +463,10 @@ async fn fetch_one(
 }
 
 /// Partition `partition` of `run`, a map output held by a worker of this process, checked against
-/// its checksum where it lies; the merge reads it from there. Failures are the ones its shuffle
-/// service would answer.
+/// its checksum: read into memory if it fits what is left of the reduce's budget, as a fetched
+/// one would be (so that a reduce over thousands of small outputs holds no file open for each),
+/// else left where it lies for the merge to read. Failures are the ones its shuffle service
+/// would answer.
 async fn open_in_process(
     run: Run,
     partition: u32,
@@ -451,25 +475,37 @@ async fn open_in_process(
     let (start, len, crc) = run
         .partition(partition)
         .ok_or_else(|| FetchError::Peer(no_partition(partition)))?;
+    let in_memory = target.take_budget(len);
     let path = run.path;
     let read = tokio::task::spawn_blocking(move || {
-        checksum_of(&path, start, len).map_err(|e| FetchError::Peer(unreadable(&path, e)))
+        let unreadable = |e| FetchError::Peer(unreadable(&path, e));
+        read_in_process(path.clone(), (start, len), in_memory).map_err(unreadable)
     });
-    let (file, read, read_crc) = read
+    let (fetched, read, read_crc) = read
         .await
         .map_err(|e| FetchError::Peer(tonic::Status::internal(e.to_string())))??;
     check_whole(Some((crc, len)), read, read_crc)?;
     target.progress.add(0, len);
-    Ok((Fetched::InProcess(file, len), len))
+    Ok((fetched, len))
 }
 
-/// The bytes of `path` from `start` up to `len` of them, and their CRC-32C, with the file open at
-/// `start`.
-fn checksum_of(path: &Path, start: u64, len: u64) -> std::io::Result<(std::fs::File, u64, u32)> {
+/// Bytes `start..start + len` of `path` (or as many as there are), in memory or left where they
+/// are; with how many there were and their CRC-32C.
+fn read_in_process(
+    path: PathBuf,
+    (start, len): (u64, u64),
+    in_memory: bool,
+) -> std::io::Result<(Fetched, u64, u32)> {
     use std::io::{Read, Seek, SeekFrom};
-    let mut file = std::fs::File::open(path)?;
+    let mut file = std::fs::File::open(&path)?;
     file.seek(SeekFrom::Start(start))?;
-    let mut bytes = (&mut file).take(len);
+    let mut bytes = file.take(len);
+    if in_memory {
+        let mut memory = Vec::with_capacity(len as usize);
+        bytes.read_to_end(&mut memory)?;
+        let (read, crc) = (memory.len() as u64, crc32c::crc32c(&memory));
+        return Ok((Fetched::Memory(memory), read, crc));
+    }
     let mut buffer = vec![0; CHECK_BUFFER.min(len as usize)];
     let (mut read, mut crc) = (0, 0);
     loop {
@@ -481,8 +517,7 @@ fn checksum_of(path: &Path, start: u64, len: u64) -> std::io::Result<(std::fs::F
             }
         }
     }
-    file.seek(SeekFrom::Start(start))?;
-    Ok((file, read, crc))
+    Ok((Fetched::InProcess { path, start, len }, read, crc))
 }
 
 /// Where one segment's bytes go as they arrive: memory, if the segment's announced size fits
@@ -494,11 +529,9 @@ enum SegmentSink {
 
 impl SegmentSink {
     async fn open(target: &Target<'_>, map_task: u32, bytes: u64) -> Result<Self, FetchError> {
-        let size = i64::try_from(bytes).unwrap_or(i64::MAX);
-        if target.budget.fetch_sub(size, Ordering::Relaxed) >= size {
+        if target.take_budget(bytes) {
             return Ok(SegmentSink::Memory(Vec::with_capacity(bytes as usize)));
         }
-        target.budget.fetch_add(size, Ordering::Relaxed);
         let path = target.dir.join(format!("segment-{map_task:05}"));
         let file = tokio::fs::File::create(&path)
             .await
@@ -722,7 +755,7 @@ mod tests {
                     path.file_name().unwrap().to_string_lossy(),
                     std::fs::metadata(&path).unwrap().len()
                 ),
-                Fetched::InProcess(..) => panic!("a fetched segment is read in place"),
+                Fetched::InProcess { .. } => panic!("a fetched segment is read in place"),
             });
         }
         assert_eq!(
@@ -736,16 +769,16 @@ mod tests {
         );
     }
 
-    /// Fetches partition 1 of a two-partition map output (map task 3, attempt 9) that a worker
-    /// of this process lists at `address` while `listed`, in one round; the segment, or the error
-    /// the round lost it with.
+    /// Fetches partition 1 of a two-partition map output (map task 3, attempt 9), written to
+    /// `work`, that a worker of this process lists at `address` while `listed`, in one round,
+    /// with a memory budget of `budget` bytes; the segment, or the error the round lost it with.
     async fn fetch_in_process(
-        address: &str,
+        (address, work): (&str, &Path),
         partitions: [&[u8]; 2],
         listed: bool,
+        budget: i64,
     ) -> Result<Fetched, TaskError> {
-        let work = tempfile::tempdir().unwrap();
-        let path = work.path().join("map-output");
+        let path = work.join("map-output");
         std::fs::write(&path, partitions.concat()).unwrap();
         let first = partitions[0].len() as u64;
         let run = Run {
@@ -761,11 +794,7 @@ mod tests {
         if !listed {
             drop(listing);
         }
-        let ctx = context(
-            &crate::testing::black_hole(),
-            work.path(),
-            JobRegistry::new(),
-        );
+        let ctx = context(&crate::testing::black_hole(), work, JobRegistry::new());
         let assignment = Assignment {
             job_id: "job-1-0001".into(),
             job_secret: "secret".into(),
@@ -780,8 +809,8 @@ mod tests {
         };
         let progress = Progress::default();
         let target = Target {
-            dir: work.path(),
-            budget: AtomicI64::new(1 << 20),
+            dir: work,
+            budget: AtomicI64::new(budget),
             progress: &progress,
             out_of_reach: OutOfReach::default(),
         };
@@ -802,27 +831,36 @@ mod tests {
         let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = format!("http://{}", nobody.local_addr().unwrap());
         drop(nobody);
+        let work = tempfile::tempdir().unwrap();
+        let at = (address.as_str(), work.path());
         let partitions: [&[u8]; 2] = [b"\x01a", b"\x02bc"];
-        match fetch_in_process(&address, partitions, true).await {
-            Ok(Fetched::InProcess(mut file, len)) => {
-                let mut read = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, len), &mut read)
-                    .unwrap();
-                assert_eq!(read, b"\x02bc");
+        // Past the memory budget: the file itself, at the partition's first byte.
+        match fetch_in_process(at, partitions, true, 0).await {
+            Ok(Fetched::InProcess { path, start, len }) => {
+                let bytes = std::fs::read(path).unwrap();
+                assert_eq!(&bytes[start as usize..][..len as usize], b"\x02bc");
             }
             Ok(_) => panic!("the segment was copied"),
             Err(e) => panic!("not read in this process: {e}"),
         }
+        // Within it: read into memory, holding no file open.
+        match fetch_in_process(at, partitions, true, 3).await {
+            Ok(Fetched::Memory(bytes)) => assert_eq!(bytes, b"\x02bc"),
+            Ok(_) => panic!("a segment within the budget was not read into memory"),
+            Err(e) => panic!("not read in this process: {e}"),
+        }
         // Damaged after it was written: the checksum catches it, as a fetch's would.
-        match fetch_in_process(&address, [b"\x01a", b"\x02bd"], true).await {
-            Err(e @ TaskError::CorruptMapOutput { map_task: 3, .. }) => {
-                assert!(e.to_string().contains("does not match"), "{e}")
+        for budget in [0, 3] {
+            match fetch_in_process(at, [b"\x01a", b"\x02bd"], true, budget).await {
+                Err(e @ TaskError::CorruptMapOutput { map_task: 3, .. }) => {
+                    assert!(e.to_string().contains("does not match"), "{e}")
+                }
+                Err(e) => panic!("not refused as corrupt: {e}"),
+                Ok(_) => panic!("a corrupt segment was taken"),
             }
-            Err(e) => panic!("not refused as corrupt: {e}"),
-            Ok(_) => panic!("a corrupt segment was taken"),
         }
         // Once its worker is gone, the address is asked over the network, where nobody answers.
-        match fetch_in_process(&address, partitions, false).await {
+        match fetch_in_process(at, partitions, false, 0).await {
             Err(TaskError::Fetch { source, .. }) => assert!(is_connect_failure(&source)),
             Err(e) => panic!("not a fetch failure: {e}"),
             Ok(_) => panic!("read from a worker that is gone"),
