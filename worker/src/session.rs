@@ -147,6 +147,7 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) -> Result<(), WorkerError> {
     crate::memory::tune_allocator();
+    crate::open_files::raise_limit();
     let host = advertised_host(&config)?;
     let listener =
         TcpListener::bind(config.listen)
