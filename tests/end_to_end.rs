@@ -98,6 +98,40 @@ fn quern_run_counts_the_corpus_exactly() {
     assert_eq!(read_output(&output, 3), expected_counts(&corpus));
 }
 
+/// A reduce over more map outputs on disk than its process may hold files open: the corpus in
+/// 4 KiB splits (about 800 maps) with a sort buffer so small that nearly every segment the reduce
+/// takes stays on disk, under a hard limit of 256 open files that the worker cannot raise. The
+/// reduce merges its segments in passes, never more than a hundred files at once.
+#[test]
+fn a_reduce_over_more_map_outputs_than_open_files_counts_the_corpus_exactly() {
+    let out = tempfile::tempdir().unwrap();
+    let output = out.path().join("wc");
+    let corpus = corpus();
+    let args = run_wordcount(
+        corpus.to_str().unwrap(),
+        output.to_str().unwrap(),
+        &[
+            "--split-size",
+            "4KiB",
+            "--sort-buffer",
+            "64KiB",
+            "--workers",
+            "2",
+            "--quiet",
+        ],
+    );
+    let run = Command::new("sh")
+        .args(["-c", "ulimit -n 256 && exec \"$0\" \"$@\"", QUERN])
+        .args(&args)
+        .env("QUERN_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "run failed: {}", stderr(&run));
+    let summary = stdout(&run);
+    assert!(summary_value(&summary, "tasks:", "map") > 500, "{summary}");
+    assert_eq!(read_output(&output, 1), expected_counts(&corpus));
+}
+
 /// Map output compressed with lz4 or zstd (spills too: the sort buffer is small) counts the corpus
 /// exactly on a real cluster, and the shuffle moves fewer bytes than the same job uncompressed.
 #[test]

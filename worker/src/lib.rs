@@ -32,6 +32,7 @@ pub mod map_locations;
 pub mod map_output;
 pub mod memory;
 pub mod merge;
+pub mod merge_passes;
 pub mod open_files;
 pub mod part_file;
 pub mod record;

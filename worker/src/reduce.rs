@@ -10,6 +10,7 @@ use crate::codec::Codec;
 use crate::context::Context;
 use crate::error::TaskError;
 use crate::merge::{Grouping, Groups, Merge};
+use crate::merge_passes::{MERGE_FACTOR, narrow};
 use crate::part_file::{Pieces, write_part};
 use crate::shuffle_fetch::{Fetched, fetch_partition};
 use quern_proto::{Assignment, Counters};
@@ -61,9 +62,10 @@ fn reduce_segments(
     dir: Arc<AttemptDir>,
     progress: Arc<Progress>,
 ) -> Result<Counters, TaskError> {
-    let _dir = dir;
     let (job, task_ctx) = job;
     let (segments, codec) = segments;
+    let segments = narrow(segments, codec, dir.path(), MERGE_FACTOR)
+        .map_err(TaskError::io("cannot merge fetched segments"))?;
     let sources = segments
         .into_iter()
         .map(|segment| segment.open(codec))
