@@ -4,10 +4,12 @@
 //! Hadoop's reduce merges in passes of `mapreduce.task.io.sort.factor`.
 
 use crate::codec::Codec;
+use crate::error::TaskError;
 use crate::shuffle_fetch::Fetched;
 use crate::spill::RunWriter;
 use std::io;
 use std::path::Path;
+use tokio_util::sync::CancellationToken;
 
 /// Segments on disk a merge reads at once, at most. Two reduces merging at once stay well inside
 /// the 1,024 open files a process may have by default.
@@ -15,22 +17,27 @@ pub const MERGE_FACTOR: usize = 100;
 
 /// `segments` with those on disk merged, a batch at a time into files in `dir`, until at most
 /// `factor` remain on disk; segments in memory are kept as they are. Compressed as `codec` says.
+/// Stops before the next batch once `cancel` is raised.
 pub fn narrow(
     segments: Vec<Fetched>,
-    codec: Codec,
-    dir: &Path,
+    (codec, dir): (Codec, &Path),
     factor: usize,
-) -> io::Result<Vec<Fetched>> {
+    cancel: &CancellationToken,
+) -> Result<Vec<Fetched>, TaskError> {
     let factor = factor.max(2);
     let (mut on_disk, mut narrowed): (Vec<Fetched>, Vec<Fetched>) = segments
         .into_iter()
         .partition(|segment| !matches!(segment, Fetched::Memory(_)));
     let mut passes = 0;
     while on_disk.len() > factor {
+        if cancel.is_cancelled() {
+            return Err(TaskError::Cancelled);
+        }
         // Just enough in this batch that what is left, with the batch's file, fits the factor.
         let batch = (on_disk.len() - factor + 1).min(factor);
         let path = dir.join(format!("merged-{passes:05}"));
-        merge_into(on_disk.drain(..batch).collect(), codec, &path)?;
+        merge_into(on_disk.drain(..batch).collect(), codec, &path)
+            .map_err(TaskError::io("cannot merge fetched segments"))?;
         on_disk.push(Fetched::File(path));
         passes += 1;
     }
@@ -89,7 +96,8 @@ mod tests {
                 };
                 segments.push(Fetched::Memory(std::fs::read(path).unwrap()));
             }
-            let narrowed = narrow(segments, codec, dir.path(), 4).unwrap();
+            let cancel = CancellationToken::new();
+            let narrowed = narrow(segments, (codec, dir.path()), 4, &cancel).unwrap();
             let on_disk = narrowed
                 .iter()
                 .filter(|s| !matches!(s, Fetched::Memory(_)))
@@ -108,5 +116,18 @@ mod tests {
             expected.extend(["001000"; 3].map(String::from));
             assert_eq!(keys, expected);
         }
+    }
+
+    #[test]
+    fn a_cancelled_reduce_merges_no_more_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let segments = (0..5)
+            .map(|s| on_disk(dir.path(), &format!("segment-{s}"), &[s], Codec::None))
+            .collect();
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let narrowed = narrow(segments, (Codec::None, dir.path()), 2, &cancel);
+        assert!(matches!(narrowed, Err(TaskError::Cancelled)));
+        assert!(!dir.path().join("merged-00000").exists());
     }
 }

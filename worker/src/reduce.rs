@@ -51,7 +51,7 @@ pub async fn run_reduce(
 
 /// Merges the fetched `segments` (compressed as the codec with them says) and reduces them with
 /// `job` (its code, and the task's context for it), on the blocking thread of [`write_part`],
-/// into `pieces`. Stops at the next key group once `cancel` is raised,
+/// into `pieces`. Stops at the next key group (or merge pass) once `cancel` is raised,
 /// and holds `dir` (where fetched segments lie) until it ends. Returns what it counted: key
 /// groups, output records and the job code's own counters.
 fn reduce_segments(
@@ -64,8 +64,7 @@ fn reduce_segments(
 ) -> Result<Counters, TaskError> {
     let (job, task_ctx) = job;
     let (segments, codec) = segments;
-    let segments = narrow(segments, codec, dir.path(), MERGE_FACTOR)
-        .map_err(TaskError::io("cannot merge fetched segments"))?;
+    let segments = narrow(segments, (codec, dir.path()), MERGE_FACTOR, &cancel)?;
     let sources = segments
         .into_iter()
         .map(|segment| segment.open(codec))
