@@ -1,4 +1,5 @@
-//! Keeps a worker's resident memory to what its running tasks hold.
+//! Keeps a worker's resident memory to what its running tasks hold, and puts the large buffers
+//! a task reads at random on huge pages ([`advise_huge_pages`]).
 //!
 //! glibc's allocator raises its mmap threshold each time a large block is freed (up to 32 MiB),
 //! so after the first task, sort buffers, read chunks and fetched segments came from its heaps,

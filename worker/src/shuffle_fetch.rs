@@ -76,9 +76,7 @@ impl Fetched {
                 codec.decoder(file, len, buffer)?
             }
             Fetched::InProcess { path, start, len } => {
-                let mut file = std::fs::File::open(&path)?;
-                std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))?;
-                codec.decoder(file, len, buffer)?
+                return crate::spill::open_segment(&path, (start, len), codec);
             }
         };
         Ok(RecordReader::new(stream))

@@ -50,11 +50,17 @@ impl Run {
                 self.path.display()
             ))
         })?;
-        let mut file = File::open(&self.path)?;
-        file.seek(SeekFrom::Start(start))?;
-        let stream = self.codec.decoder(file, len, SEGMENT_READ_BUFFER)?;
-        Ok(RecordReader::new(stream))
+        open_segment(&self.path, (start, len), self.codec)
     }
+}
+
+/// The records of bytes `start..start + len` of the file at `path`, compressed as `codec` says:
+/// a partition of a run, wherever it is read from.
+pub fn open_segment(path: &Path, (start, len): (u64, u64), codec: Codec) -> io::Result<Segment> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(start))?;
+    let stream = codec.decoder(file, len, SEGMENT_READ_BUFFER)?;
+    Ok(RecordReader::new(stream))
 }
 
 /// A writer that counts the bytes that pass through it, and keeps their CRC-32C since the last
